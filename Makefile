@@ -1,0 +1,41 @@
+# Every target installs what it needs into .venv first, so `make demo` and `make test`
+# work on a fresh clone. torch is installed pinned and first: an unpinned torch would pull
+# gigabytes of CUDA packages.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+DEMO    := demo_out
+THREADS ?= 1
+
+.PHONY: help install demo test bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install gruforecast with its dev tools
+
+demo: $(STAMP)  ## train on sample_data/, predict, write a report into demo_out/
+	.venv/bin/gruforecast train sample_data/co2_weekly.csv --target co2 --time-col week \
+		--fill interpolate --horizon 52 --seed 0 --threads $(THREADS) --out $(DEMO)/co2.gruf
+	.venv/bin/gruforecast predict $(DEMO)/co2.gruf --horizon 52 --out $(DEMO)/co2-forecast.csv
+	.venv/bin/gruforecast info $(DEMO)/co2.gruf
+	@echo "model:    $(DEMO)/co2.gruf"
+	@echo "forecast: $(DEMO)/co2-forecast.csv"
+	@echo "report:   $(DEMO)/metrics.json"
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest -q
+
+bench: $(STAMP)  ## GRU speed: FusedGRU against torch.nn.GRU, written to benchmarks/results/
+	$(PY) benchmarks/gru.py
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check gruforecast tests benchmarks
+
+clean:  ## remove the venv and demo outputs
+	rm -rf .venv $(DEMO)

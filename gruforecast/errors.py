@@ -1,0 +1,24 @@
+"""Errors that are shown to the user.
+
+Every exception raised on purpose by gruforecast derives from `GruForecastError`; its
+message is a single line naming the problem and the fix. `cli.py` is the only place that
+turns these into exit codes (`exit_code`), so library code never calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+
+class GruForecastError(Exception):
+    """A problem the user can fix; the message is shown as is, without a traceback."""
+
+    exit_code = 1
+
+
+class InputError(GruForecastError):
+    """Bad data, bad options or bad usage: exit code 2."""
+
+    exit_code = 2
+
+
+class ArtifactError(InputError):
+    """A model file that is missing, corrupt, truncated or not ours."""
