@@ -1,0 +1,130 @@
+"""The model artifact: one versioned file with everything `predict` needs.
+
+Layout (a `torch.save` dict, loaded with `weights_only=True`, so loading runs no pickled
+code): `format`, `format_version`, `meta` (a JSON string: package version, data spec,
+window and training configs, frequency, series ids and last times, metrics), and tensors:
+`state_dict`, `loc`/`scale` (S, C) scaler parameters, `tail` (S, L, C) the last `lookback`
+observations of each series in original units.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .atomic import atomic_write
+from .data import DataSpec
+from .errors import ArtifactError
+from .nn import GRURegressor
+from .train import TrainConfig, build_model
+from .windows import WindowConfig
+
+FORMAT = "gruforecast-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Artifact:
+    """A trained model and the context to forecast with it."""
+
+    model: GRURegressor
+    data_spec: DataSpec
+    window_cfg: WindowConfig
+    train_cfg: TrainConfig
+    freq: str | None
+    step: int
+    time_dtype: str
+    season: int
+    series_ids: list[str]
+    last_times: list  # pd.Timestamp or int per series
+    loc: np.ndarray  # (S, C)
+    scale: np.ndarray  # (S, C)
+    tail: np.ndarray  # (S, L, C) original units
+    metrics: dict = field(default_factory=dict)
+    package_version: str = __version__
+
+    @property
+    def n_inputs(self) -> int:
+        return 1 + len(self.data_spec.features)
+
+
+def save(art: Artifact, path: str | Path) -> Path:
+    """Write the artifact atomically to `path`."""
+    meta = {
+        "package_version": art.package_version,
+        "data_spec": asdict(art.data_spec),
+        "window_cfg": asdict(art.window_cfg),
+        "train_cfg": asdict(art.train_cfg),
+        "freq": art.freq, "step": art.step, "time_dtype": art.time_dtype, "season": art.season,
+        "series_ids": art.series_ids,
+        "last_times": [_time_to_json(t) for t in art.last_times],
+        "metrics": art.metrics,
+    }
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "meta": json.dumps(meta),
+        "state_dict": {k: v.detach().cpu() for k, v in art.model.state_dict().items()},
+        "loc": torch.from_numpy(np.asarray(art.loc, dtype=np.float64)),
+        "scale": torch.from_numpy(np.asarray(art.scale, dtype=np.float64)),
+        "tail": torch.from_numpy(np.asarray(art.tail, dtype=np.float64)),
+    }
+    return atomic_write(path, lambda p: torch.save(payload, p))
+
+
+def load(path: str | Path) -> Artifact:
+    """Read an artifact; a missing, corrupt, truncated or foreign file is an `ArtifactError`."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ArtifactError(f"model file {str(path)!r} {what}; pass the file written by `gruforecast train --out`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for bad bytes; all mean the same to a user
+        raise ArtifactError(
+            f"{str(path)!r} is not a readable gruforecast model (corrupt, truncated or another format); retrain it"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ArtifactError(f"{str(path)!r} is not a gruforecast model file; pass the file written by `gruforecast train --out`")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{str(path)!r} has model format {version}, this gruforecast reads {FORMAT_VERSION}; retrain it or use a matching gruforecast"
+        )
+    try:
+        return _from_payload(payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{str(path)!r} is damaged ({type(exc).__name__}); retrain it") from None
+
+
+def _from_payload(payload: dict) -> Artifact:
+    meta = json.loads(payload["meta"])
+    data_spec = DataSpec(**meta["data_spec"])
+    window_cfg = WindowConfig(**meta["window_cfg"])
+    train_cfg = TrainConfig(**meta["train_cfg"])
+    model = build_model(1 + len(data_spec.features), window_cfg.horizon, train_cfg)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    time_dtype = meta["time_dtype"]
+    return Artifact(
+        model=model, data_spec=data_spec, window_cfg=window_cfg, train_cfg=train_cfg,
+        freq=meta["freq"], step=meta["step"], time_dtype=time_dtype, season=meta["season"],
+        series_ids=list(meta["series_ids"]),
+        last_times=[_time_from_json(t, time_dtype) for t in meta["last_times"]],
+        loc=payload["loc"].numpy(), scale=payload["scale"].numpy(), tail=payload["tail"].numpy(),
+        metrics=meta["metrics"], package_version=meta["package_version"],
+    )
+
+
+def _time_to_json(t) -> str | int:
+    return int(t) if isinstance(t, (int, np.integer)) else pd.Timestamp(t).isoformat()
+
+
+def _time_from_json(t: str | int, time_dtype: str):
+    return int(t) if time_dtype == "integer" else pd.Timestamp(t)

@@ -1,0 +1,60 @@
+"""Forecast error metrics: small pure numpy functions, each with its formula.
+
+Conventions: `y` actuals, `f` forecasts, same shape; NaNs in either are ignored (a metric
+over no valid points is NaN). sMAPE is in percent on the 0-200 scale (M4's definition).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _valid(y: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y, f = np.asarray(y, dtype=float).ravel(), np.asarray(f, dtype=float).ravel()
+    keep = ~(np.isnan(y) | np.isnan(f))
+    return y[keep], f[keep]
+
+
+def mae(y: np.ndarray, f: np.ndarray) -> float:
+    """MAE = mean |y - f|."""
+    y, f = _valid(y, f)
+    return float(np.mean(np.abs(y - f))) if len(y) else float("nan")
+
+
+def rmse(y: np.ndarray, f: np.ndarray) -> float:
+    """RMSE = sqrt(mean (y - f)^2)."""
+    y, f = _valid(y, f)
+    return float(np.sqrt(np.mean((y - f) ** 2))) if len(y) else float("nan")
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    """sMAPE = mean 200 |y - f| / (|y| + |f|), a term with y = f = 0 counting as 0."""
+    y, f = _valid(y, f)
+    if not len(y):
+        return float("nan")
+    denom = np.abs(y) + np.abs(f)
+    terms = np.divide(200.0 * np.abs(y - f), denom, out=np.zeros_like(y), where=denom > 0)
+    return float(np.mean(terms))
+
+
+def mase_scale(train: np.ndarray, season: int) -> float:
+    """In-sample seasonal naive MAE: mean |x_t - x_{t-m}| over the training part.
+
+    Falls back to m = 1 when the training part is not longer than one season. NaN when
+    fewer than two points; 0 for a constant series (MASE is then undefined: inf or NaN).
+    """
+    x = np.asarray(train, dtype=float)
+    m = season if len(x) > season else 1
+    if len(x) <= m:
+        return float("nan")
+    return float(np.nanmean(np.abs(x[m:] - x[:-m])))
+
+
+def mase(y: np.ndarray, f: np.ndarray, scale: float) -> float:
+    """MASE = mean |y - f| / scale, with scale from `mase_scale` (M4 convention).
+
+    NaN when the scale is 0 or NaN (a constant training part gives no yardstick).
+    """
+    if not scale > 0:
+        return float("nan")
+    return mae(y, f) / scale
