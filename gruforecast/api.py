@@ -7,8 +7,8 @@ trains and forecasts with the same code. Nothing here prints or writes files exc
 
 from __future__ import annotations
 
+import json
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from .errors import InputError
 from .evaluate import holdout_report
 from .forecast import Forecast, forecast
 from .train import EpochLog, FitResult, TrainConfig, build_model, fit, predict_origins
-from .windows import WindowConfig, make_windows
+from .windows import WindowConfig, check_lengths, make_windows
 
 
 @dataclass
@@ -40,12 +40,14 @@ def default_window(panel: Panel, season: int, horizon: int | None = None,
     """Fill in the horizon (one season, at least 1) and the lookback (two seasons or two
     horizons, whichever is longer, shortened to fit the shortest series)."""
     H = horizon if horizon is not None else max(season, 1)
-    if lookback is not None:
-        return WindowConfig(lookback=lookback, horizon=H, **kwargs)
-    probe = WindowConfig(lookback=1, horizon=H, **kwargs)
-    room = min(probe.part_lengths(len(s))[0] - H for s in panel.series)
-    L = min(max(2 * season, 2 * H), room) if room >= 1 else max(2 * season, 2 * H)
-    return WindowConfig(lookback=max(L, 1), horizon=H, **kwargs)
+    if lookback is None:
+        probe = WindowConfig(lookback=1, horizon=H, **kwargs)
+        room = min(probe.part_lengths(len(s))[0] - H for s in panel.series)
+        wanted = max(2 * season, 2 * H)
+        lookback = max(1, min(wanted, room)) if room >= 1 else wanted
+    cfg = WindowConfig(lookback=lookback, horizon=H, **kwargs)
+    check_lengths(panel, cfg)
+    return cfg
 
 
 def pick_device(name: str) -> torch.device:
@@ -129,23 +131,22 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
 def save_outputs(run: TrainRun, model_path: Path, report_dir: Path,
                  forecast_path: Path) -> dict[str, Path]:
     """Write the model, metrics.json and the forecast from the end of the data."""
-    import json
-
     fc = forecast(run.artifact)
     written = {"model": artifact.save(run.artifact, model_path)}
     written["forecast"] = write_forecast(fc, forecast_path)
-    written["metrics"] = atomic_write_text(
-        report_dir / "metrics.json", json.dumps(run.report, indent=2, default=_json_default) + "\n")
+    text = json.dumps(_jsonable(run.report), indent=2, allow_nan=False) + "\n"
+    written["metrics"] = atomic_write_text(report_dir / "metrics.json", text)
     return written
 
 
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
+def _jsonable(obj):
+    """numpy scalars to Python numbers; NaN and inf to None (JSON has neither)."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    raise TypeError(type(obj).__name__)
-
-
-def elapsed(start: float) -> float:
-    return round(time.perf_counter() - start, 3)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj

@@ -79,23 +79,13 @@ class Windows:
 
 def make_windows(panel: Panel, cfg: WindowConfig) -> Windows:
     """Split each series by time, fit its scaler on its training part, list the windows."""
+    check_lengths(panel, cfg)
     L, H = cfg.lookback, cfg.horizon
     parts, locs, scales, n_trains, chunks = ([], [], []), [], [], [], []
     offset = 0
     for s in panel.series:
         n = len(s)
-        if n < L + H:
-            raise InputError(
-                f"series {s.id!r} has {n} points, fewer than lookback {L} + horizon {H}; "
-                "lower --lookback or --horizon, or give more data"
-            )
         n_train, n_val, n_test = cfg.part_lengths(n)
-        if n_train < L + H:
-            raise InputError(
-                f"series {s.id!r} has {n} points: after {n_val} validation and {n_test} test "
-                f"points, {n_train} remain for training, fewer than lookback {L} + horizon {H}; "
-                "lower --lookback or --horizon, or give more data"
-            )
         loc, scale = fit_scaler(s.values[:n_train], cfg.scaler)
         chunks.append(((s.values - loc) / scale).astype(np.float32))
         bounds = [(L, n_train), (n_train, n_train + n_val), (n - n_test, n)]
@@ -112,6 +102,26 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> Windows:
         train=np.concatenate(parts[0]), val=np.concatenate(parts[1]),
         test=np.concatenate(parts[2]), lookback=L, horizon=H,
     )
+
+
+def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
+    """Every series must hold at least one training window after the held-out parts."""
+    L, H = cfg.lookback, cfg.horizon
+    for s in panel.series:
+        n = len(s)
+        name = f"series {s.id!r}" if panel.spec.id_col else "the series"
+        if n < L + H:
+            raise InputError(
+                f"{name} has {n} points, fewer than lookback {L} + horizon {H}; "
+                "lower --lookback or --horizon, or give more data"
+            )
+        n_train, n_val, n_test = cfg.part_lengths(n)
+        if n_train < L + H:
+            raise InputError(
+                f"{name} has {n} points: after {n_val} validation and {n_test} test points, "
+                f"{n_train} remain for training, fewer than lookback {L} + horizon {H}; "
+                "lower --lookback or --horizon, or give more data"
+            )
 
 
 def fit_scaler(train_values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,26 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real `gruforecast` command in a subprocess, as cron would (no TTY)."""
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "gruforecast", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def co2_model(tmp_path_factory):
+    """The README's demo run, once per session: default options, 52-week horizon."""
+    out = tmp_path_factory.mktemp("co2")
+    proc = run_cli("train", SAMPLE / "co2_weekly.csv", "--target", "co2", "--fill", "interpolate",
+                   "--horizon", "52", "--seed", "0", "--out", out / "co2.gruf")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc

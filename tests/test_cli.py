@@ -1,0 +1,144 @@
+"""The real command line, run as a subprocess: happy paths, exit codes, messages."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE, run_cli
+
+
+def test_train_then_predict_on_the_sample_series(co2_model, tmp_path):
+    out, proc = co2_model
+    assert {"co2.gruf", "co2-forecast.csv", "metrics.json"} <= {p.name for p in out.iterdir()}
+    assert "Traceback" not in proc.stderr
+    forecast = pd.read_csv(out / "co2-forecast.csv", parse_dates=["week"])
+    assert list(forecast.columns) == ["week", "forecast"] and len(forecast) == 52
+    # the future continues the weekly (W-SAT) index right after the last observation
+    expected = pd.date_range("2002-01-05", periods=52, freq="W-SAT")
+    assert (forecast["week"] == expected).all()
+    assert forecast["forecast"].between(360, 390).all()  # ppm, around the 2001 level
+
+    pred = run_cli("predict", out / "co2.gruf", "--horizon", "80", "--out", tmp_path / "f.parquet")
+    assert pred.returncode == 0, pred.stderr
+    assert "recursively" in pred.stderr
+    longer = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(longer) == 80
+    np.testing.assert_allclose(longer["forecast"][:52], forecast["forecast"], rtol=1e-6)
+
+
+def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
+    out, _ = co2_model
+    report = json.loads((out / "metrics.json").read_text())
+    scores = report["test"]["scores"]
+    assert scores["model"]["mase"] < scores["seasonal_naive"]["mase"]
+    assert scores["model"]["mase"] < scores["naive"]["mase"]
+    for key in ("gruforecast_version", "data", "config", "seed", "training", "test", "versions"):
+        assert key in report
+    assert report["training"]["seconds"] > 0
+
+
+def test_panel_with_id_column_and_fresh_data(tmp_path):
+    model = tmp_path / "macro.gruf"
+    proc = run_cli("train", SAMPLE / "us_macro_quarterly.csv", "--target", "value", "--id-col", "series",
+                   "--horizon", "4", "--epochs", "3", "--out", model)
+    assert proc.returncode == 0, proc.stderr
+    data = pd.read_csv(SAMPLE / "us_macro_quarterly.csv")
+    data[data["quarter"] < "2008-01-01"].to_csv(tmp_path / "older.csv", index=False)
+    pred = run_cli("predict", model, "--data", tmp_path / "older.csv", "--out", tmp_path / "f.csv")
+    assert pred.returncode == 0, pred.stderr
+    fc = pd.read_csv(tmp_path / "f.csv")
+    assert list(fc.columns) == ["series", "quarter", "forecast"]
+    assert sorted(fc["series"].unique()) == sorted(data["series"].unique())
+    assert (fc.groupby("series")["quarter"].first() == "2008-01-01").all()
+    info = run_cli("info", model)
+    assert info.returncode == 0 and "realgdp" in info.stdout and "QS-JAN" in info.stdout
+
+
+def test_integer_steps_continue_the_steps(tmp_path):
+    t = np.arange(10, 10 + 3 * 300, 3)
+    pd.DataFrame({"t": t, "y": np.sin(t / 7.0)}).to_csv(tmp_path / "steps.csv", index=False)
+    proc = run_cli("train", tmp_path / "steps.csv", "--time-col", "t", "--horizon", "6", "--epochs", "2",
+                   "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 0, proc.stderr
+    fc = pd.read_csv(tmp_path / "m-forecast.csv")
+    assert fc["t"].tolist() == [t[-1] + 3 * k for k in range(1, 7)]
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _series_csv(n=200, **overrides):
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D"),
+                          "y": np.sin(np.arange(n) / 3.0)})
+    for key, fn in overrides.items():
+        frame = fn(frame)
+    return frame.to_csv(index=False)
+
+
+BAD = [
+    ("duplicate timestamps", lambda: _series_csv(fn=lambda f: pd.concat([f, f.iloc[[5]]])),
+     [], "1 duplicate timestamps, first at 2020-01-06 00:00:00; remove or aggregate them"),
+    ("non-numeric target", lambda: _series_csv(fn=lambda f: f.assign(y=f["y"].astype(object)).replace({f["y"].iloc[3]: "abc"})),
+     ["--target", "y"], "column 'y' is not numeric: row 5 holds 'abc'; clean the column or choose another"),
+    ("too short", lambda: _series_csv(n=20), ["--horizon", "7"],
+     "fewer than lookback"),
+    ("empty file", lambda: "", [], "is empty; give a file with a header and rows"),
+    ("header only", lambda: "date,y\n", [], "has no rows; give a file with data under the header"),
+    ("missing column", lambda: _series_csv(), ["--target", "sales"],
+     "column 'sales' (--target) is not in the file; its columns are date, y"),
+    ("missing values", lambda: _series_csv(fn=lambda f: f.assign(y=f["y"].where(f.index % 50 != 7))),
+     [], "4 missing values or gaps in the time index, first at 2020-01-08 00:00:00; pass --fill interpolate|ffill|zero"),
+    ("gap in the index", lambda: _series_csv(fn=lambda f: f.drop(index=[30, 31])),
+     [], "2 missing values or gaps in the time index, first at 2020-01-31 00:00:00; pass --fill interpolate|ffill|zero"),
+    ("bad fill", lambda: _series_csv(), ["--fill", "mean"], "--fill 'mean' is not known; use one of interpolate, ffill, zero"),
+    ("bad horizon", lambda: _series_csv(), ["--horizon", "0"], "--horizon (0) must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("case,content,args,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exit_2_one_line_no_output(tmp_path, case, content, args, message):
+    data = _write(tmp_path, "data.csv", content())
+    model = tmp_path / "out" / "m.gruf"
+    proc = run_cli("train", data, *args, "--out", model)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gruforecast: error: "), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_gaps_are_filled_when_asked(tmp_path):
+    data = _write(tmp_path, "data.csv", _series_csv(fn=lambda f: f.drop(index=[30, 31])))
+    proc = run_cli("train", data, "--fill", "interpolate", "--epochs", "1", "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_data_file_and_bad_model_file(tmp_path):
+    proc = run_cli("train", tmp_path / "nope.csv", "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 2 and "does not exist; check the path" in proc.stderr
+    fake = _write(tmp_path, "fake.gruf", "date,y\n1,2\n")
+    proc = run_cli("predict", fake, "--out", tmp_path / "f.csv")
+    assert proc.returncode == 2
+    assert "is not a readable gruforecast model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_usage_error_exits_2():
+    proc = run_cli("train")
+    assert proc.returncode == 2
+
+
+def test_every_command_has_help_and_is_documented():
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    for command in ("train", "predict", "info"):
+        proc = run_cli(command, "--help")
+        assert proc.returncode == 0 and "Usage" in proc.stdout
+        assert f"gruforecast {command}" in docs

@@ -1,0 +1,101 @@
+"""FusedGRU against torch.nn.GRU (copied weights), gradcheck in float64, CUDA twins."""
+
+import pytest
+import torch
+
+from gruforecast.nn import FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
+
+
+def _pair(input_size, hidden, layers, device, dtype=torch.float32):
+    ref = torch.nn.GRU(input_size, hidden, layers, batch_first=True).to(device, dtype)
+    ours = FusedGRU(input_size, hidden, layers).to(device, dtype)
+    ours.load_state_dict(ref.state_dict())  # same names and shapes: loads unchanged
+    return ref, ours
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_matches_torch_gru_outputs_and_every_gradient(device, layers, with_h0):
+    torch.manual_seed(layers * 10 + with_h0)
+    B, T, I, H = 5, 11, 3, 16
+    ref, ours = _pair(I, H, layers, device)
+    x = torch.randn(B, T, I, device=device, requires_grad=True)
+    h0 = torch.randn(layers, B, H, device=device, requires_grad=True) if with_h0 else None
+    out_r, h_r = ref(x, h0)
+    out_o, h_o = ours(x, h0)
+    torch.testing.assert_close(out_o, out_r, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_o, h_r, atol=1e-5, rtol=0)
+    g_out, g_h = torch.randn_like(out_r), torch.randn_like(h_r)  # random upstream gradients
+    inputs = [x] + ([h0] if with_h0 else [])
+    grads_r = torch.autograd.grad((out_r * g_out).sum() + (h_r * g_h).sum(), inputs + list(ref.parameters()))
+    grads_o = torch.autograd.grad((out_o * g_out).sum() + (h_o * g_h).sum(), inputs + list(ours.parameters()))
+    names = ["x"] + (["h0"] if with_h0 else []) + [n for n, _ in ours.named_parameters()]
+    for name, gr, go in zip(names, grads_r, grads_o):
+        torch.testing.assert_close(go, gr, atol=1e-5, rtol=1e-5, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_function_gradcheck_float64(seed, with_h0):
+    torch.manual_seed(seed)
+    T, B, I, H = 4, 3, 2, 5
+    f64 = dict(dtype=torch.float64, requires_grad=True)
+    x = torch.randn(T, B, I, **f64)
+    h0 = torch.randn(B, H, **f64) if with_h0 else torch.zeros(B, H, dtype=torch.float64)
+    params = [torch.randn(3 * H, I, **f64), torch.randn(3 * H, H, **f64),
+              torch.randn(3 * H, **f64), torch.randn(3 * H, **f64)]
+    assert torch.autograd.gradcheck(FusedGRUFunction.apply, (x, h0, *params))
+
+
+def test_reference_cell_matches_torch_gru_cell():
+    torch.manual_seed(0)
+    cell = torch.nn.GRUCell(3, 7)
+    x, h = torch.randn(4, 3), torch.randn(4, 7)
+    got = gru_cell_reference(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    torch.testing.assert_close(got, cell(x, h))
+
+
+def test_inference_path_equals_training_path():
+    torch.manual_seed(0)
+    _, ours = _pair(2, 8, 2, "cpu")
+    x = torch.randn(3, 9, 2)
+    with torch.no_grad():
+        out_eval, h_eval = ours(x)
+    out_train, h_train = ours(x)
+    torch.testing.assert_close(out_eval, out_train)
+    torch.testing.assert_close(h_eval, h_train)
+
+
+def test_skips_gradients_nobody_needs():
+    torch.manual_seed(0)
+    _, ours = _pair(2, 4, 1, "cpu")
+    for p in ours.parameters():
+        p.requires_grad_(False)
+    ours.weight_hh_l0.requires_grad_(True)
+    ours(torch.randn(2, 5, 2))[1].sum().backward()
+    assert ours.weight_hh_l0.grad is not None and ours.weight_ih_l0.grad is None
+
+
+def test_batch_first_false_and_dropout_between_layers():
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(2, 6, 2, dropout=0.5)
+    ours = FusedGRU(2, 6, 2, dropout=0.5, batch_first=False)
+    ours.load_state_dict(ref.state_dict())
+    ref.eval(), ours.eval()
+    x = torch.randn(7, 3, 2)  # (T, B, I)
+    torch.testing.assert_close(ours(x)[0], ref(x)[0], atol=1e-5, rtol=0)
+    ours.train()
+    assert not torch.allclose(ours(x)[0], ref(x)[0], atol=1e-3)  # dropout is active
+
+
+def test_regressor_window_norm_is_shift_equivariant():
+    """With window_norm='last' a constant shift of the target input shifts the forecast."""
+    torch.manual_seed(0)
+    model = GRURegressor(1, 8, 1, horizon=4).eval()
+    x = torch.randn(2, 10, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x + 3.0), model(x) + 3.0, atol=1e-5, rtol=0)

@@ -1,0 +1,81 @@
+"""Windows, split and scalers: exact windows, no leakage, round trips, O(n) memory."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.windows import SCALERS, WindowConfig, fit_scaler, gather, make_windows
+
+
+def _panel(values_by_id: dict[str, np.ndarray]):
+    rows = [pd.DataFrame({"id": k, "t": np.arange(len(v)), "y": v}) for k, v in values_by_id.items()]
+    return build_panel(pd.concat(rows), DataSpec(target="y", time_col="t", id_col="id"))
+
+
+def test_exact_windows_of_an_arange_series():
+    panel = _panel({"a": np.arange(100, dtype=float)})
+    w = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none"))
+    x, y = gather(torch.from_numpy(w.values), torch.from_numpy(w.train[:2]), 5, 3)
+    assert x[:, :, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
+    assert y.tolist() == [[5, 6, 7], [6, 7, 8]]
+
+
+def test_targets_never_cross_the_split_points_nor_series():
+    panel = _panel({"a": np.arange(100.0), "b": np.arange(60.0)})
+    cfg = WindowConfig(lookback=4, horizon=3, scaler="none", val_frac=0.1, test_frac=0.2)
+    w = make_windows(panel, cfg)
+    for s, (lo, hi) in enumerate(zip(w.offsets[:-1], w.offsets[1:])):
+        n_train, n_val, n_test = cfg.part_lengths(hi - lo)
+        for part, (a, b) in [(w.train, (0, n_train)), (w.val, (n_train, n_train + n_val)),
+                             (w.test, (hi - lo - n_test, hi - lo))]:
+            o = part[w.series_of(part) == s] - lo
+            assert len(o) and o.min() >= a and o.max() + cfg.horizon <= b  # all H targets inside
+            assert o.min() - cfg.lookback >= 0  # inputs never reach into another series
+
+
+def test_scaler_is_fitted_on_the_training_part_only():
+    """Changing the validation and test values must not change the scaler or train windows."""
+    base = np.sin(np.arange(200) / 5.0)
+    leaked = base.copy()
+    cfg = WindowConfig(lookback=10, horizon=5, val_frac=0.1, test_frac=0.1)
+    n_train = cfg.part_lengths(200)[0]
+    leaked[n_train:] += 1000.0  # a wildly different future
+    w1, w2 = make_windows(_panel({"a": base}), cfg), make_windows(_panel({"a": leaked}), cfg)
+    np.testing.assert_array_equal(w1.loc, w2.loc)
+    np.testing.assert_array_equal(w1.scale, w2.scale)
+    np.testing.assert_array_equal(w1.values[:n_train], w2.values[:n_train])
+    np.testing.assert_allclose(w1.loc[0, 0], base[:n_train].mean())
+
+
+@pytest.mark.parametrize("kind", SCALERS)
+def test_scaler_round_trip(kind):
+    rng = np.random.default_rng(0)
+    train = rng.normal(5, 3, size=(50, 2))
+    loc, scale = fit_scaler(train, kind)
+    x = rng.normal(5, 3, size=(20, 2))
+    np.testing.assert_allclose((x - loc) / scale * scale + loc, x)
+    if kind == "minmax":
+        np.testing.assert_allclose(((train - loc) / scale).min(0), 0, atol=1e-12)
+        np.testing.assert_allclose(((train - loc) / scale).max(0), 1)
+
+
+def test_short_series_is_a_clear_error():
+    from gruforecast.errors import InputError
+
+    with pytest.raises(InputError, match="fewer than lookback 20 \\+ horizon 5"):
+        make_windows(_panel({"a": np.arange(12.0)}), WindowConfig(lookback=20, horizon=5))
+
+
+def test_a_million_points_cost_o_n_memory_and_train():
+    from gruforecast.train import TrainConfig, build_model, fit
+
+    n = 1_000_000
+    panel = _panel({"a": np.sin(np.arange(n) / 24.0)})
+    w = make_windows(panel, WindowConfig(lookback=48, horizon=12))
+    assert w.values.nbytes == n * 4  # the series once, float32; no (windows x L) matrix
+    assert len(w.train) > 700_000
+    cfg = TrainConfig(hidden_size=8, epochs=1, windows_per_epoch=2048, batch_size=256)
+    result = fit(build_model(1, 12, cfg), w, cfg, torch.device("cpu"))
+    assert np.isfinite(result.history[0].train_loss)
