@@ -250,7 +250,7 @@ def _infer_freq(groups: list[tuple[str, pd.DataFrame]], spec: DataSpec) -> str:
     idx = pd.DatetimeIndex(longest)
     if len(idx) < 3:
         raise InputError("too few timestamps to infer the frequency; pass --freq (e.g. h, D, MS)")
-    freq = pd.infer_freq(idx)
+    freq = _infer(idx)
     if freq is None:
         # Gaps break infer_freq; the most common spacing is the frequency the gaps break.
         diffs = pd.Series(idx[1:] - idx[:-1])
@@ -259,6 +259,16 @@ def _infer_freq(groups: list[tuple[str, pd.DataFrame]], spec: DataSpec) -> str:
         if not idx.isin(regular).all():
             raise InputError("cannot infer the frequency from irregular timestamps; pass --freq (e.g. h, D, MS)")
     return freq
+
+
+def _infer(idx: pd.DatetimeIndex) -> str | None:
+    """pd.infer_freq as a string alias, across pandas versions (newer ones return an offset)."""
+    try:
+        with pd.option_context("future.infer_freq_returns_offset", True):
+            freq = pd.infer_freq(idx)
+    except (KeyError, pd.errors.OptionError):  # pandas without that option returns a string
+        freq = pd.infer_freq(idx)
+    return None if freq is None else pd.tseries.frequencies.to_offset(freq).freqstr
 
 
 def _integer_step(groups: list[tuple[str, pd.DataFrame]], spec: DataSpec) -> int:

@@ -1,0 +1,56 @@
+"""Save, load, same forecast; old files still load; bad files are clear errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gruforecast import api, artifact
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.errors import ArtifactError
+from gruforecast.forecast import forecast
+from gruforecast.train import TrainConfig
+from gruforecast.windows import WindowConfig
+
+V1 = Path(__file__).parent / "data" / "model_v1.gruf"
+
+
+def _run():
+    t = pd.date_range("2021-01-01", periods=300, freq="h")
+    frame = pd.DataFrame({"ts": t, "load": 10 + np.sin(np.arange(300) / 4.0)})
+    panel = build_panel(frame, DataSpec(target="load", time_col="ts"))
+    return api.train(panel, WindowConfig(lookback=24, horizon=6), TrainConfig(hidden_size=8, epochs=2), 24)
+
+
+def test_round_trip_gives_the_same_forecast(tmp_path):
+    run = _run()
+    path = artifact.save(run.artifact, tmp_path / "m.gruf")
+    loaded = artifact.load(path)
+    a, b = forecast(run.artifact).frame, forecast(loaded).frame
+    pd.testing.assert_frame_equal(a, b)
+    assert loaded.data_spec == run.artifact.data_spec and loaded.freq == "h"
+    assert b["ts"].iloc[0] == pd.Timestamp("2021-01-13 12:00")  # one hour after the last
+
+
+def test_committed_v1_model_still_loads_and_forecasts():
+    art = artifact.load(V1)
+    fc = forecast(art, horizon=3).frame
+    assert len(fc) == 3 and fc["forecast"].notna().all()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_files_are_clear_errors(tmp_path, damage):
+    path = tmp_path / "bad.gruf"
+    data = V1.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00\x01junk" * 50, "empty": b""}[damage])
+    with pytest.raises(ArtifactError, match="not a readable gruforecast model"):
+        artifact.load(path)
+
+
+def test_foreign_torch_file_is_refused(tmp_path):
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ArtifactError, match="is not a gruforecast model file"):
+        artifact.load(tmp_path / "other.pt")
