@@ -22,6 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import native
+from .native import ptr
+
 
 def gru_cell_reference(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
                        b_ih: Tensor, b_hh: Tensor) -> Tensor:
@@ -45,110 +48,186 @@ def _tanh_via_sigmoid_(a2: Tensor) -> Tensor:
     return a2.sigmoid_().mul_(2.0).sub_(1.0)
 
 
+def _native_loops(x: Tensor):
+    """The compiled C loops for this tensor, or None (CUDA, other dtypes, no compiler)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not _NATIVE[0]:
+        return None
+    lib = native.library()
+    if lib is None:
+        return None
+    suffix = "f32" if x.dtype == torch.float32 else "f64"
+    return getattr(lib, f"gru_forward_{suffix}"), getattr(lib, f"gru_backward_{suffix}")
+
+
+_NATIVE = [True]  # tests switch the C loops off to check the torch path on its own
+
+
+def use_native(enabled: bool) -> None:
+    """Use the compiled C loops on the CPU when available (default), or the torch path."""
+    _NATIVE[0] = enabled
+
+
+def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """ONE product (3H, I) @ (I, T*B) for the input projections of every step.
+
+    Returns gh (3H, T, B) = [gi_r + b_hr, gi_z + b_hz, b_hn], the buffer each step's
+    recurrent product is added to, and gin (H, T, B) = W_in x + b_in: the n part of b_hh
+    must stay inside r * (W_hn h + b_hn), so it cannot be folded in like the others.
+    """
+    I, T, B = x.shape
+    H = w_ih.shape[0] // 3
+    gh = torch.mm(w_ih, x.reshape(I, T * B)).view(3 * H, T, B)
+    gin = gh[2 * H:] + b_ih[2 * H:, None, None]
+    gh[: 2 * H] += (b_ih[: 2 * H] + b_hh[: 2 * H])[:, None, None]
+    gh[2 * H:] = b_hh[2 * H:, None, None]
+    return gh, gin
+
+
 def gru_sequence_forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
                          b_hh: Tensor, save: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Run one layer over (T, B, I); return (out (T, B, H), gates, hn).
+    """Run one layer over a sequence in feature-major layout; return (out, gh, n).
 
-    With `save`, also return what the backward needs: the gates [r, z, n] (T, B, 3H) and
-    W_hn h + b_hn (T, B, H) of every step; without it (inference) no per-step gate buffer
-    is kept.
+    x (I, T, B), h0 (H, B); out (H, T, B). Feature-major keeps every gate block of a step
+    a (H, B) slab whose rows are contiguous, so the per-step gate math runs in place, and
+    the weight gradients after the loop are plain 2-D products over (T*B).
+    With `save`, also return what the backward needs: `gh` (3H, T, B) holding [r; z;
+    W_hn h + b_hn] of every step and `n` (H, T, B); without it (inference) the new-gate
+    buffer is one (H, B) slab reused across steps.
     """
-    T, B, _ = x.shape
+    I, T, B = x.shape
     H = w_hh.shape[1]
-    # Input projections of all steps in one product. The r and z parts get b_hh folded in;
-    # the n part of b_hh must stay inside r * (W_hn h + b_hn), so the buffer each step's
-    # recurrent product is added to holds [gi_r + b_hr, gi_z + b_hz, b_hn].
-    gh = torch.addmm(b_ih, x.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * H)
-    gi_n2 = gh[..., 2 * H:].mul(2.0)  # 2 * (W_in x + b_in), for tanh via sigmoid
-    gh[..., : 2 * H] += b_hh[: 2 * H]
-    gh[..., 2 * H:] = b_hh[2 * H:]
-    out = x.new_empty(T, B, H)
-    gates = x.new_empty(T if save else 1, B, 3 * H)
-    w_hh_t = w_hh.t()
+    gh, gin = _input_projection(x, w_ih, b_ih, b_hh)
+    out = x.new_empty(H, T, B)
+    n_buf = x.new_empty(H, T if save else 1, B)
+    loops = _native_loops(x)
+    if loops is not None:
+        w_hh, h0 = w_hh.contiguous(), h0.contiguous()
+        loops[0](T, B, H, ptr(gh), ptr(gin), ptr(w_hh), ptr(h0), ptr(n_buf), int(save), ptr(out))
+    else:
+        _forward_torch(gh, gin.mul_(2.0), w_hh, h0, n_buf, save, out)
+    return (out, gh, n_buf) if save else (out, None, None)
+
+
+def _forward_torch(gh: Tensor, gin2: Tensor, w_hh: Tensor, h0: Tensor, n_buf: Tensor,
+                   save: bool, out: Tensor) -> None:
+    """The step loop in torch ops (CUDA, and the CPU fallback); gin2 = 2 (W_in x + b_in)."""
+    H, T = out.shape[:2]
+    # Per-step views, made once: indexing inside the loop costs more than the math at
+    # small sizes.
+    steps = zip(gh.unbind(1), gh[: 2 * H].unbind(1), gh[:H].unbind(1), gh[H: 2 * H].unbind(1),
+                gh[2 * H:].unbind(1), gin2.unbind(1), out.unbind(1))
+    n_steps = n_buf.unbind(1) if save else [n_buf[:, 0]] * T
     h = h0
-    for t in range(T):
-        g = gates[t if save else 0]
-        gh[t].addmm_(h, w_hh_t)  # (B, 3H): now the recurrent pre-activations of step t
-        torch.sigmoid(gh[t, :, : 2 * H], out=g[:, : 2 * H])  # r, z
-        n = g[:, 2 * H:]
-        torch.addcmul(gi_n2[t], g[:, :H], gh[t, :, 2 * H:], value=2.0, out=n)  # 2 a_n
-        _tanh_via_sigmoid_(n)
-        h_new = out[t]
-        torch.sub(h, n, out=h_new)
-        h_new.mul_(g[:, H: 2 * H]).add_(n)  # h' = n + z * (h - n)
+    for (g, rz, r, z, hn, gin2_t, h_new), n in zip(steps, n_steps):
+        g.addmm_(w_hh, h)  # (3H, B) += (3H, H) @ (H, B): all three recurrent projections
+        rz.sigmoid_()  # r, z in place
+        torch.addcmul(gin2_t, r, hn, value=2.0, out=n)  # 2 a_n = 2 (gi_n + r * hn)
+        n.sigmoid_().mul_(2.0).sub_(1.0)  # n = tanh(a_n): float32 tanh is ~5x slower here
+        torch.lerp(n, h, z, out=h_new)  # h' = n + z (h - n)
         h = h_new
-    if not save:
-        return out, None, None
-    return out, gates, gh[..., 2 * H:]
+
+
+def _backward_torch(gh: Tensor, n: Tensor, out: Tensor, h0: Tensor, d_out: Tensor | None,
+                    d_hT: Tensor | None, w_hh: Tensor, D: Tensor) -> Tensor:
+    """BPTT in torch ops: fill D (4H, T, B) = [da_n; dgh_r; dgh_z; dgh_n]; return dL/dh0.
+
+    Everything that does not depend on the running dh is vectorised over all steps first:
+    with a_n the pre-activation of n, da_n = dh (1 - z)(1 - n^2), and
+      dgh_r = da_n hn r (1 - r),  dgh_z = dh (h_prev - n) z (1 - z),  dgh_n = da_n r,
+    so dgh[t] = dh_t * coef[t], gate by gate, and dh_prev = dh z + W_hh^T dgh.
+    """
+    H, T, B = out.shape
+    r, z, hn = gh[:H], gh[H: 2 * H], gh[2 * H:]
+    h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # (H, T, B)
+    dn_da = (1 - z) * (1 - n * n)
+    coef = torch.empty_like(gh).view(3, H, T, B)
+    torch.mul(dn_da * hn, r * (1 - r), out=coef[0])
+    torch.mul(h_prev - n, z * (1 - z), out=coef[1])
+    torch.mul(dn_da, r, out=coef[2])
+    dh = torch.zeros_like(out)  # (H, T, B): dL/dh_t
+    if d_out is not None:
+        dh[:, -1] += d_out[:, -1]
+    if d_hT is not None:
+        dh[:, -1] += d_hT
+    dh_steps, z_steps = dh.unbind(1), z.unbind(1)
+    d_out_steps = d_out.unbind(1) if d_out is not None else None
+    coef_steps, dgh_steps = coef.unbind(2), D[H:].view(3, H, T, B).unbind(2)
+    dgh_flat = D[H:].unbind(1)
+    w_hh_t = w_hh.t()
+    for t in range(T - 1, -1, -1):
+        torch.mul(coef_steps[t], dh_steps[t], out=dgh_steps[t])  # (3, H, B) = (3, H, B) * (H, B)
+        prev = dh_steps[t - 1] if t > 0 else torch.empty_like(h0)
+        if d_out_steps is not None and t > 0:
+            torch.addcmul(d_out_steps[t - 1], dh_steps[t], z_steps[t], out=prev)
+        else:
+            torch.mul(dh_steps[t], z_steps[t], out=prev)
+        prev.addmm_(w_hh_t, dgh_flat[t])  # (H, B) += (H, 3H) @ (3H, B)
+    torch.mul(dh, dn_da, out=D[:H])
+    return prev
 
 
 class FusedGRUFunction(torch.autograd.Function):
     """One GRU layer over a whole sequence, with a hand-written backward pass.
 
-    Forward: one (T*B, I) @ (I, 3H) product for the input projections of all steps, then
-    per step one (B, H) @ (H, 3H) product into a preallocated buffer and the gate math
-    in place. Backward (BPTT): per step one broadcast multiply and one (B, 3H) @ (3H, H)
-    product; the weight and bias gradients come after the loop as single large products.
+    Layout is feature-major: x (I, T, B), h0 (H, B), returns out (H, T, B) and the final
+    state (H, B). Forward: one (3H, I) @ (I, T*B) product for the input projections of all
+    steps, then per step one (3H, H) @ (H, B) product into a preallocated buffer and the
+    gate math in place. Backward (BPTT): per step one fused pass over the gates and one
+    (H, 3H) @ (3H, B) product; weight and bias gradients after the loop, each ONE product
+    or reduction over all steps. On the CPU the step loops run in compiled C (native/),
+    elsewhere in torch ops; both compute the same function.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,  # type: ignore[override]
                 b_ih: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
-        out, gates, hn = gru_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, save=True)
-        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gates, hn)
-        return out, out[-1].clone()
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None: skipped
+        out, gh, n = gru_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, save=True)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, n)
+        return out, out[:, -1]
 
     @staticmethod
-    def backward(ctx, d_out: Tensor, d_hT: Tensor):  # type: ignore[override]
-        x, h0, w_ih, w_hh, out, gates, hn = ctx.saved_tensors
-        T, B, H = out.shape
+    def backward(ctx, d_out: Tensor | None, d_hT: Tensor | None):  # type: ignore[override]
+        x, h0, w_ih, w_hh, out, gh, n = ctx.saved_tensors
+        H, T, B = out.shape
         need_x, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
-        if d_out is None:
-            d_out = torch.zeros_like(out)
-        r, z, n = gates[..., :H], gates[..., H: 2 * H], gates[..., 2 * H:]
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0)  # (T, B, H)
+        D = torch.empty(4 * H, T, B, dtype=out.dtype, device=out.device)
+        loops = _native_loops(out)
+        if loops is not None:
+            d_h0 = torch.empty_like(h0)
+            work = torch.empty(2, H, B, dtype=out.dtype)
+            zeros = torch.zeros(H, B, dtype=out.dtype)  # d_out of the steps when it is None
+            d_out = d_out.contiguous() if d_out is not None else None
+            d_hT = d_hT.contiguous() if d_hT is not None else None
+            loops[1](T, B, H, ptr(gh), ptr(n), ptr(out), ptr(h0.contiguous()), ptr(d_out),
+                     ptr(d_hT), ptr(w_hh.contiguous()), ptr(D), ptr(work[0]), ptr(work[1]),
+                     ptr(zeros), ptr(d_h0))
+        else:
+            d_h0 = _backward_torch(gh, n, out, h0, d_out, d_hT, w_hh, D)
 
-        # Everything that does not depend on the running dh, vectorised over all steps:
-        # with a_n the pre-activation of n, da_n = dh (1 - z)(1 - n^2), and
-        #   dgh_r = da_n * hn * r (1 - r),  dgh_z = dh (h_prev - n) z (1 - z),
-        #   dgh_n = da_n * r,  and  dh_prev = dh * z + dgh @ W_hh.
-        a_n = (1 - z) * (1 - n * n)  # d n-preact / dh
-        coef = torch.empty_like(gates).view(T, B, 3, H)
-        torch.mul(a_n * hn, r * (1 - r), out=coef[:, :, 0])
-        torch.mul(h_prev - n, z * (1 - z), out=coef[:, :, 1])
-        torch.mul(a_n, r, out=coef[:, :, 2])
+        # D rows: [da_n, dgh_r, dgh_z, dgh_n]. Rows 0..3H are the input pre-activation
+        # gradients in (n, r, z) order, rows H..4H the recurrent ones in (r, z, n) order,
+        # so each weight gradient is ONE product over all T*B columns.
+        D2 = D.view(4 * H, T * B)
+        d_in, d_rec = D2[: 3 * H], D2[H:]
 
-        dgh = torch.empty_like(gates)  # (T, B, 3H): gradients of the recurrent pre-acts
-        dh_all = torch.empty_like(out)  # (T, B, H): dL/dh_t, the running gradient
-        dh_all[-1] = d_out[-1] + (d_hT if d_hT is not None else 0)
-        for t in range(T - 1, -1, -1):
-            dh = dh_all[t]
-            torch.mul(dh.unsqueeze(1), coef[t], out=dgh[t].view(B, 3, H))
-            if t > 0:
-                prev = dh_all[t - 1]
-                torch.addcmul(d_out[t - 1], dh, z[t], out=prev)
-                prev.addmm_(dgh[t], w_hh)
-        d_h0 = None
-        if need_h0:
-            d_h0 = torch.addmm(dh_all[0] * z[0], dgh[0], w_hh)
+        def rzn(t: Tensor) -> Tensor:  # rows (n, r, z) -> (r, z, n)
+            return torch.cat([t[H: 3 * H], t[:H]])
 
-        # Input pre-activation gradients equal dgh except in the n part (no factor r).
-        dgi = dgh.clone()
-        torch.mul(dh_all, a_n, out=dgi[..., 2 * H:])
-        dgh2, dgi2 = dgh.view(T * B, 3 * H), dgi.view(T * B, 3 * H)
         d_x = d_wih = d_whh = d_bih = d_bhh = None
         if need_x:
-            d_x = (dgi2 @ w_ih).view(T, B, -1)
+            w_nrz = torch.cat([w_ih[2 * H:], w_ih[: 2 * H]])  # rows in d_in's order
+            d_x = (w_nrz.t() @ d_in).view(-1, T, B)
         if need_wih:
-            # mm(x^T, dgi)^T: measured ~10x faster in MKL than mm(dgi^T, x) at large B*T.
-            d_wih = torch.mm(x.reshape(T * B, -1).t(), dgi2).t()
-        if need_whh:
-            d_whh = torch.mm(h_prev.view(T * B, H).t(), dgh2).t()
+            d_wih = rzn(d_in @ x.reshape(-1, T * B).t())
         if need_bih:
-            d_bih = dgi2.sum(0)
+            d_bih = rzn(d_in.sum(1))
+        if need_whh:
+            h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1).view(H, T * B)
+            d_whh = d_rec @ h_prev.t()
         if need_bhh:
-            d_bhh = dgh2.sum(0)
-        return d_x, d_h0, d_wih, d_whh, d_bih, d_bhh
+            d_bhh = d_rec.sum(1)
+        return d_x, d_h0 if need_h0 else None, d_wih, d_whh, d_bih, d_bhh
 
 
 class FusedGRU(nn.Module):
@@ -185,25 +264,24 @@ class FusedGRU(nn.Module):
                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.batch_first:
-            x = x.transpose(0, 1)
-        x = x.contiguous()  # (T, B, I)
-        B = x.shape[1]
-        if h0 is None:
-            h0 = x.new_zeros(self.num_layers, B, self.hidden_size)
+        # To the Function's feature-major layout (I, T, B): one copy of the (small) input.
+        x = (x.permute(2, 1, 0) if self.batch_first else x.permute(2, 0, 1)).contiguous()
+        B = x.shape[2]
+        h0 = x.new_zeros(self.num_layers, B, self.hidden_size) if h0 is None else h0
         finals = []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 x = F.dropout(x, self.dropout, training=True)
             params = self.layer_params(layer)
-            needs_grad = any(t.requires_grad for t in (x, h0, *params))
+            h0_t = h0[layer].t().contiguous()  # (H, B)
+            needs_grad = any(t.requires_grad for t in (x, h0_t, *params))
             if torch.is_grad_enabled() and needs_grad:
-                x, h_last = FusedGRUFunction.apply(x, h0[layer], *params)
+                x, h_last = FusedGRUFunction.apply(x, h0_t, *params)
             else:  # inference: no autograd graph, no saved gates
-                x = gru_sequence_forward(x, h0[layer], *params, save=False)[0]
-                h_last = x[-1]
-            finals.append(h_last)
-        out = x.transpose(0, 1) if self.batch_first else x
+                x = gru_sequence_forward(x, h0_t, *params, save=False)[0]
+                h_last = x[:, -1]
+            finals.append(h_last.t())
+        out = x.permute(2, 1, 0) if self.batch_first else x.permute(1, 2, 0)  # a view
         return out, torch.stack(finals, 0)
 
 

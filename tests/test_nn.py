@@ -3,10 +3,21 @@
 import pytest
 import torch
 
-from gruforecast.nn import FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference
+from gruforecast import native
+from gruforecast.nn import FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference, use_native
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
+
+
+@pytest.fixture(params=["native", "torch"], autouse=True)
+def loops(request):
+    """Run every test with the compiled C loops and with the plain torch path."""
+    if request.param == "native" and native.library() is None:
+        pytest.skip("no C compiler or BLAS symbols: the native loops are not built here")
+    use_native(request.param == "native")
+    yield request.param
+    use_native(True)
 
 
 def _pair(input_size, hidden, layers, device, dtype=torch.float32):
@@ -44,11 +55,13 @@ def test_function_gradcheck_float64(seed, with_h0):
     torch.manual_seed(seed)
     T, B, I, H = 4, 3, 2, 5
     f64 = dict(dtype=torch.float64, requires_grad=True)
-    x = torch.randn(T, B, I, **f64)
-    h0 = torch.randn(B, H, **f64) if with_h0 else torch.zeros(B, H, dtype=torch.float64)
+    x = torch.randn(I, T, B, **f64)  # the Function's feature-major layout
+    h0 = torch.randn(H, B, **f64) if with_h0 else torch.zeros(H, B, dtype=torch.float64)
     params = [torch.randn(3 * H, I, **f64), torch.randn(3 * H, H, **f64),
               torch.randn(3 * H, **f64), torch.randn(3 * H, **f64)]
     assert torch.autograd.gradcheck(FusedGRUFunction.apply, (x, h0, *params))
+    # only the final state used (the regressor's case): the output's gradient is None
+    assert torch.autograd.gradcheck(lambda *a: FusedGRUFunction.apply(*a)[1], (x, h0, *params))
 
 
 def test_reference_cell_matches_torch_gru_cell():
