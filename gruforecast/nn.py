@@ -68,37 +68,34 @@ def use_native(enabled: bool) -> None:
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """ONE product (3H, I) @ (I, T*B) for the input projections of every step.
+    """ONE product (T*B, I) @ (I, 3H) for the input projections of every step.
 
-    Returns gh (3H, T, B) = [gi_r + b_hr, gi_z + b_hz, b_hn], the buffer each step's
-    recurrent product is added to, and gin (H, T, B) = W_in x + b_in: the n part of b_hh
+    Returns gh (T, B, 3H) = [gi_r + b_hr, gi_z + b_hz, b_hn], the buffer each step's
+    recurrent product is added to, and gin (T, B, H) = W_in x + b_in: the n part of b_hh
     must stay inside r * (W_hn h + b_hn), so it cannot be folded in like the others.
     """
-    I, T, B = x.shape
+    T, B, I = x.shape
     H = w_ih.shape[0] // 3
-    gh = torch.mm(w_ih, x.reshape(I, T * B)).view(3 * H, T, B)
-    gin = gh[2 * H:] + b_ih[2 * H:, None, None]
-    gh[: 2 * H] += (b_ih[: 2 * H] + b_hh[: 2 * H])[:, None, None]
-    gh[2 * H:] = b_hh[2 * H:, None, None]
+    gh = torch.mm(x.reshape(T * B, I), w_ih.t()).view(T, B, 3 * H)
+    gin = gh[..., 2 * H:] + b_ih[2 * H:]
+    gh[..., : 2 * H] += b_ih[: 2 * H] + b_hh[: 2 * H]
+    gh[..., 2 * H:] = b_hh[2 * H:]
     return gh, gin
 
 
 def gru_sequence_forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
                          b_hh: Tensor, save: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Run one layer over a sequence in feature-major layout; return (out, gh, n).
+    """Run one layer over a time-major sequence; return (out, gh, n).
 
-    x (I, T, B), h0 (H, B); out (H, T, B). Feature-major keeps every gate block of a step
-    a (H, B) slab whose rows are contiguous, so the per-step gate math runs in place, and
-    the weight gradients after the loop are plain 2-D products over (T*B).
-    With `save`, also return what the backward needs: `gh` (3H, T, B) holding [r; z;
-    W_hn h + b_hn] of every step and `n` (H, T, B); without it (inference) the new-gate
-    buffer is one (H, B) slab reused across steps.
+    x (T, B, I), h0 (B, H); out (T, B, H). With `save`, also return what the backward
+    needs: `gh` (T, B, 3H) holding [r, z, W_hn h + b_hn] of every step and `n` (T, B, H);
+    without it (inference) the new-gate buffer is one (B, H) block reused across steps.
     """
-    I, T, B = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     gh, gin = _input_projection(x, w_ih, b_ih, b_hh)
-    out = x.new_empty(H, T, B)
-    n_buf = x.new_empty(H, T if save else 1, B)
+    out = x.new_empty(T, B, H)
+    n_buf = x.new_empty(T if save else 1, B, H)
     loops = _native_loops(x)
     if loops is not None:
         w_hh, h0 = w_hh.contiguous(), h0.contiguous()
@@ -111,71 +108,60 @@ def gru_sequence_forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih
 def _forward_torch(gh: Tensor, gin2: Tensor, w_hh: Tensor, h0: Tensor, n_buf: Tensor,
                    save: bool, out: Tensor) -> None:
     """The step loop in torch ops (CUDA, and the CPU fallback); gin2 = 2 (W_in x + b_in)."""
-    H, T = out.shape[:2]
-    # Per-step views, made once: indexing inside the loop costs more than the math at
-    # small sizes.
-    steps = zip(gh.unbind(1), gh[: 2 * H].unbind(1), gh[:H].unbind(1), gh[H: 2 * H].unbind(1),
-                gh[2 * H:].unbind(1), gin2.unbind(1), out.unbind(1))
-    n_steps = n_buf.unbind(1) if save else [n_buf[:, 0]] * T
+    T, _, H = out.shape
+    w_hh_t = w_hh.t()
     h = h0
-    for (g, rz, r, z, hn, gin2_t, h_new), n in zip(steps, n_steps):
-        g.addmm_(w_hh, h)  # (3H, B) += (3H, H) @ (H, B): all three recurrent projections
-        rz.sigmoid_()  # r, z in place
-        torch.addcmul(gin2_t, r, hn, value=2.0, out=n)  # 2 a_n = 2 (gi_n + r * hn)
+    for t in range(T):
+        g, n = gh[t], n_buf[t if save else 0]
+        g.addmm_(h, w_hh_t)  # (B, 3H) += (B, H) @ (H, 3H): all three recurrent projections
+        rz = g[:, : 2 * H].sigmoid_()  # r, z in place
+        torch.addcmul(gin2[t], rz[:, :H], g[:, 2 * H:], value=2.0, out=n)  # 2 a_n
         n.sigmoid_().mul_(2.0).sub_(1.0)  # n = tanh(a_n): float32 tanh is ~5x slower here
-        torch.lerp(n, h, z, out=h_new)  # h' = n + z (h - n)
-        h = h_new
+        h = torch.lerp(n, h, rz[:, H:], out=out[t])  # h' = n + z (h - n)
 
 
 def _backward_torch(gh: Tensor, n: Tensor, out: Tensor, h0: Tensor, d_out: Tensor | None,
                     d_hT: Tensor | None, w_hh: Tensor, D: Tensor) -> Tensor:
-    """BPTT in torch ops: fill D (4H, T, B) = [da_n; dgh_r; dgh_z; dgh_n]; return dL/dh0.
+    """BPTT in torch ops: fill D (T, B, 4H) = [da_n, dgh_r, dgh_z, dgh_n]; return dL/dh0.
 
     Everything that does not depend on the running dh is vectorised over all steps first:
     with a_n the pre-activation of n, da_n = dh (1 - z)(1 - n^2), and
       dgh_r = da_n hn r (1 - r),  dgh_z = dh (h_prev - n) z (1 - z),  dgh_n = da_n r,
-    so dgh[t] = dh_t * coef[t], gate by gate, and dh_prev = dh z + W_hh^T dgh.
+    so dgh[t] = dh_t * coef[t], gate by gate, and dh_prev = dh z + dgh W_hh.
     """
-    H, T, B = out.shape
-    r, z, hn = gh[:H], gh[H: 2 * H], gh[2 * H:]
-    h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)  # (H, T, B)
+    T, B, H = out.shape
+    r, z, hn = gh[..., :H], gh[..., H: 2 * H], gh[..., 2 * H:]
+    h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # (T, B, H)
     dn_da = (1 - z) * (1 - n * n)
-    coef = torch.empty_like(gh).view(3, H, T, B)
-    torch.mul(dn_da * hn, r * (1 - r), out=coef[0])
-    torch.mul(h_prev - n, z * (1 - z), out=coef[1])
-    torch.mul(dn_da, r, out=coef[2])
-    dh = torch.zeros_like(out)  # (H, T, B): dL/dh_t
+    coef = torch.stack([dn_da * hn * r * (1 - r), (h_prev - n) * z * (1 - z), dn_da * r], 2)
+    dgh = D[..., H:].view(T, B, 3, H) if D.is_contiguous() else None
+    dh = torch.zeros_like(out)  # (T, B, H): dL/dh_t
     if d_out is not None:
-        dh[:, -1] += d_out[:, -1]
+        dh[-1] += d_out[-1]
     if d_hT is not None:
-        dh[:, -1] += d_hT
-    dh_steps, z_steps = dh.unbind(1), z.unbind(1)
-    d_out_steps = d_out.unbind(1) if d_out is not None else None
-    coef_steps, dgh_steps = coef.unbind(2), D[H:].view(3, H, T, B).unbind(2)
-    dgh_flat = D[H:].unbind(1)
-    w_hh_t = w_hh.t()
+        dh[-1] += d_hT
     for t in range(T - 1, -1, -1):
-        torch.mul(coef_steps[t], dh_steps[t], out=dgh_steps[t])  # (3, H, B) = (3, H, B) * (H, B)
-        prev = dh_steps[t - 1] if t > 0 else torch.empty_like(h0)
-        if d_out_steps is not None and t > 0:
-            torch.addcmul(d_out_steps[t - 1], dh_steps[t], z_steps[t], out=prev)
+        torch.mul(coef[t], dh[t].unsqueeze(1), out=dgh[t])  # (B, 3, H)
+        prev = dh[t - 1] if t > 0 else torch.empty_like(h0)
+        if d_out is not None and t > 0:
+            torch.addcmul(d_out[t - 1], dh[t], z[t], out=prev)
         else:
-            torch.mul(dh_steps[t], z_steps[t], out=prev)
-        prev.addmm_(w_hh_t, dgh_flat[t])  # (H, B) += (H, 3H) @ (3H, B)
-    torch.mul(dh, dn_da, out=D[:H])
+            torch.mul(dh[t], z[t], out=prev)
+        prev.addmm_(D[t, :, H:], w_hh)  # (B, H) += (B, 3H) @ (3H, H)
+    torch.mul(dh, dn_da, out=D[..., :H])
     return prev
 
 
 class FusedGRUFunction(torch.autograd.Function):
     """One GRU layer over a whole sequence, with a hand-written backward pass.
 
-    Layout is feature-major: x (I, T, B), h0 (H, B), returns out (H, T, B) and the final
-    state (H, B). Forward: one (3H, I) @ (I, T*B) product for the input projections of all
-    steps, then per step one (3H, H) @ (H, B) product into a preallocated buffer and the
-    gate math in place. Backward (BPTT): per step one fused pass over the gates and one
-    (H, 3H) @ (3H, B) product; weight and bias gradients after the loop, each ONE product
-    or reduction over all steps. On the CPU the step loops run in compiled C (native/),
-    elsewhere in torch ops; both compute the same function.
+    Time-major: x (T, B, I), h0 (B, H); returns out (T, B, H) and the final state (B, H).
+    Forward: one (T*B, I) @ (I, 3H) product for the input projections of all steps, then
+    per step one (B, H) @ (H, 3H) product into a preallocated buffer and the gate math in
+    place. Backward (BPTT): per step one fused pass over the gates and one
+    (B, 3H) @ (3H, H) product; the weight and bias gradients after the loop, each ONE
+    product or reduction over all steps. On the CPU the step loops run in compiled C
+    (native/), elsewhere in torch ops; both compute the same function.
     """
 
     @staticmethod
@@ -184,49 +170,50 @@ class FusedGRUFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None: skipped
         out, gh, n = gru_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, save=True)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, n)
-        return out, out[:, -1]
+        return out, out[-1]
 
     @staticmethod
     def backward(ctx, d_out: Tensor | None, d_hT: Tensor | None):  # type: ignore[override]
         x, h0, w_ih, w_hh, out, gh, n = ctx.saved_tensors
-        H, T, B = out.shape
+        T, B, H = out.shape
         need_x, need_h0, need_wih, need_whh, need_bih, need_bhh = ctx.needs_input_grad
-        D = torch.empty(4 * H, T, B, dtype=out.dtype, device=out.device)
+        D = out.new_empty(T, B, 4 * H)
         loops = _native_loops(out)
         if loops is not None:
-            d_h0 = torch.empty_like(h0)
-            work = torch.empty(2, H, B, dtype=out.dtype)
-            zeros = torch.zeros(H, B, dtype=out.dtype)  # d_out of the steps when it is None
-            d_out = d_out.contiguous() if d_out is not None else None
+            d_h0, work, zeros = torch.empty_like(h0), out.new_empty(2, B, H), out.new_zeros(B, H)
+            if d_out is not None and d_out.stride(2) != 1:
+                d_out = d_out.contiguous()
+            st, sb = d_out.stride()[:2] if d_out is not None else (0, 0)
             d_hT = d_hT.contiguous() if d_hT is not None else None
             loops[1](T, B, H, ptr(gh), ptr(n), ptr(out), ptr(h0.contiguous()), ptr(d_out),
-                     ptr(d_hT), ptr(w_hh.contiguous()), ptr(D), ptr(work[0]), ptr(work[1]),
-                     ptr(zeros), ptr(d_h0))
+                     st, sb, ptr(d_hT), ptr(w_hh.contiguous()), ptr(D), ptr(work[0]),
+                     ptr(work[1]), ptr(zeros), ptr(d_h0))
         else:
             d_h0 = _backward_torch(gh, n, out, h0, d_out, d_hT, w_hh, D)
 
-        # D rows: [da_n, dgh_r, dgh_z, dgh_n]. Rows 0..3H are the input pre-activation
-        # gradients in (n, r, z) order, rows H..4H the recurrent ones in (r, z, n) order,
-        # so each weight gradient is ONE product over all T*B columns.
-        D2 = D.view(4 * H, T * B)
-        d_in, d_rec = D2[: 3 * H], D2[H:]
+        # D columns: [da_n, dgh_r, dgh_z, dgh_n]. Columns 0..3H are the input
+        # pre-activation gradients in (n, r, z) order, columns H..4H the recurrent ones in
+        # (r, z, n) order, so each weight gradient is ONE product over all T*B rows.
+        D2 = D.view(T * B, 4 * H)
+        d_in, d_rec = D2[:, : 3 * H], D2[:, H:]
 
         def rzn(t: Tensor) -> Tensor:  # rows (n, r, z) -> (r, z, n)
             return torch.cat([t[H: 3 * H], t[:H]])
 
         d_x = d_wih = d_whh = d_bih = d_bhh = None
+        x2 = x.reshape(T * B, -1)
         if need_x:
-            w_nrz = torch.cat([w_ih[2 * H:], w_ih[: 2 * H]])  # rows in d_in's order
-            d_x = (w_nrz.t() @ d_in).view(-1, T, B)
+            d_x = (d_in @ torch.cat([w_ih[2 * H:], w_ih[: 2 * H]])).view(T, B, -1)
         if need_wih:
-            d_wih = rzn(d_in @ x.reshape(-1, T * B).t())
+            # mm(x^T, dG)^T: measured ~10x faster in MKL here than mm(dG^T, x) at large T*B.
+            d_wih = rzn(torch.mm(x2.t(), d_in).t())
         if need_bih:
-            d_bih = rzn(d_in.sum(1))
+            d_bih = rzn(d_in.sum(0))
         if need_whh:
-            h_prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1).view(H, T * B)
-            d_whh = d_rec @ h_prev.t()
+            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)
+            d_whh = torch.mm(h_prev.t(), d_rec).t()
         if need_bhh:
-            d_bhh = d_rec.sum(1)
+            d_bhh = d_rec.sum(0)
         return d_x, d_h0 if need_h0 else None, d_wih, d_whh, d_bih, d_bhh
 
 
@@ -264,24 +251,22 @@ class FusedGRU(nn.Module):
                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # To the Function's feature-major layout (I, T, B): one copy of the (small) input.
-        x = (x.permute(2, 1, 0) if self.batch_first else x.permute(2, 0, 1)).contiguous()
-        B = x.shape[2]
+        x = (x.transpose(0, 1) if self.batch_first else x).contiguous()  # (T, B, I)
+        B = x.shape[1]
         h0 = x.new_zeros(self.num_layers, B, self.hidden_size) if h0 is None else h0
         finals = []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 x = F.dropout(x, self.dropout, training=True)
             params = self.layer_params(layer)
-            h0_t = h0[layer].t().contiguous()  # (H, B)
-            needs_grad = any(t.requires_grad for t in (x, h0_t, *params))
+            needs_grad = any(t.requires_grad for t in (x, h0, *params))
             if torch.is_grad_enabled() and needs_grad:
-                x, h_last = FusedGRUFunction.apply(x, h0_t, *params)
+                x, h_last = FusedGRUFunction.apply(x, h0[layer].contiguous(), *params)
             else:  # inference: no autograd graph, no saved gates
-                x = gru_sequence_forward(x, h0_t, *params, save=False)[0]
-                h_last = x[:, -1]
-            finals.append(h_last.t())
-        out = x.permute(2, 1, 0) if self.batch_first else x.permute(1, 2, 0)  # a view
+                x = gru_sequence_forward(x, h0[layer].contiguous(), *params, save=False)[0]
+                h_last = x[-1]
+            finals.append(h_last)
+        out = x.transpose(0, 1) if self.batch_first else x  # (B, T, H): a view, like nn.GRU's layout
         return out, torch.stack(finals, 0)
 
 

@@ -55,8 +55,8 @@ def test_function_gradcheck_float64(seed, with_h0):
     torch.manual_seed(seed)
     T, B, I, H = 4, 3, 2, 5
     f64 = dict(dtype=torch.float64, requires_grad=True)
-    x = torch.randn(I, T, B, **f64)  # the Function's feature-major layout
-    h0 = torch.randn(H, B, **f64) if with_h0 else torch.zeros(H, B, dtype=torch.float64)
+    x = torch.randn(T, B, I, **f64)  # the Function is time-major
+    h0 = torch.randn(B, H, **f64) if with_h0 else torch.zeros(B, H, dtype=torch.float64)
     params = [torch.randn(3 * H, I, **f64), torch.randn(3 * H, H, **f64),
               torch.randn(3 * H, **f64), torch.randn(3 * H, **f64)]
     assert torch.autograd.gradcheck(FusedGRUFunction.apply, (x, h0, *params))

@@ -39,6 +39,12 @@ def library() -> ctypes.CDLL | None:
         log.info("native GRU loops unavailable (%s); using the torch path", exc)
         return None
     lib.gru_init(ctypes.cast(blas.sgemm_, ctypes.c_void_p), ctypes.cast(blas.dgemm_, ctypes.c_void_p))
+    i, p, lng = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
+    for suffix in ("f32", "f64"):
+        fwd, bwd = getattr(lib, f"gru_forward_{suffix}"), getattr(lib, f"gru_backward_{suffix}")
+        fwd.argtypes, fwd.restype = [i, i, i, p, p, p, p, p, i, p], None
+        bwd.argtypes = [i, i, i, p, p, p, p, p, lng, lng, p, p, p, p, p, p, p]
+        bwd.restype = None
     return lib
 
 

@@ -6,8 +6,8 @@
  * uses (MKL, exported by libtorch_cpu), handed over by gru_init, so one call runs the whole
  * time loop: per step one GEMM and one fused pass over the gates, instead of ~7 torch ops.
  *
- * Layout is feature-major, as in nn.py: a (rows, T, B) buffer holds step t's (rows, B) slab
- * at offset t*B with row stride T*B. Equations (PyTorch's convention, gates r, z, n):
+ * Layout is time-major, as in nn.py: a (T, B, C) buffer holds step t's (B, C) block,
+ * contiguous, at offset t*B*C. Equations (PyTorch's convention, gates r, z, n):
  *   r = s(a_r), z = s(a_z), n = tanh(gi_n + r * hn), h' = n + z (h - n), hn = W_hn h + b_hn.
  */
 #include <math.h>
@@ -89,53 +89,56 @@ static void bwd_row_##SUF(int B, const TYPE* restrict dh, const TYPE* restrict r
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-/* gh (3H, T, B): in [a_r + ..., a_z + ..., b_hn] without the recurrent part; out: [r, z, hn] \
- * gin (H, T, B): W_in x + b_in.  n: (H, T, B) when save, else (H, 1, B).  out (H, T, B). */  \
+/* gh (T, B, 3H): in [a_r + ..., a_z + ..., b_hn] without the recurrent part; out: [r, z, hn] \
+ * gin (T, B, H): W_in x + b_in.  n: (T, B, H) when save, else (1, B, H).  out (T, B, H). */  \
 void gru_forward_##SUF(int T, int B, int H, TYPE* gh, const TYPE* gin, const TYPE* whh,       \
                        const TYPE* h0, TYPE* n, int save, TYPE* out) {                        \
-    const long ld = (long)T * B, ldn = save ? ld : B;                                        \
+    const long BH = (long)B * H, G = 3L * H;                                                   \
     const TYPE* h = h0;                                                                        \
-    long ldh = B;                                                                              \
-    for (int t = 0; t < T; t++) {                                                              \
-        TYPE* g = gh + (long)t * B;                                                            \
-        /* (3H, B) += W_hh (3H, H) . h (H, B): the three recurrent projections at once */     \
-        GEMM_RM(TYPE, FN, "N", "N", 3 * H, B, H, whh, H, h, ldh, g, ld);                       \
-        TYPE* nt = n + (save ? (long)t * B : 0);                                               \
-        TYPE* ho = out + (long)t * B;                                                          \
-        for (int k = 0; k < H; k++)                                                            \
-            fwd_row_##SUF(B, g + k * ld, g + (H + k) * ld, g + (2 * H + k) * ld,               \
-                          gin + k * ld + (long)t * B, h + k * ldh, nt + k * ldn, ho + k * ld); \
+    for (long t = 0; t < T; t++) {                                                             \
+        TYPE* g = gh + t * B * G;                                                              \
+        /* (B, 3H) += h (B, H) . W_hh^T (H, 3H): the three recurrent projections at once */   \
+        GEMM_RM(TYPE, FN, "N", "T", B, 3 * H, H, h, H, whh, H, g, 3 * H);                      \
+        TYPE* nt = n + (save ? t * BH : 0);                                                    \
+        TYPE* ho = out + t * BH;                                                               \
+        const TYPE* gi = gin + t * BH;                                                         \
+        for (long b = 0; b < B; b++) {                                                         \
+            TYPE* gb = g + b * G;                                                              \
+            fwd_row_##SUF(H, gb, gb + H, gb + 2 * H, gi + b * H, h + b * H, nt + b * H,        \
+                          ho + b * H);                                                         \
+        }                                                                                      \
         h = ho;                                                                                \
-        ldh = ld;                                                                              \
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-/* D (4H, T, B) receives [da_n; dgh_r; dgh_z; dgh_n]: rows 0..3H are the input pre-act       \
- * gradients (n, r, z order), rows H..4H the recurrent ones (r, z, n order).                   \
- * d_out (H, T, B) or NULL, d_hT (H, B) or NULL; work1, work2, zeros, d_h0: (H, B). */         \
+/* D (T, B, 4H) receives [da_n, dgh_r, dgh_z, dgh_n] per row: columns 0..3H are the input     \
+ * pre-activation gradients (n, r, z order), columns H..4H the recurrent ones (r, z, n).       \
+ * d_out: element (t, b, k) at d_out[t * st + b * sb + k], or NULL; d_hT (B, H) or NULL;       \
+ * work1, work2, zeros, d_h0: (B, H). */                                                       \
 void gru_backward_##SUF(int T, int B, int H, const TYPE* gh, const TYPE* n, const TYPE* out,  \
-                        const TYPE* h0, const TYPE* d_out, const TYPE* d_hT, const TYPE* whh, \
-                        TYPE* D, TYPE* work1, TYPE* work2, const TYPE* zeros, TYPE* d_h0) {   \
-    const long ld = (long)T * B;                                                               \
+                        const TYPE* h0, const TYPE* d_out, long st, long sb, const TYPE* d_hT,\
+                        const TYPE* whh, TYPE* D, TYPE* work1, TYPE* work2, const TYPE* zeros,\
+                        TYPE* d_h0) {                                                         \
+    const long BH = (long)B * H, G = 3L * H, G4 = 4L * H;                                      \
     TYPE* dh = work1;                                                                          \
     TYPE* dprev = work2;                                                                       \
-    for (long k = 0; k < H; k++)                                                               \
-        for (long b = 0; b < B; b++)                                                           \
-            dh[k * B + b] = (d_out ? d_out[k * ld + (long)(T - 1) * B + b] : 0)                \
-                          + (d_hT ? d_hT[k * B + b] : 0);                                      \
-    for (int t = T - 1; t >= 0; t--) {                                                         \
-        const TYPE* hprev = t > 0 ? out + (long)(t - 1) * B : h0;                              \
-        const long ldp = t > 0 ? ld : B;                                                       \
+    for (long b = 0; b < B; b++)                                                               \
+        for (long k = 0; k < H; k++)                                                           \
+            dh[b * H + k] = (d_out ? d_out[(T - 1) * st + b * sb + k] : 0)                     \
+                          + (d_hT ? d_hT[b * H + k] : 0);                                      \
+    for (long t = T - 1; t >= 0; t--) {                                                        \
+        const TYPE* hprev = t > 0 ? out + (t - 1) * BH : h0;                                   \
         TYPE* dst = t > 0 ? dprev : d_h0;                                                      \
-        for (long k = 0; k < H; k++) {                                                         \
-            long o = k * ld + (long)t * B;                                                     \
-            const TYPE* go = (d_out && t > 0) ? d_out + o - B : zeros + k * B;                 \
-            bwd_row_##SUF(B, dh + k * B, gh + o, gh + H * ld + o, gh + 2 * H * ld + o, n + o,  \
-                          hprev + k * ldp, go, D + o, D + H * ld + o, D + 2 * H * ld + o,      \
-                          D + 3 * H * ld + o, dst + k * B);                                    \
+        TYPE* Dt = D + t * B * G4;                                                             \
+        for (long b = 0; b < B; b++) {                                                         \
+            const TYPE* gb = gh + (t * B + b) * G;                                             \
+            const TYPE* go = (d_out && t > 0) ? d_out + (t - 1) * st + b * sb : zeros + b * H; \
+            TYPE* Db = Dt + b * G4;                                                            \
+            bwd_row_##SUF(H, dh + b * H, gb, gb + H, gb + 2 * H, n + t * BH + b * H,           \
+                          hprev + b * H, go, Db, Db + H, Db + 2 * H, Db + 3 * H, dst + b * H); \
         }                                                                                      \
-        /* dh_prev (H, B) += W_hh^T (H, 3H) . dgh (3H, B) */                                   \
-        GEMM_RM(TYPE, FN, "T", "N", H, B, 3 * H, whh, H, D + H * ld + (long)t * B, ld, dst, B); \
+        /* dh_prev (B, H) += dgh (B, 3H) . W_hh (3H, H) */                                     \
+        GEMM_RM(TYPE, FN, "N", "N", B, H, 3 * H, Dt + H, 4 * H, whh, H, dst, H);               \
         TYPE* tmp = dh;                                                                        \
         dh = dprev;                                                                            \
         dprev = tmp;                                                                           \
