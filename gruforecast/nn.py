@@ -152,6 +152,11 @@ def _backward_torch(gh: Tensor, n: Tensor, out: Tensor, h0: Tensor, d_out: Tenso
     return prev
 
 
+def _with_ones(a: Tensor) -> Tensor:
+    """(N, K) -> (N, K + 1) with a column of ones: a product with it also sums the rows."""
+    return torch.cat([a, a.new_ones(a.shape[0], 1)], 1)
+
+
 class FusedGRUFunction(torch.autograd.Function):
     """One GRU layer over a whole sequence, with a hand-written backward pass.
 
@@ -201,19 +206,18 @@ class FusedGRUFunction(torch.autograd.Function):
             return torch.cat([t[H: 3 * H], t[:H]])
 
         d_x = d_wih = d_whh = d_bih = d_bhh = None
-        x2 = x.reshape(T * B, -1)
         if need_x:
             d_x = (d_in @ torch.cat([w_ih[2 * H:], w_ih[: 2 * H]])).view(T, B, -1)
-        if need_wih:
-            # mm(x^T, dG)^T: measured ~10x faster in MKL here than mm(dG^T, x) at large T*B.
-            d_wih = rzn(torch.mm(x2.t(), d_in).t())
-        if need_bih:
-            d_bih = rzn(d_in.sum(0))
-        if need_whh:
-            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)
-            d_whh = torch.mm(h_prev.t(), d_rec).t()
-        if need_bhh:
-            d_bhh = d_rec.sum(0)
+        if need_wih or need_bih:
+            # [x, 1]^T @ dG: the weight gradient and, in its last row, the bias gradient in
+            # ONE product. mm(x^T, dG)^T was measured ~10x faster in MKL here than
+            # mm(dG^T, x) at large T*B.
+            g = rzn(torch.mm(_with_ones(x.reshape(T * B, -1)).t(), d_in).t())
+            d_wih, d_bih = g[:, :-1], g[:, -1]
+        if need_whh or need_bhh:
+            h_prev = _with_ones(torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H))
+            g = torch.mm(h_prev.t(), d_rec).t()
+            d_whh, d_bhh = g[:, :-1], g[:, -1]
         return d_x, d_h0 if need_h0 else None, d_wih, d_whh, d_bih, d_bhh
 
 
