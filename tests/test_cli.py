@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SAMPLE, run_cli
 
 
@@ -75,7 +74,7 @@ def _write(tmp_path, name, text):
 def _series_csv(n=200, **overrides):
     frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D"),
                           "y": np.sin(np.arange(n) / 3.0)})
-    for key, fn in overrides.items():
+    for fn in overrides.values():
         frame = fn(frame)
     return frame.to_csv(index=False)
 
@@ -142,3 +141,35 @@ def test_every_command_has_help_and_is_documented():
         proc = run_cli(command, "--help")
         assert proc.returncode == 0 and "Usage" in proc.stdout
         assert f"gruforecast {command}" in docs
+
+
+def test_features_are_used_and_limit_the_horizon(tmp_path):
+    n = 300
+    t = np.arange(n)
+    frame = pd.DataFrame({"date": pd.date_range("2022-01-01", periods=n, freq="h"),
+                          "temp": np.cos(t / 6.0), "load": np.sin(t / 6.0) + 0.1 * np.cos(t / 6.0)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.gruf"
+    proc = run_cli("train", tmp_path / "d.csv", "--target", "load", "--features", "temp",
+                   "--horizon", "6", "--epochs", "2", "--out", model)
+    assert proc.returncode == 0, proc.stderr
+    info = run_cli("info", model)
+    assert "temp" in info.stdout
+    proc = run_cli("predict", model, "--horizon", "12", "--out", tmp_path / "f.csv")
+    assert proc.returncode == 2
+    assert "beyond the trained horizon 6 and the model uses features" in proc.stderr
+    assert not (tmp_path / "f.csv").exists()
+    proc = run_cli("train", tmp_path / "d.csv", "--target", "load", "--features", "humidity",
+                   "--out", tmp_path / "m2.gruf")
+    assert proc.returncode == 2 and "column 'humidity' (--features) is not in the file" in proc.stderr
+
+
+def test_cuda_requested_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    data = _write(tmp_path, "data.csv", _series_csv())
+    proc = run_cli("train", data, "--device", "cuda", "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 2
+    assert "--device cuda but no CUDA GPU is visible; use --device cpu or auto" in proc.stderr

@@ -51,7 +51,8 @@ def library() -> ctypes.CDLL | None:
 def _torch_blas() -> ctypes.CDLL:
     path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
     blas = ctypes.CDLL(str(path))
-    blas.sgemm_, blas.dgemm_  # AttributeError -> no BLAS symbols in this torch build
+    if not (hasattr(blas, "sgemm_") and hasattr(blas, "dgemm_")):
+        raise RuntimeError(f"{path.name} exports no sgemm_/dgemm_")
     return blas
 
 
