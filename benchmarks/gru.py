@@ -135,6 +135,14 @@ HEADER = ("| I | H | T | B | nn.GRU fwd ms | ours fwd ms | fwd speed-up | nn.GRU
           "nn.GRU % of GEMM ceiling |\n|" + "---|" * 13)
 
 
+NOTE = ("Times are medians of the repeats, the two implementations alternating, after "
+        "warm-up; forward runs under no_grad, forward+backward computes every parameter "
+        "gradient from random upstream gradients of the output and the final state. GFLOP/s "
+        "counts the GEMM flops of forward+backward; the GEMM ceiling is the throughput of the "
+        "step's own recurrent product, (B, H) @ (H, 3H), run back to back at the same thread "
+        "count.")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -169,7 +177,7 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"# FusedGRU vs torch.nn.GRU ({time.strftime('%Y-%m-%d')})\n\n"
                        f"Command: `python benchmarks/gru.py --threads {args.threads} --repeats "
-                       f"{args.repeats} --device {args.device}`\n\n" + "\n".join(sections))
+                       f"{args.repeats} --device {args.device}`\n\n{NOTE}\n\n" + "\n".join(sections))
         print(f"\nwritten: {out}")
 
 
