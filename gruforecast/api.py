@@ -7,7 +7,6 @@ trains and forecasts with the same code. Nothing here prints or writes files exc
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,11 +18,12 @@ import torch
 
 from . import __version__, artifact
 from .artifact import Artifact
-from .atomic import atomic_write, atomic_write_text
+from .atomic import atomic_write
 from .data import Panel
 from .errors import InputError
-from .evaluate import holdout_report
+from .evaluate import holdout_records, summarize
 from .forecast import Forecast, forecast
+from .report import write_reports
 from .train import EpochLog, FitResult, TrainConfig, build_model, fit, predict_origins
 from .windows import WindowConfig, check_lengths, make_windows
 
@@ -33,6 +33,7 @@ class TrainRun:
     artifact: Artifact
     fit: FitResult
     report: dict  # the content of metrics.json
+    records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
 def default_window(panel: Panel, season: int, horizon: int | None = None,
@@ -69,11 +70,12 @@ def train(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int,
     model = build_model(1 + len(panel.spec.features), wcfg.horizon, tcfg)
     result = fit(model, windows, tcfg, dev, on_epoch)
     model.cpu().eval()
-    test = None
+    test, records = None, None
     if len(windows.test):
-        y = np.concatenate([s.values[:, 0] for s in panel.series])
         preds = predict_origins(model, windows, windows.test, torch.device("cpu"))
-        test = holdout_report(windows, y, preds, season)
+        records = holdout_records(panel, windows, preds, season)
+        test = {"windows": len(windows.test), "season": season,
+                **summarize(records, groups=("series", "step"))}
     L = wcfg.lookback
     art = Artifact(
         model=model, data_spec=panel.spec, window_cfg=wcfg, train_cfg=tcfg, freq=panel.freq,
@@ -81,30 +83,37 @@ def train(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int,
         series_ids=[s.id for s in panel.series], last_times=[s.time[-1] for s in panel.series],
         loc=windows.loc, scale=windows.scale, tail=np.stack([s.values[-L:] for s in panel.series]),
     )
-    report = {
+    report = base_report(panel, wcfg, tcfg, season, str(dev))
+    report["training"] = {
+        "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "train_loss": [h.train_loss for h in result.history],
+        "val_loss": [h.val_loss for h in result.history],
+    }
+    report["data"]["windows"] = {"train": len(windows.train), "val": len(windows.val),
+                                 "test": len(windows.test)}
+    report["test"] = test
+    art.metrics = {"test": {k: test[k] for k in ("windows", "season", "series", "scores")}} if test else {}
+    return TrainRun(art, result, report, records)
+
+
+def base_report(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int,
+                device: str) -> dict:
+    """The keys every metrics.json shares: versions, data fingerprint, configuration, seed."""
+    return {
         "gruforecast_version": __version__,
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "data": {
             "fingerprint_sha256": panel.fingerprint, "series": len(panel.series),
             "points": int(sum(len(s) for s in panel.series)), "freq": panel.freq,
-            "windows": {"train": len(windows.train), "val": len(windows.val), "test": len(windows.test)},
         },
         "config": {"data": asdict(panel.spec), "windows": asdict(wcfg), "train": asdict(tcfg),
-                   "season": season, "device": str(dev)},
+                   "season": season, "device": device},
         "seed": tcfg.seed,
-        "training": {
-            "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-            "train_loss": [h.train_loss for h in result.history],
-            "val_loss": [h.val_loss for h in result.history],
-        },
-        "test": test,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__},
         "threads": torch.get_num_threads(),
     }
-    art.metrics = {"test": test} if test else {}
-    return TrainRun(art, result, report)
 
 
 def write_forecast(fc: Forecast, path: str | Path) -> Path:
@@ -128,25 +137,14 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
-def save_outputs(run: TrainRun, model_path: Path, report_dir: Path,
+def save_outputs(run: TrainRun, panel: Panel, model_path: Path, report_dir: Path,
                  forecast_path: Path) -> dict[str, Path]:
-    """Write the model, metrics.json and the forecast from the end of the data."""
+    """Write the model, the forecast from the end of the data, and the reports."""
     fc = forecast(run.artifact)
     written = {"model": artifact.save(run.artifact, model_path)}
     written["forecast"] = write_forecast(fc, forecast_path)
-    text = json.dumps(_jsonable(run.report), indent=2, allow_nan=False) + "\n"
-    written["metrics"] = atomic_write_text(report_dir / "metrics.json", text)
+    losses = [("model", run.report["training"]["train_loss"], run.report["training"]["val_loss"])]
+    title = f"gruforecast train: {model_path.name}, held-out test windows"
+    written.update(write_reports(report_dir, run.report, run.report["test"], run.records, panel,
+                                 losses, title))
     return written
-
-
-def _jsonable(obj):
-    """numpy scalars to Python numbers; NaN and inf to None (JSON has neither)."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj

@@ -30,52 +30,40 @@ Threads = Annotated[int, typer.Option(
     help="torch CPU threads. 1 is the measured-safe default: a second thread never sped up a "
          "64-unit GRU on 2 cores and slowed it 100x when another process was busy.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+# The data and model options, shared word for word by train and backtest.
+Data = Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file", show_default=False)]
+Target = Annotated[str | None, typer.Option(help="target column (default: the only numeric one)")]
+TimeCol = Annotated[str | None, typer.Option(help="time column: dates or integer steps (default: detected)")]
+IdCol = Annotated[str | None, typer.Option(help="series id column, for many series in long format")]
+Features = Annotated[str | None, typer.Option(help="comma-separated covariate columns")]
+Lookback = Annotated[int | None, typer.Option(help="input window L (default: 2 seasons or 2 horizons)")]
+Horizon = Annotated[int | None, typer.Option(help="forecast horizon H (default: one season)")]
+Season = Annotated[int | None, typer.Option(help="season length (default: from the frequency; 1 for integer steps)")]
+Freq = Annotated[str | None, typer.Option(help="pandas frequency, when it cannot be inferred")]
+Fill = Annotated[str | None, typer.Option(help="fill missing values and gaps: interpolate, ffill or zero")]
+Scaler = Annotated[str, typer.Option(help="standard, minmax, robust or none (fitted on train only)")]
+Hidden = Annotated[int, typer.Option(help="GRU hidden units")]
+Layers = Annotated[int, typer.Option(help="GRU layers")]
+Dropout = Annotated[float, typer.Option(help="dropout between GRU layers")]
+Epochs = Annotated[int, typer.Option(help="maximum epochs")]
+Batch = Annotated[int, typer.Option(help="windows per batch")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate")]
+Patience = Annotated[int, typer.Option(help="early stopping: epochs without a better validation loss")]
+Loss = Annotated[str, typer.Option(help="mse or huber")]
+ValFrac = Annotated[float, typer.Option(help="share of each series held out for validation")]
+Seed = Annotated[int, typer.Option(help="random seed: same seed, same numbers on CPU")]
+ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report.md and report.html go")]
 
 
-@app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
-    """Time-series forecasting with a fused-gate GRU."""
-
-
-@app.command()
-def train(
-    data: Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file", show_default=False)],
-    out_path: Annotated[Path, typer.Option("--out", help="model file to write", show_default=False)],
-    target: Annotated[str | None, typer.Option(help="target column (default: the only numeric one)")] = None,
-    time_col: Annotated[str | None, typer.Option(help="time column: dates or integer steps (default: detected)")] = None,
-    id_col: Annotated[str | None, typer.Option(help="series id column, for many series in long format")] = None,
-    features: Annotated[str | None, typer.Option(help="comma-separated covariate columns")] = None,
-    lookback: Annotated[int | None, typer.Option(help="input window L (default: 2 seasons or 2 horizons)")] = None,
-    horizon: Annotated[int | None, typer.Option(help="forecast horizon H (default: one season)")] = None,
-    season: Annotated[int | None, typer.Option(help="season length (default: from the frequency; 1 for integer steps)")] = None,
-    freq: Annotated[str | None, typer.Option(help="pandas frequency, when it cannot be inferred")] = None,
-    fill: Annotated[str | None, typer.Option(help="fill missing values and gaps: interpolate, ffill or zero")] = None,
-    scaler: Annotated[str, typer.Option(help="standard, minmax, robust or none (fitted on train only)")] = "standard",
-    hidden_size: Annotated[int, typer.Option(help="GRU hidden units")] = 64,
-    num_layers: Annotated[int, typer.Option(help="GRU layers")] = 1,
-    dropout: Annotated[float, typer.Option(help="dropout between GRU layers")] = 0.0,
-    epochs: Annotated[int, typer.Option(help="maximum epochs")] = 50,
-    batch_size: Annotated[int, typer.Option(help="windows per batch")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="early stopping: epochs without a better validation loss")] = 8,
-    loss: Annotated[str, typer.Option(help="mse or huber")] = "mse",
-    val_frac: Annotated[float, typer.Option(help="share of each series held out for validation")] = 0.1,
-    test_frac: Annotated[float, typer.Option(help="share of each series held out for the test metrics")] = 0.1,
-    seed: Annotated[int, typer.Option(help="random seed: same seed, same numbers on CPU")] = 0,
-    device: Device = "auto",
-    threads: Threads = 1,
-    report_dir: Annotated[Path | None, typer.Option(help="where metrics.json goes (default: the model's folder)")] = None,
-    forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
-) -> None:
-    """Train a GRU on DATA; write the model, metrics.json and a forecast."""
+def _setup(data: Path, target, time_col, id_col, features, lookback, horizon, season, freq, fill,
+           scaler, hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss,
+           val_frac, test_frac, seed, device, threads):
+    """Options -> (panel, window config, train config, season), validated before any work."""
     from . import api
     from .data import DataSpec, load_panel, season_length
     from .train import TrainConfig
 
     _threads(threads)
-    model_path = api.check_output_path(out_path, (".gruf", ".pt"))
-    forecast_path = api.check_output_path(
-        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"))
     feats = tuple(f.strip() for f in features.split(",") if f.strip()) if features else ()
     spec = DataSpec(target=target, time_col=time_col, id_col=id_col, features=feats, fill=fill, freq=freq)
     tcfg = TrainConfig(hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, epochs=epochs,
@@ -90,14 +78,82 @@ def train(
     _log(f"{len(panel.series)} series, {sum(len(s) for s in panel.series)} points, freq "
          f"{panel.freq or f'integer step {panel.step}'}, season {season}, lookback "
          f"{wcfg.lookback}, horizon {wcfg.horizon}")
+    return panel, wcfg, tcfg, season
+
+
+@app.command()
+def train(
+    data: Data,
+    out_path: Annotated[Path, typer.Option("--out", help="model file to write", show_default=False)],
+    target: Target = None, time_col: TimeCol = None, id_col: IdCol = None, features: Features = None,
+    lookback: Lookback = None, horizon: Horizon = None, season: Season = None, freq: Freq = None,
+    fill: Fill = None, scaler: Scaler = "standard", hidden_size: Hidden = 64, num_layers: Layers = 1,
+    dropout: Dropout = 0.0, epochs: Epochs = 50, batch_size: Batch = 64, lr: Lr = 1e-3,
+    patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
+    test_frac: Annotated[float, typer.Option(help="share of each series held out for the test metrics")] = 0.1,
+    seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
+    forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
+) -> None:
+    """Train a GRU on DATA; write the model, a forecast and the reports."""
+    from . import api
+
+    model_path = api.check_output_path(out_path, (".gruf", ".pt"))
+    forecast_path = api.check_output_path(
+        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"))
+    panel, wcfg, tcfg, season = _setup(
+        data, target, time_col, id_col, features, lookback, horizon, season, freq, fill, scaler,
+        hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss, val_frac,
+        test_frac, seed, device, threads)
     with _EpochProgress(epochs) as progress:
         run = api.train(panel, wcfg, tcfg, season, device=device, on_epoch=progress.update)
-    written = api.save_outputs(run, model_path, report_dir or model_path.parent, forecast_path)
+    written = api.save_outputs(run, panel, model_path, report_dir or model_path.parent, forecast_path)
     _print_scores(run.report.get("test"))
     out.print(f"trained in {run.fit.seconds:.1f}s (best epoch {run.fit.best_epoch} of "
               f"{len(run.fit.history)})")
     for name, path in written.items():
-        out.print(f"{name + ':':10}{path}")
+        out.print(f"{name + ':':12}{path}")
+
+
+@app.command()
+def backtest(
+    data: Data,
+    report_dir: Annotated[Path, typer.Option(help="where metrics.json, report.md and report.html go", show_default=False)],
+    folds: Annotated[int, typer.Option(help="forecast origins K")] = 3,
+    step: Annotated[int | None, typer.Option(help="steps between origins (default: the horizon)")] = None,
+    refit: Annotated[bool, typer.Option(help="train a model per fold, or one before the first origin")] = True,
+    target: Target = None, time_col: TimeCol = None, id_col: IdCol = None, features: Features = None,
+    lookback: Lookback = None, horizon: Horizon = None, season: Season = None, freq: Freq = None,
+    fill: Fill = None, scaler: Scaler = "standard", hidden_size: Hidden = 64, num_layers: Layers = 1,
+    dropout: Dropout = 0.0, epochs: Epochs = 50, batch_size: Batch = 64, lr: Lr = 1e-3,
+    patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
+    seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
+) -> None:
+    """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
+    from . import api
+    from .backtest import BacktestConfig, run_backtest
+    from .report import write_reports
+
+    cfg = BacktestConfig(folds=folds, step=step, refit=refit)
+    panel, wcfg, tcfg, season = _setup(
+        data, target, time_col, id_col, features, lookback, horizon, season, freq, fill, scaler,
+        hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss, val_frac, 0.0,
+        seed, device, threads)
+    progress = _EpochProgress(epochs * (folds if refit else 1))
+    with progress:
+        result = run_backtest(panel, wcfg, tcfg, season, cfg, device=device,
+                              on_epoch=lambda k, log: progress.update(log, prefix=f"fold {k + 1}/{folds} "))
+    report = api.base_report(panel, wcfg, tcfg, season, device)
+    report["config"]["backtest"] = {"folds": folds, "step": cfg.step or wcfg.horizon, "refit": refit}
+    report["seconds"] = round(result.seconds, 3)
+    report["folds"] = [vars(f) for f in result.folds]
+    report["backtest"] = result.summary
+    losses = [(f"fold {f.fold + 1}", f.train_loss, f.val_loss) for f in result.folds]
+    written = write_reports(report_dir, report, result.summary, result.records, panel, losses,
+                            f"gruforecast backtest: {Path(data).name}, {folds} folds")
+    _print_scores({"windows": folds, "season": season, **result.summary}, title="backtest")
+    out.print(f"backtest in {result.seconds:.1f}s ({len(result.folds)} training runs)")
+    for name, path in written.items():
+        out.print(f"{name + ':':12}{path}")
 
 
 @app.command()
@@ -150,10 +206,11 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
     _print_scores(art.metrics.get("test"))
 
 
-def _print_scores(test: dict | None) -> None:
+def _print_scores(test: dict | None, title: str = "held-out test") -> None:
     if not test:
         return
-    table = Table(title=f"held-out test: {test['windows']} windows, {test['series']} series, season {test['season']}")
+    unit = "folds" if title == "backtest" else "windows"
+    table = Table(title=f"{title}: {test['windows']} {unit}, {test['series']} series, season {test['season']}")
     for col in ("", "MAE", "RMSE", "sMAPE", "MASE"):
         table.add_column(col, justify="right" if col else "left")
     for name, s in test["scores"].items():
@@ -171,20 +228,20 @@ class _EpochProgress:
         if sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+            self.bar = Progress(TextColumn("epochs {task.completed}/{task.total}"), BarColumn(),
                                 TextColumn("{task.fields[losses]}"), TimeRemainingColumn(),
                                 console=err, transient=True)
             self.task = self.bar.add_task("train", total=self.epochs, losses="")
             self.bar.start()
         return self
 
-    def update(self, log) -> None:
+    def update(self, log, prefix: str = "") -> None:
         val = f" val {log.val_loss:.4f}" if log.val_loss is not None else ""
         text = f"train {log.train_loss:.4f}{val} best {log.best_epoch}"
         if self.bar is not None:
-            self.bar.update(self.task, completed=log.epoch, losses=text)
+            self.bar.update(self.task, advance=1, losses=prefix + text)
         else:
-            _log(f"epoch {log.epoch}/{log.epochs} {text} ({log.seconds:.1f}s)")
+            _log(f"{prefix}epoch {log.epoch}/{log.epochs} {text} ({log.seconds:.1f}s)")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -1,74 +1,114 @@
-"""Held-out evaluation: the model and the naive baselines on exactly the same windows.
+"""Scoring forecasts against actuals: baselines, per-point records, metric summaries.
 
-Holds the baseline forecasters (naive, seasonal naive) for windows cut from one flat array,
-and `holdout_report`, which scores them with `metrics`. MASE is computed per series
-(scaled by that series' in-sample seasonal naive error on its training part) and then
-averaged over series, as M4 does.
+Data flows one way: forecasts from any origin (held-out windows of `train`, folds of
+`backtest`) become one long table of records, one row per (series, fold, step), holding
+the actual, the model's forecast and each baseline's forecast on exactly the same origin,
+plus the MASE scale of that series' training part. `summarize` turns the records into
+every number the reports show: overall, per series, per fold, per horizon step, and the
+skill of the model against each baseline.
+
+MASE (M4 convention): per (series, fold), mean |y - f| divided by the in-sample seasonal
+naive MAE of the series' training part for that fold; then averaged.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from . import metrics
+from .data import Panel
 from .windows import Windows
 
-
-def naive_forecast(y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """(n, H): the last value before each origin, repeated."""
-    return np.repeat(y[origins - 1][:, None], horizon, axis=1)
+BASELINES = ("naive", "seasonal_naive", "drift")
+METHODS = ("model", *BASELINES)
 
 
-def seasonal_naive_forecast(y: np.ndarray, origins: np.ndarray, horizon: int, season: int,
-                            starts: np.ndarray) -> np.ndarray:
-    """(n, H): f[h] = y[o - m + (h mod m)], the last season repeated.
+def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+    """Forecasts (H,) of each baseline from the values before the origin.
 
-    `starts` is the flat index where each origin's series begins; where less than one
-    season of history precedes an origin, the naive forecast is used instead.
+    naive: the last value. seasonal_naive: the last season repeated, f[h] = y[n - m + (h
+    mod m)] (naive when the history is shorter than a season). drift: the last value plus
+    h times the mean change over the history (naive for a history of one point).
     """
+    last = history[-1]
     h = np.arange(horizon)
-    idx = origins[:, None] - season + (h % season)[None, :]
-    ok = (origins - season) >= starts
-    idx = np.where(ok[:, None], idx, (origins - 1)[:, None])
-    return y[idx]
+    naive = np.full(horizon, last, dtype=float)
+    seasonal = history[len(history) - season + h % season] if len(history) >= season else naive
+    n = len(history)
+    drift = last + (h + 1) * (last - history[0]) / (n - 1) if n > 1 else naive
+    return {"naive": naive, "seasonal_naive": np.asarray(seasonal, float), "drift": drift}
 
 
-def score(y: np.ndarray, f: np.ndarray, series: np.ndarray, scales: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, sMAPE over all points; MASE per series, then averaged over series."""
-    per_series = [metrics.mase(y[series == s], f[series == s], scales[s]) for s in np.unique(series)]
-    finite = [v for v in per_series if np.isfinite(v)]
-    return {
-        "mae": metrics.mae(y, f),
-        "rmse": metrics.rmse(y, f),
-        "smape": metrics.smape(y, f),
-        "mase": float(np.mean(finite)) if finite else float("nan"),
-    }
+def origin_records(series_id: str, fold: int, history: np.ndarray, actual: np.ndarray,
+                   forecast: np.ndarray, times: pd.Index, cutoff, season: int,
+                   train_part: np.ndarray) -> pd.DataFrame:
+    """Records (H rows) of one forecast origin: actuals, the model and every baseline."""
+    H = len(actual)
+    frame = pd.DataFrame({
+        "series": series_id, "fold": fold, "cutoff": cutoff, "step": np.arange(1, H + 1),
+        "time": times, "actual": actual, "model": forecast,
+    })
+    for name, values in baseline_forecasts(history, H, season).items():
+        frame[name] = values
+    frame["scale"] = metrics.mase_scale(train_part, season)
+    return frame
 
 
-def holdout_report(windows: Windows, y: np.ndarray, model_forecast: np.ndarray,
-                   season: int) -> dict:
-    """Score the model and the baselines on the test windows of `windows`.
+def holdout_records(panel: Panel, windows: Windows, forecasts: np.ndarray,
+                    season: int) -> pd.DataFrame:
+    """Records of the held-out test windows of `train`: each window is one origin (its
+    index is the "fold"); the MASE scale comes from the series' training part."""
+    frames = []
+    series_of = windows.series_of(windows.test)
+    for i, (o, s_idx) in enumerate(zip(windows.test, series_of)):
+        s = panel.series[s_idx]
+        y = s.values[:, 0]
+        p = int(o - windows.offsets[s_idx])  # position of the first target in the series
+        H = windows.horizon
+        frames.append(origin_records(
+            s.id, i, y[:p], y[p: p + H], forecasts[i], s.time[p: p + H], s.time[p - 1], season,
+            y[: windows.n_train[s_idx]]))
+    return pd.concat(frames, ignore_index=True)
 
-    `y` is the target of all series in original units, flat like `windows.values`;
-    `model_forecast` is (n_test, H) for `windows.test`, in original units.
+
+def scores(frame: pd.DataFrame, method: str) -> dict[str, float | int | None]:
+    """Every metric of one method over a set of records."""
+    y, f = frame["actual"].to_numpy(), frame[method].to_numpy()
+    err = np.abs(y - f)
+    by_origin = frame.assign(err=err).groupby(["series", "fold"], sort=False)
+    per_origin = by_origin["err"].mean() / by_origin["scale"].first()
+    finite = per_origin[np.isfinite(per_origin)]
+    return _clean({
+        "mae": metrics.mae(y, f), "rmse": metrics.rmse(y, f), "mape": metrics.mape(y, f),
+        "smape": metrics.smape(y, f), "mase": float(finite.mean()) if len(finite) else np.nan,
+    })
+
+
+def summarize(records: pd.DataFrame, groups: tuple[str, ...] = ("series", "fold", "step")) -> dict:
+    """All the numbers of an evaluation, from its records (see the module docstring).
+
+    `groups` picks the breakdowns (per series, per fold, per horizon step) to include.
     """
-    origins, H = windows.test, windows.horizon
-    series = windows.series_of(origins)
-    starts = windows.offsets[series]
-    scales = np.array([
-        metrics.mase_scale(y[o: o + n], season)
-        for o, n in zip(windows.offsets[:-1], windows.n_train)
-    ])
-    actual = y[origins[:, None] + np.arange(H)]
-    rows = np.repeat(series[:, None], H, axis=1)
-    forecasts = {
-        "model": model_forecast,
-        "naive": naive_forecast(y, origins, H),
-        "seasonal_naive": seasonal_naive_forecast(y, origins, H, season, starts),
-    }
+    overall = {m: scores(records, m) for m in METHODS}
+    skill = {b: _clean({k: 1 - overall["model"][k] / overall[b][k]
+                        if overall["model"][k] is not None and overall[b][k] else None
+                        for k in ("mae", "rmse", "smape", "mase")}) for b in BASELINES}
     return {
-        "windows": int(len(origins)),
-        "series": int(len(np.unique(series))),
-        "season": season,
-        "scores": {k: score(actual, f, rows, scales) for k, f in forecasts.items()},
+        "series": int(records["series"].nunique()),
+        "folds": int(records["fold"].nunique()),
+        "points": int(len(records)),
+        "mape_undefined_points": metrics.zero_actuals(records["actual"].to_numpy()),
+        "scores": overall,
+        "skill": skill,
+        **{f"per_{key}": _grouped(records, key) for key in groups},
     }
+
+
+def _grouped(records: pd.DataFrame, key: str) -> dict:
+    return {str(k): {m: scores(g, m) for m in METHODS} for k, g in records.groupby(key, sort=True)}
+
+
+def _clean(d: dict) -> dict:
+    """NaN and inf to None: undefined numbers are reported as such."""
+    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in d.items()}

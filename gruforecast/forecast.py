@@ -27,7 +27,7 @@ class Forecast:
 
 def forecast(art: Artifact, horizon: int | None = None, panel: Panel | None = None) -> Forecast:
     """Forecast `horizon` steps (default: the trained H) after the end of each series."""
-    H, L = art.window_cfg.horizon, art.window_cfg.lookback
+    H = art.window_cfg.horizon
     K = H if horizon is None else horizon
     if K < 1:
         raise InputError(f"--horizon ({K}) must be >= 1")
@@ -38,6 +38,14 @@ def forecast(art: Artifact, horizon: int | None = None, panel: Panel | None = No
         )
     ids, tails, last_times = _tails(art, panel) if panel is not None else (
         art.series_ids, art.tail, art.last_times)
+    values = predict_tails(art, ids, tails, K)
+    return Forecast(_frame(art, ids, last_times, values), recursive=K > H)
+
+
+def predict_tails(art: Artifact, ids: list[str], tails: np.ndarray, K: int) -> np.ndarray:
+    """Forecasts (S, K) in original units from the last `lookback` rows (S, L, C) of each
+    series, scaled with that series' stored scaler; recursive past the trained horizon."""
+    H, L = art.window_cfg.horizon, art.window_cfg.lookback
     index = [art.series_ids.index(i) for i in ids]
     loc, scale = art.loc[index][:, None, :], art.scale[index][:, None, :]
     window = torch.from_numpy(((tails - loc) / scale).astype(np.float32))  # (S, L, C)
@@ -49,8 +57,7 @@ def forecast(art: Artifact, horizon: int | None = None, panel: Panel | None = No
             window = torch.cat([window, chunks[-1].unsqueeze(-1)], dim=1)[:, -L:]
             chunks.append(art.model(window))
     scaled = torch.cat(chunks, dim=1)[:, :K].double().numpy()
-    values = scaled * scale[:, 0, :1] + loc[:, 0, :1]  # (S, K) original units
-    return Forecast(_frame(art, ids, last_times, values), recursive=K > H)
+    return scaled * scale[:, 0, :1] + loc[:, 0, :1]
 
 
 def _tails(art: Artifact, panel: Panel) -> tuple[list[str], np.ndarray, list]:

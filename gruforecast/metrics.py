@@ -58,3 +58,21 @@ def mase(y: np.ndarray, f: np.ndarray, scale: float) -> float:
     if not scale > 0:
         return float("nan")
     return mae(y, f) / scale
+
+
+def mape(y: np.ndarray, f: np.ndarray) -> float:
+    """MAPE = mean 100 |y - f| / |y| over the points where y != 0.
+
+    Undefined where the actual is 0: those points are left out (count them with
+    `zero_actuals`); NaN when no point is left. Never inf.
+    """
+    y, f = _valid(y, f)
+    keep = y != 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(100.0 * np.abs(y[keep] - f[keep]) / np.abs(y[keep])))
+
+
+def zero_actuals(y: np.ndarray) -> int:
+    """How many actuals are exactly 0 (where MAPE is undefined)."""
+    return int(np.sum(np.asarray(y, dtype=float) == 0))

@@ -10,7 +10,8 @@ from conftest import SAMPLE, run_cli
 
 def test_train_then_predict_on_the_sample_series(co2_model, tmp_path):
     out, proc = co2_model
-    assert {"co2.gruf", "co2-forecast.csv", "metrics.json"} <= {p.name for p in out.iterdir()}
+    assert {"co2.gruf", "co2-forecast.csv", "metrics.json", "report.md", "report.html"} <= {
+        p.name for p in out.iterdir()}
     assert "Traceback" not in proc.stderr
     forecast = pd.read_csv(out / "co2-forecast.csv", parse_dates=["week"])
     assert list(forecast.columns) == ["week", "forecast"] and len(forecast) == 52
@@ -35,6 +36,8 @@ def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
     assert scores["model"]["mase"] < scores["naive"]["mase"]
     for key in ("gruforecast_version", "data", "config", "seed", "training", "test", "versions"):
         assert key in report
+    assert set(scores) == {"model", "naive", "seasonal_naive", "drift"}
+    assert {"per_series", "per_step", "skill", "windows"} <= set(report["test"])
     assert report["training"]["seconds"] > 0
 
 

@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gruforecast import metrics
-from gruforecast.evaluate import naive_forecast, seasonal_naive_forecast
+from gruforecast.evaluate import baseline_forecasts, origin_records, summarize
 
 nan = float("nan")
 CASES = [
@@ -18,6 +19,10 @@ CASES = [
     ("smape", [0], [5], 200.0),
     ("mae", [1, nan, 3], [1, 5, 4], 0.5),  # NaN pairs ignored
     ("mae", [nan], [1], nan),
+    ("mape", [100, 200], [110, 180], (10 + 10) / 2),  # 100 |y - f| / |y|
+    ("mape", [0, 50], [1, 25], 50.0),  # the zero actual is left out, never inf
+    ("mape", [0, 0], [1, 2], nan),  # undefined everywhere: NaN (null in JSON)
+    ("smape", [1, 2, nan], [1, 2, 3], 0.0),
 ]
 
 
@@ -41,10 +46,30 @@ def test_mase_scale_and_mase():
 
 
 def test_baseline_forecasts():
-    y = np.arange(20, dtype=float)
-    origins = np.array([10, 12])
-    assert naive_forecast(y, origins, 3).tolist() == [[9, 9, 9], [11, 11, 11]]
-    snaive = seasonal_naive_forecast(y, origins, 5, season=3, starts=np.array([0, 0]))
-    assert snaive.tolist() == [[7, 8, 9, 7, 8], [9, 10, 11, 9, 10]]
-    # less than a season of history before the origin: naive instead
-    assert seasonal_naive_forecast(y, np.array([2]), 2, 3, np.array([0])).tolist() == [[1, 1]]
+    history = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], float)
+    f = baseline_forecasts(history, horizon=5, season=3)
+    assert f["naive"].tolist() == [10] * 5
+    assert f["seasonal_naive"].tolist() == [8, 9, 10, 8, 9]  # the last season repeated
+    assert f["drift"].tolist() == [11, 12, 13, 14, 15]  # mean change (10 - 1) / 9 = 1 per step
+    short = baseline_forecasts(np.array([4.0, 6.0]), horizon=2, season=3)
+    assert short["seasonal_naive"].tolist() == [6, 6]  # less than a season: naive
+
+
+def test_summary_of_records_by_hand():
+    # one series, two origins, horizon 2, season 1; training part [0, 2, 4] -> scale 2
+    train = np.array([0.0, 2.0, 4.0])
+    r1 = origin_records("a", 0, train, np.array([6.0, 8.0]), np.array([5.0, 9.0]),
+                        pd.RangeIndex(3, 5), 2, 1, train)
+    r2 = origin_records("a", 1, np.append(train, 6.0), np.array([8.0, 0.0]), np.array([8.0, 2.0]),
+                        pd.RangeIndex(4, 6), 3, 1, train)
+    summary = summarize(pd.concat([r1, r2], ignore_index=True))
+    model = summary["scores"]["model"]
+    assert model["mae"] == pytest.approx((1 + 1 + 0 + 2) / 4)
+    assert model["mase"] == pytest.approx(((1 + 1) / 2 / 2 + (0 + 2) / 2 / 2) / 2)
+    assert model["mape"] == pytest.approx((100 / 6 + 100 / 8 + 0) / 3)  # y = 0 left out
+    assert summary["mape_undefined_points"] == 1
+    naive = summary["scores"]["naive"]  # forecasts 4, 4 then 6, 6
+    assert naive["mae"] == pytest.approx((2 + 4 + 2 + 6) / 4)
+    assert summary["skill"]["naive"]["mae"] == pytest.approx(1 - 1.0 / 3.5)
+    assert summary["per_step"]["1"]["model"]["mae"] == pytest.approx(0.5)
+    assert set(summary["per_fold"]) == {"0", "1"}
