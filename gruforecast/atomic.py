@@ -22,6 +22,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        _test_pause()
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o644)
@@ -35,6 +36,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def _test_pause() -> None:
+    """Tests kill a run in the middle of a write: GRUFORECAST_TEST_PAUSE_WRITE=SECONDS holds
+    every write between its temporary file and the rename."""
+    pause = os.environ.get("GRUFORECAST_TEST_PAUSE_WRITE")
+    if pause:
+        import time
+
+        time.sleep(float(pause))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

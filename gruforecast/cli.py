@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,9 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Time-series forecasting with a fused-gate GRU: train, predict, inspect.",
 )
-out = Console(highlight=False)
+# Not a terminal (cron, a pipe): no colours (Rich's own rule), and wide enough that tables
+# are not wrapped into an unreadable log.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 Threads = Annotated[int, typer.Option(
@@ -204,6 +207,98 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         table.add_row(key, str(value))
     out.print(table)
     _print_scores(art.metrics.get("test"))
+
+
+@app.command()
+def batch(
+    config: Annotated[Path, typer.Argument(help="TOML file of jobs (see docs/cron.md)", show_default=False)],
+    only: Annotated[list[str] | None, typer.Option(help="run only this job (repeatable)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="check the file and show what would run, run nothing")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", help="jobs run in parallel processes")] = 1,
+    threads: Annotated[int | None, typer.Option(help="torch threads per job (default: cores // jobs, at least 1)")] = None,
+    wait: Annotated[float | None, typer.Option(help="wait up to SECONDS for another run of this file to finish")] = None,
+    quiet: Annotated[bool, typer.Option(help="print only failures")] = False,
+    log_json: Annotated[bool, typer.Option(help="log events to stderr as JSON lines")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE overriding every job (TOML value)")] = None,
+) -> None:
+    """Run the forecasting jobs of a TOML file; exit 0 only if every job succeeded."""
+    import json
+    import os
+
+    from . import batch as b
+    from .report import jsonable
+
+    cores = os.cpu_count() or 1
+    if jobs < 1:
+        raise InputError(f"--jobs ({jobs}) must be >= 1")
+    threads = threads if threads is not None else max(1, cores // jobs)
+    if threads < 1 or jobs * threads > cores:
+        raise InputError(f"--jobs {jobs} x --threads {threads} is more than the {cores} cores; "
+                         "oversubscribed torch threads slow a GRU step 100x: lower one of them")
+    job_list = b.load_jobs(config, _overrides(set_ or []), only)
+    if dry_run:
+        for job in job_list:
+            plan = "retrain" if b.needs_retrain(job) else "predict with the existing model"
+            out.print(f"{job.name}: {plan}; data {job.data}; model {job.model}; output {b.output_path(job)}")
+        return
+    log = _event_logger(quiet, log_json)
+    with b.config_lock(config, wait):
+        _threads(threads)
+        run = b.run_batch(job_list, jobs, threads, log)
+    summary = {"config": str(config.resolve()), "seconds": run.seconds, "exit_code": run.exit_code,
+               "jobs": [vars(r) for r in run.results]}
+    atomic_text = json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n"
+    from .atomic import atomic_write_text
+
+    atomic_write_text(config.parent / "batch-summary.json", atomic_text)
+    if not quiet or run.exit_code:
+        _print_batch(run)
+    raise typer.Exit(run.exit_code)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import tomllib
+
+    out_: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--set {pair!r} is not KEY=VALUE; write e.g. --set epochs=20")
+        try:
+            out_[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out_[key.strip()] = value  # a bare word: a string
+    return out_
+
+
+def _event_logger(quiet: bool, as_json: bool):
+    import json
+    from datetime import datetime
+
+    def log(job: str, event: str, info: dict) -> None:
+        if quiet and event != "failed":
+            return
+        info = {k: v for k, v in info.items() if v is not None}
+        if as_json:
+            line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "job": job, "event": event, **info}, default=str)
+        else:
+            line = f"gruforecast batch: {job}: {event}" + "".join(
+                f" {k}={v:.4g}" if isinstance(v, float) else f" {k}={v}" for k, v in info.items())
+        print(line, file=sys.stderr, flush=True)
+
+    return log
+
+
+def _print_batch(run) -> None:
+    table = Table(title=f"batch: {len(run.results)} jobs in {run.seconds:.1f}s")
+    for col in ("job", "status", "rows", "MASE (validation)", "seconds", "note"):
+        table.add_column(col)
+    for r in run.results:
+        note = r.error or r.kept_old or (r.output or "")
+        mase = f"{r.mase:.4g}" if r.mase is not None else "-"
+        table.add_row(r.name, r.status, str(r.rows), mase, f"{r.seconds:.2f}", note)
+    out.print(table)
 
 
 def _print_scores(test: dict | None, title: str = "held-out test") -> None:

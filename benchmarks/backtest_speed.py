@@ -1,0 +1,66 @@
+"""Backtest time against K single training runs, measured side by side.
+
+    python benchmarks/backtest_speed.py [--folds 5] [--threads 1]
+
+On the sample series (weekly CO2, 2,284 points) and on a 10,000-point real series (the
+first 10,000 hours of ETTh1's OT column, read from ../shared/data when present): the time
+of one `train` run on the full series, and of `backtest --folds K` (K trainings, each on
+the data before its origin). Prints backtest / (K x one training); <= 1 means no
+redundant work per fold. Training uses early stopping, so epochs differ per fold: the
+ratio per epoch is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gruforecast import api  # noqa: E402
+from gruforecast.backtest import BacktestConfig, run_backtest  # noqa: E402
+from gruforecast.data import DataSpec, build_panel, load_panel, season_length  # noqa: E402
+from gruforecast.train import TrainConfig  # noqa: E402
+
+
+def measure(name: str, panel, horizon: int, folds: int) -> None:
+    season = season_length(panel.freq)
+    wcfg = api.default_window(panel, season, horizon=horizon)
+    tcfg = TrainConfig()
+    start = time.perf_counter()
+    run = api.train(panel, wcfg, tcfg, season)
+    one, one_epochs = time.perf_counter() - start, len(run.fit.history)
+    result = run_backtest(panel, wcfg, tcfg, season, BacktestConfig(folds=folds))
+    epochs = sum(len(f.train_loss) for f in result.folds)
+    print(f"| {name} | {sum(len(s) for s in panel.series)} | {one:.1f} s ({one_epochs} epochs) | "
+          f"{result.seconds:.1f} s ({epochs} epochs) | {result.seconds / (folds * one):.2f} | "
+          f"{(result.seconds / epochs) / (one / one_epochs):.2f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads {torch.get_num_threads()}, folds {args.folds}\n")
+    print("| series | points | one training | backtest | backtest / (K x one) | per epoch ratio |")
+    print("|---|---|---|---|---|---|")
+    co2 = load_panel(ROOT / "sample_data" / "co2_weekly.csv",
+                     DataSpec(target="co2", time_col="week", fill="interpolate"))
+    measure("co2 weekly (sample)", co2, 52, args.folds)
+    ett = ROOT.parent / "shared" / "data" / "ETTh1.csv"
+    if ett.exists():
+        frame = pd.read_csv(ett, usecols=["date", "OT"]).iloc[:10_000]
+        measure("ETTh1 OT, first 10,000 h", build_panel(frame, DataSpec(target="OT", time_col="date")), 24, args.folds)
+    else:
+        print(f"({ett} not found: 10,000-point series skipped)")
+
+
+if __name__ == "__main__":
+    main()

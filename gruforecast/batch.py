@@ -1,0 +1,397 @@
+"""Batch forecasting from a TOML file of jobs, made for cron.
+
+Holds: reading and validating the job file (`load_jobs`), the lock that keeps two runs of
+one config apart (`config_lock`), running one job (`run_job`: retrain per policy, keep the
+better model, forecast from the end of the data, write atomically) and running them all,
+each isolated (`run_batch`). A job is a loop over the same train and predict functions as
+the CLI, not a second pipeline. Nothing here prints: events go to a callback.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import GruForecastError, InputError
+
+RETRAIN = ("never", "always", "older-than")
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock
+
+
+class ConfigError(InputError):
+    """A bad job file: exit code 2, nothing run."""
+
+
+class LockedError(GruForecastError):
+    exit_code = EXIT_LOCKED
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the file; every key of `[defaults]` and `[[jobs]]` is a field here."""
+
+    name: str
+    data: str
+    model: str
+    output: str
+    target: str | None = None
+    time_col: str | None = None
+    id_col: str | None = None
+    features: tuple[str, ...] = ()
+    fill: str | None = None
+    freq: str | None = None
+    horizon: int | None = None
+    lookback: int | None = None
+    season: int | None = None
+    retrain: str = "older-than"
+    max_age: str = "7d"
+    keep_better: bool = False
+    scaler: str = "standard"
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    patience: int = 8
+    loss: str = "mse"
+    val_frac: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.retrain not in RETRAIN:
+            raise ConfigError(f"job {self.name!r}: retrain {self.retrain!r} is not known; use {', '.join(RETRAIN)}")
+        parse_age(self.max_age, self.name)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ConfigError(f"job name {self.name!r} must be letters, digits, '_', '.' or '-'")
+
+
+@dataclass
+class JobResult:
+    name: str
+    status: str  # "ok" or "failed"
+    rows: int = 0
+    output: str | None = None
+    retrained: bool = False
+    kept_old: str | None = None  # why the old model was kept, when it was
+    mase: float | None = None  # the model's MASE on the latest validation window, if retrained
+    seconds: float = 0.0
+    error: str | None = None
+
+
+_TYPES = {f.name: f.type for f in fields(Job)}
+
+
+def parse_age(text: str, job: str = "defaults") -> float:
+    """"7d", "12h", "30m", "45s" -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(text))
+    if not m:
+        raise ConfigError(f"job {job!r}: max_age {text!r} is not an age; write it like \"7d\", \"12h\" or \"30m\"")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None = None) -> list[Job]:
+    """Read the job file; every problem is a `ConfigError` naming the key and its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"job file {str(path)!r} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read job file {str(path)!r} ({exc}); check it") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML ({exc}); fix the file") from None
+    unknown = set(doc) - {"defaults", "jobs"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{path.name} line {_line(text, key)}: unknown table or key {key!r}; use [defaults] and [[jobs]]")
+    defaults = doc.get("defaults", {})
+    _check_keys(defaults, text, path.name, "[defaults]", None)
+    entries = doc.get("jobs", [])
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path.name}: no [[jobs]]; add at least one job")
+    jobs, names = [], set()
+    for i, entry in enumerate(entries):
+        _check_keys(entry, text, path.name, f"job {entry.get('name', i + 1)!r}", i)
+        merged = {**defaults, **entry, **(overrides or {})}
+        for key in ("name", "data", "model", "output"):
+            if key not in merged:
+                raise ConfigError(f"{path.name} line {_job_line(text, i)}: job {i + 1} has no {key!r}; add {key} = \"...\"")
+        if isinstance(merged.get("features"), str):
+            merged["features"] = [f.strip() for f in merged["features"].split(",") if f.strip()]
+        merged["features"] = tuple(merged.get("features", ()))
+        job = Job(**merged)
+        if job.name in names:
+            raise ConfigError(f"{path.name} line {_job_line(text, i)}: two jobs are named {job.name!r}; names must differ")
+        names.add(job.name)
+        jobs.append(_resolve_paths(job, path.parent))
+    if only:
+        missing = sorted(set(only) - names)
+        if missing:
+            raise ConfigError(f"--only {missing[0]!r}: no such job in {path.name}; jobs are {', '.join(sorted(names))}")
+        jobs = [j for j in jobs if j.name in only]
+    return jobs
+
+
+def _check_keys(table: dict, text: str, file: str, where: str, job_index: int | None) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: {where} must be a table")
+    for key, value in table.items():
+        line = _line(text, key, job_index)
+        if key not in _TYPES:
+            close = _closest(key, list(_TYPES))
+            hint = f"; did you mean {close!r}?" if close else ""
+            raise ConfigError(f"{file} line {line}: unknown key {key!r} in {where}{hint}")
+        if not _type_ok(value, _TYPES[key]):
+            raise ConfigError(f"{file} line {line}: {key} = {value!r} in {where} has the wrong type; expected {_TYPES[key]}")
+
+
+def _type_ok(value, annotation: str) -> bool:
+    if value is None:
+        return "None" in annotation
+    checks = {"str": isinstance(value, str), "bool": isinstance(value, bool),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "tuple": isinstance(value, (list, str)) and all(isinstance(v, str) for v in value)}
+    return any(ok for name, ok in checks.items() if name in annotation)
+
+
+def _closest(key: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _job_line(text: str, index: int) -> int:
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[jobs]]")]
+    return starts[index] if index < len(starts) else 0
+
+
+def _line(text: str, key: str, job_index: int | None = None) -> int:
+    """Line of `key = ...` (within the job's block when job_index is given, else the first)."""
+    lines = text.splitlines()
+    start = _job_line(text, job_index) if job_index is not None else 0
+    for n in range(start, len(lines)):
+        if n > start and job_index is not None and lines[n].strip().startswith("["):
+            break
+        if re.match(rf"\s*{re.escape(key)}\s*=", lines[n]) or lines[n].strip() in (f"[{key}]", f"[[{key}]]"):
+            return n + 1
+    return 0
+
+
+def _resolve_paths(job: Job, base: Path) -> Job:
+    """Relative paths in the file are relative to the file's folder (cron's cwd is /)."""
+    def absolute(p: str) -> str:
+        return p if os.path.isabs(p) else str(base / p)
+    return replace(job, data=absolute(job.data), model=absolute(job.model), output=absolute(job.output))
+
+
+@contextmanager
+def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
+    """Hold an exclusive flock on CONFIG.lock; the kernel releases it when we die."""
+    lock_path = config.with_name(config.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + (wait or 0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if wait is None or time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"another batch run holds the lock {str(lock_path)!r}; try again later or pass --wait SECONDS"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock_path
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def output_path(job: Job, today: date | None = None) -> Path:
+    today = today or date.today()
+    try:
+        return Path(job.output.format(job=job.name, date=today.isoformat()))
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"job {job.name!r}: output {job.output!r} has an unknown placeholder; use {{job}} and {{date}}") from None
+
+
+def _data_frame(job: Job) -> pd.DataFrame:
+    from .data import read_table
+
+    files = sorted(glob.glob(job.data)) if glob.has_magic(job.data) else [job.data]
+    if not files:
+        raise InputError(f"no file matches {job.data!r}; check the data path or glob")
+    return pd.concat([read_table(f) for f in files], ignore_index=True)
+
+
+def needs_retrain(job: Job, now: float | None = None) -> bool:
+    model = Path(job.model)
+    if job.retrain == "always":
+        return True
+    if job.retrain == "never":
+        if not model.exists():
+            raise InputError(f"model {job.model!r} does not exist and retrain is 'never'; train it or set retrain")
+        return False
+    return not model.exists() or (now or time.time()) - model.stat().st_mtime > parse_age(job.max_age, job.name)
+
+
+def run_job(job: Job, on_event: Callable[[str, str, dict], None], today: date | None = None) -> JobResult:
+    """Run one job; any `GruForecastError` becomes a failed result, never an escape."""
+    start = time.perf_counter()
+    result = JobResult(job.name, "failed")
+    try:
+        _run_job(job, result, on_event, today)
+        result.status = "ok"
+    except GruForecastError as exc:
+        result.error = str(exc)
+    except (OSError, RuntimeError, ValueError, MemoryError) as exc:  # isolate the other jobs
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.seconds = round(time.perf_counter() - start, 3)
+    if result.status == "failed":
+        on_event(job.name, "failed", {"error": result.error})
+    return result
+
+
+def _run_job(job: Job, result: JobResult, on_event, today) -> None:
+    from . import api, artifact
+    from .data import DataSpec, build_panel, season_length
+    from .forecast import forecast
+    from .train import TrainConfig
+
+    on_event(job.name, "started", {})
+    out = output_path(job, today)
+    api.check_output_path(out, (".csv", ".parquet"))
+    spec = DataSpec(target=job.target, time_col=job.time_col, id_col=job.id_col,
+                    features=job.features, fill=job.fill, freq=job.freq)
+    retrain = needs_retrain(job)
+    if retrain:
+        panel = build_panel(_data_frame(job), spec)
+        season = job.season or season_length(panel.freq)
+        wcfg = api.default_window(panel, season, horizon=job.horizon, lookback=job.lookback,
+                                  scaler=job.scaler, val_frac=job.val_frac, test_frac=0.0)
+        tcfg = TrainConfig(hidden_size=job.hidden_size, num_layers=job.num_layers, dropout=job.dropout,
+                           epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
+                           patience=job.patience, loss=job.loss, seed=job.seed)
+        run = api.train(panel, wcfg, tcfg, season)
+        new_score = validation_score(run.artifact, panel, wcfg)
+        result.retrained, result.mase = True, new_score["mase"]
+        art = run.artifact
+        if job.keep_better and Path(job.model).exists():
+            old = artifact.load(job.model)
+            old_score = validation_score(old, panel, wcfg)
+            if old_score["mae"] is not None and new_score["mae"] is not None and new_score["mae"] > old_score["mae"]:
+                result.kept_old = (f"new model's validation MAE {new_score['mae']:.4g} is worse than the old "
+                                   f"model's {old_score['mae']:.4g} on the same window")
+                art = old
+        if result.kept_old is None:
+            artifact.save(art, job.model)
+        on_event(job.name, "kept old model" if result.kept_old else "retrained",
+                 {"mase": result.mase, "reason": result.kept_old})
+    else:
+        art = artifact.load(job.model)
+        panel = build_panel(_data_frame(job), art.data_spec)
+    fc = forecast(art, panel=panel)
+    if not np.isfinite(fc.frame["forecast"].to_numpy()).all():
+        raise InputError("the forecast holds NaN or infinity; nothing written; check the data and the model")
+    api.write_forecast(fc, out)
+    result.rows, result.output = len(fc.frame), str(out)
+    on_event(job.name, "wrote", {"output": str(out), "rows": len(fc.frame)})
+
+
+def validation_score(art, panel, wcfg) -> dict[str, float | None]:
+    """MAE and MASE of a model on the latest validation window of each series (the last
+    H points before any test part), so an old and a new model meet on the same window."""
+    from .evaluate import origin_records, summarize
+    from .forecast import predict_tails
+
+    H = wcfg.horizon
+    frames = []
+    known = [s for s in panel.series if s.id in art.series_ids]
+    if not known:
+        return {"mae": None, "mase": None}
+    L = art.window_cfg.lookback
+    tails, rows = [], []
+    for s in known:
+        n_train, n_val, _ = wcfg.part_lengths(len(s))
+        o = n_train + n_val - H  # origin of the latest validation window
+        if o < L:
+            continue
+        tails.append(s.values[o - L: o])
+        rows.append((s, o))
+    if not rows:
+        return {"mae": None, "mase": None}
+    preds = predict_tails(art, [s.id for s, _ in rows], np.stack(tails), H)
+    for (s, o), f in zip(rows, preds):
+        y = s.values[:, 0]
+        frames.append(origin_records(s.id, 0, y[:o], y[o: o + H], f, s.time[o: o + H], s.time[o - 1],
+                                     art.season, y[:o]))
+    scores = summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]["model"]
+    return {"mae": scores["mae"], "mase": scores["mase"]}
+
+
+@dataclass
+class BatchRun:
+    results: list[JobResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(r.status == "ok" for r in self.results) else 1
+
+
+def run_batch(jobs: list[Job], parallel: int, threads: int,
+              on_event: Callable[[str, str, dict], None]) -> BatchRun:
+    """Run the jobs in order, or in `parallel` worker processes of `threads` torch threads."""
+    start = time.perf_counter()
+    if parallel <= 1:
+        results = [run_job(j, on_event) for j in jobs]
+    else:
+        results = _run_parallel(jobs, parallel, threads, on_event)
+    return BatchRun(results, round(time.perf_counter() - start, 3))
+
+
+def _run_parallel(jobs, parallel, threads, on_event) -> list[JobResult]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a process whose OpenMP pool is running can deadlock.
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(run_job, j, _silent) for j in jobs]
+        results = []
+        for job, fut in zip(jobs, futures):
+            try:
+                res = fut.result()
+            except Exception as exc:  # a worker that died (segfault, OOM kill): that job failed
+                res = JobResult(job.name, "failed", error=f"worker died: {type(exc).__name__}: {exc}")
+            on_event(job.name, res.status, {"rows": res.rows, "output": res.output, "error": res.error})
+            results.append(res)
+    return results
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _silent(job: str, event: str, info: dict) -> None:
+    """Events of a worker process are reported by the parent, from the results."""

@@ -1,0 +1,168 @@
+"""`gruforecast batch` as cron runs it: isolation, atomic outputs, the lock, quiet logs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE, run_cli
+
+JOBS = """
+[defaults]
+horizon = 4
+epochs = 3
+retrain = "older-than"
+max_age = "7d"
+
+[[jobs]]
+name = "macro"
+data = "macro.csv"
+target = "value"
+id_col = "series"
+model = "models/macro.gruf"
+output = "out/{job}-{date}.csv"
+
+[[jobs]]
+name = "broken"
+data = "broken.csv"
+target = "value"
+model = "models/broken.gruf"
+output = "out/{job}.csv"
+
+[[jobs]]
+name = "gdp"
+data = "gdp.parquet"
+target = "value"
+time_col = "quarter"
+model = "models/gdp.gruf"
+output = "out/{job}.parquet"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path):
+    macro = pd.read_csv(SAMPLE / "us_macro_quarterly.csv")
+    macro.to_csv(tmp_path / "macro.csv", index=False)
+    gdp = macro[macro.series == "realgdp"].drop(columns="series")
+    gdp.assign(quarter=pd.to_datetime(gdp["quarter"])).to_parquet(tmp_path / "gdp.parquet")
+    (tmp_path / "broken.csv").write_bytes(b"\x00\x01\x02 not a csv \xff\xfe" * 20)
+    (tmp_path / "jobs.toml").write_text(JOBS)
+    return tmp_path
+
+
+def _outputs(folder: Path) -> set[str]:
+    return {p.name for p in (folder / "out").glob("*") if not p.name.startswith(".")}
+
+
+def test_one_bad_job_never_spoils_the_others(folder):
+    proc = run_cli("batch", folder / "jobs.toml", cwd="/")
+    assert proc.returncode == 1, proc.stderr
+    today = time.strftime("%Y-%m-%d")
+    assert _outputs(folder) == {f"macro-{today}.csv", "gdp.parquet"}
+    assert len(pd.read_csv(folder / "out" / f"macro-{today}.csv")) == 5 * 4
+    summary = json.loads((folder / "batch-summary.json").read_text())
+    status = {j["name"]: j["status"] for j in summary["jobs"]}
+    assert status == {"macro": "ok", "broken": "failed", "gdp": "ok"} and summary["exit_code"] == 1
+    broken = next(j for j in summary["jobs"] if j["name"] == "broken")
+    assert "broken.csv" in broken["error"] and "Traceback" not in proc.stderr
+    retrained = next(j for j in summary["jobs"] if j["name"] == "macro")
+    assert retrained["retrained"] and retrained["mase"] > 0
+    # models are fresh now: the next run only predicts, and succeeds for the good jobs
+    again = run_cli("batch", folder / "jobs.toml", "--only", "macro", "--only", "gdp", cwd="/")
+    assert again.returncode == 0, again.stderr
+    assert "retrained" not in again.stderr and "wrote" in again.stderr
+
+
+def test_bad_config_names_the_key_and_line(folder):
+    cfg = folder / "jobs.toml"
+    cfg.write_text(JOBS.replace('target = "value"\nid_col', 'target = "value"\nhorizn = 4\nid_col'))
+    proc = run_cli("batch", cfg)
+    assert proc.returncode == 2
+    assert "jobs.toml line 12: unknown key 'horizn' in job 'macro'; did you mean 'horizon'?" in proc.stderr
+    cfg.write_text(JOBS.replace("epochs = 3", 'epochs = "three"'))
+    proc = run_cli("batch", cfg)
+    assert proc.returncode == 2
+    assert "line 4: epochs = 'three' in [defaults] has the wrong type; expected int" in proc.stderr
+    assert not (folder / "out").exists()
+
+
+def _start(folder, *args, pause=None):
+    env = {**os.environ}
+    if pause:
+        env["GRUFORECAST_TEST_PAUSE_WRITE"] = str(pause)
+    return subprocess.Popen([sys.executable, "-m", "gruforecast", "batch", str(folder / "jobs.toml"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(predicate, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_kill_9_mid_write_leaves_no_partial_file_and_no_stale_lock(folder):
+    assert run_cli("batch", folder / "jobs.toml", "--only", "gdp").returncode == 0
+    final = folder / "out" / "gdp.parquet"
+    before = final.read_bytes()
+    proc = _start(folder, "--only", "gdp", pause=60)
+    tmp_files = lambda: list((folder / "out").glob(".gdp.parquet.*.tmp"))  # noqa: E731
+    assert _wait_for(lambda: tmp_files()), "the paused write never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert final.read_bytes() == before  # the old output, whole
+    after = run_cli("batch", folder / "jobs.toml", "--only", "gdp")  # the lock died with the process
+    assert after.returncode == 0, after.stderr
+    pd.read_parquet(final)
+
+
+def test_two_runs_at_once_one_waits_or_exits_75(folder):
+    assert run_cli("batch", folder / "jobs.toml", "--only", "gdp").returncode == 0
+    first = _start(folder, "--only", "gdp", pause=3)
+    assert _wait_for(lambda: list((folder / "out").glob(".gdp.parquet.*.tmp")))
+    second = run_cli("batch", folder / "jobs.toml", "--only", "gdp")
+    assert second.returncode == 75
+    assert second.stderr.strip().splitlines()[-1].startswith("gruforecast: error: another batch run holds the lock")
+    waiting = run_cli("batch", folder / "jobs.toml", "--only", "gdp", "--wait", "60")
+    assert waiting.returncode == 0, waiting.stderr
+    assert first.wait(60) == 0
+
+
+def test_cron_environment_plain_logs_and_json(folder):
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}  # no HOME, no TERM: like cron
+    with open(folder / "stdout.txt", "w") as stdout:
+        proc = subprocess.run([sys.executable, "-m", "gruforecast", "batch", str(folder / "jobs.toml"),
+                               "--log-json"], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd="/")
+    assert proc.returncode == 1
+    text = (folder / "stdout.txt").read_text()
+    assert "\x1b[" not in text and "\x1b[" not in proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert {e["event"] for e in events} >= {"started", "retrained", "wrote", "failed"}
+    assert all({"time", "job", "event"} <= set(e) for e in events)
+    quiet = subprocess.run([sys.executable, "-m", "gruforecast", "batch", str(folder / "jobs.toml"), "--quiet"],
+                           capture_output=True, text=True, env=env, cwd="/")
+    assert quiet.returncode == 1
+    assert [line for line in quiet.stderr.splitlines() if "batch:" in line] == [
+        line for line in quiet.stderr.splitlines() if "failed" in line]
+
+
+def test_keep_better_keeps_the_old_model_when_the_new_one_is_worse(folder):
+    assert run_cli("batch", folder / "jobs.toml", "--only", "gdp", "--set", "epochs=40").returncode == 0
+    model = folder / "models" / "gdp.gruf"
+    before = model.read_bytes()
+    # Adam at lr 1.0 for one epoch: a model far off the data, worse than the trained one
+    proc = run_cli("batch", folder / "jobs.toml", "--only", "gdp", "--set", "retrain='always'",
+                   "--set", "keep_better=true", "--set", "epochs=1", "--set", "lr=1.0", "--set", "seed=5")
+    assert proc.returncode == 0, proc.stderr
+    assert model.read_bytes() == before
+    job = json.loads((folder / "batch-summary.json").read_text())["jobs"][0]
+    assert job["retrained"] and "worse than the old model" in job["kept_old"]
