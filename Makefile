@@ -26,7 +26,7 @@ demo: $(STAMP)  ## train on sample_data/, predict, write a report into demo_out/
 	.venv/bin/gruforecast info $(DEMO)/co2.gruf
 	@echo "model:    $(DEMO)/co2.gruf"
 	@echo "forecast: $(DEMO)/co2-forecast.csv"
-	@echo "report:   $(DEMO)/metrics.json"
+	@echo "report:   $(DEMO)/report.html ($(DEMO)/report.md, $(DEMO)/metrics.json)"
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest -q

@@ -6,13 +6,12 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, SAMPLE, run_cli
+
 from gruforecast.backtest import BacktestConfig, origins, run_backtest
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.evaluate import baseline_forecasts, summarize
