@@ -28,10 +28,10 @@ from gruforecast.data import DataSpec, build_panel, load_panel, season_length  #
 from gruforecast.train import TrainConfig  # noqa: E402
 
 
-def measure(name: str, panel, horizon: int, folds: int) -> None:
+def measure(name: str, panel, horizon: int, folds: int, fixed: int | None) -> None:
     season = season_length(panel.freq)
     wcfg = api.default_window(panel, season, horizon=horizon)
-    tcfg = TrainConfig()
+    tcfg = TrainConfig() if fixed is None else TrainConfig(epochs=fixed, patience=fixed)
     start = time.perf_counter()
     run = api.train(panel, wcfg, tcfg, season)
     one, one_epochs = time.perf_counter() - start, len(run.fit.history)
@@ -46,18 +46,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fixed-epochs", type=int, default=None,
+                        help="train exactly this many epochs (no early stopping): same work per run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"threads {torch.get_num_threads()}, folds {args.folds}\n")
+    print(f"threads {torch.get_num_threads()}, folds {args.folds}, epochs "
+          f"{args.fixed_epochs or 'early-stopped'}\n")
     print("| series | points | one training | backtest | backtest / (K x one) | per epoch ratio |")
     print("|---|---|---|---|---|---|")
     co2 = load_panel(ROOT / "sample_data" / "co2_weekly.csv",
                      DataSpec(target="co2", time_col="week", fill="interpolate"))
-    measure("co2 weekly (sample)", co2, 52, args.folds)
+    measure("co2 weekly (sample)", co2, 52, args.folds, args.fixed_epochs)
     ett = ROOT.parent / "shared" / "data" / "ETTh1.csv"
     if ett.exists():
         frame = pd.read_csv(ett, usecols=["date", "OT"]).iloc[:10_000]
-        measure("ETTh1 OT, first 10,000 h", build_panel(frame, DataSpec(target="OT", time_col="date")), 24, args.folds)
+        measure("ETTh1 OT, first 10,000 h", build_panel(frame, DataSpec(target="OT", time_col="date")), 24, args.folds,
+                args.fixed_epochs)
     else:
         print(f"({ett} not found: 10,000-point series skipped)")
 

@@ -165,3 +165,18 @@ def test_keep_better_keeps_the_old_model_when_the_new_one_is_worse(folder):
     assert model.read_bytes() == before
     job = json.loads((folder / "batch-summary.json").read_text())["jobs"][0]
     assert job["retrained"] and "worse than the old model" in job["kept_old"]
+
+
+def test_parallel_jobs_and_thread_budget(folder):
+    proc = run_cli("batch", folder / "jobs.toml", "--jobs", "2", "--threads", "1", cwd="/")
+    assert proc.returncode == 1, proc.stderr
+    assert _outputs(folder) == {f"macro-{time.strftime('%Y-%m-%d')}.csv", "gdp.parquet"}
+    over = run_cli("batch", folder / "jobs.toml", "--jobs", "2", "--threads", str(os.cpu_count() or 1))
+    assert over.returncode == 2 and "more than the" in over.stderr and "cores" in over.stderr
+
+
+def test_dry_run_runs_nothing(folder):
+    proc = run_cli("batch", folder / "jobs.toml", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "macro: retrain" in proc.stdout
+    assert not (folder / "out").exists() and not (folder / "models").exists()
