@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import DataSpec
 from .errors import GruForecastError, InputError
+from .train import TrainConfig
 
 RETRAIN = ("never", "always", "older-than")
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock
@@ -40,35 +42,23 @@ class LockedError(GruForecastError):
 
 @dataclass(frozen=True)
 class Job:
-    """One job of the file; every key of `[defaults]` and `[[jobs]]` is a field here."""
+    """One job of the file. Its keys are these fields plus every field of `DataSpec`
+    (target, time_col, ...) and of `TrainConfig` (epochs, lr, ...), flat in the TOML."""
 
     name: str
     data: str
     model: str
     output: str
-    target: str | None = None
-    time_col: str | None = None
-    id_col: str | None = None
-    features: tuple[str, ...] = ()
-    fill: str | None = None
-    freq: str | None = None
     horizon: int | None = None
     lookback: int | None = None
     season: int | None = None
+    scaler: str = "standard"
+    val_frac: float = 0.1
     retrain: str = "older-than"
     max_age: str = "7d"
     keep_better: bool = False
-    scaler: str = "standard"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 1e-3
-    patience: int = 8
-    loss: str = "mse"
-    val_frac: float = 0.1
-    seed: int = 0
+    spec: DataSpec = field(default_factory=DataSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.retrain not in RETRAIN:
@@ -76,6 +66,14 @@ class Job:
         parse_age(self.max_age, self.name)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ConfigError(f"job name {self.name!r} must be letters, digits, '_', '.' or '-'")
+
+    @classmethod
+    def from_keys(cls, keys: dict) -> Job:
+        """Split the flat keys of a job between the job, its DataSpec and its TrainConfig."""
+        own = {k: v for k, v in keys.items() if k in _OWN}
+        spec = DataSpec(**{k: v for k, v in keys.items() if k in _SPEC})
+        train = TrainConfig(**{k: v for k, v in keys.items() if k in _TRAIN})
+        return cls(**own, spec=spec, train=train)
 
 
 @dataclass
@@ -91,7 +89,10 @@ class JobResult:
     error: str | None = None
 
 
-_TYPES = {f.name: f.type for f in fields(Job)}
+_OWN = {f.name: f.type for f in fields(Job) if f.name not in ("spec", "train")}
+_SPEC = {f.name: f.type for f in fields(DataSpec)}
+_TRAIN = {f.name: f.type for f in fields(TrainConfig)}
+_TYPES = {**_OWN, **_SPEC, **_TRAIN}
 
 
 def parse_age(text: str, job: str = "defaults") -> float:
@@ -133,7 +134,7 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         if isinstance(merged.get("features"), str):
             merged["features"] = [f.strip() for f in merged["features"].split(",") if f.strip()]
         merged["features"] = tuple(merged.get("features", ()))
-        job = Job(**merged)
+        job = Job.from_keys(merged)
         if job.name in names:
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: two jobs are named {job.name!r}; names must differ")
         names.add(job.name)
@@ -271,25 +272,19 @@ def run_job(job: Job, on_event: Callable[[str, str, dict], None], today: date | 
 
 def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     from . import api, artifact
-    from .data import DataSpec, build_panel, season_length
+    from .data import build_panel, season_length
     from .forecast import forecast
-    from .train import TrainConfig
 
     on_event(job.name, "started", {})
     out = output_path(job, today)
     api.check_output_path(out, (".csv", ".parquet"))
-    spec = DataSpec(target=job.target, time_col=job.time_col, id_col=job.id_col,
-                    features=job.features, fill=job.fill, freq=job.freq)
     retrain = needs_retrain(job)
     if retrain:
-        panel = build_panel(_data_frame(job), spec)
+        panel = build_panel(_data_frame(job), job.spec)
         season = job.season or season_length(panel.freq)
         wcfg = api.default_window(panel, season, horizon=job.horizon, lookback=job.lookback,
                                   scaler=job.scaler, val_frac=job.val_frac, test_frac=0.0)
-        tcfg = TrainConfig(hidden_size=job.hidden_size, num_layers=job.num_layers, dropout=job.dropout,
-                           epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
-                           patience=job.patience, loss=job.loss, seed=job.seed)
-        run = api.train(panel, wcfg, tcfg, season)
+        run = api.train(panel, wcfg, job.train, season)
         new_score = validation_score(run.artifact, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]
         art = run.artifact
