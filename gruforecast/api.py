@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,24 @@ class TrainRun:
     records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
+def drop_short(panel: Panel, cfg: WindowConfig) -> Panel:
+    """`--short-series skip`: leave out the series too short to train on, with a note."""
+    keep, dropped = [], []
+    for s in panel.series:
+        n_train = cfg.part_lengths(len(s))[0]
+        (keep if len(s) >= cfg.lookback + cfg.horizon and n_train >= cfg.lookback + cfg.horizon
+         else dropped).append(s)
+    if not keep:
+        raise InputError(f"every series is shorter than lookback {cfg.lookback} + horizon "
+                         f"{cfg.horizon} plus the held-out parts; lower --lookback or --horizon")
+    if dropped:
+        panel.notes.append(f"skipped {len(dropped)} series too short to train on "
+                           f"(first: {dropped[0].id!r}, {len(dropped[0])} points)")
+    return replace(panel, series=keep)
+
+
 def default_window(panel: Panel, season: int, horizon: int | None = None,
-                   lookback: int | None = None, **kwargs) -> WindowConfig:
+                   lookback: int | None = None, check: bool = True, **kwargs) -> WindowConfig:
     """Fill in the horizon (one season, at least 1) and the lookback (two seasons or two
     horizons, whichever is longer, shortened to fit the shortest series)."""
     H = horizon if horizon is not None else max(season, 1)
@@ -47,7 +63,8 @@ def default_window(panel: Panel, season: int, horizon: int | None = None,
         wanted = max(2 * season, 2 * H)
         lookback = max(1, min(wanted, room)) if room >= 1 else wanted
     cfg = WindowConfig(lookback=lookback, horizon=H, **kwargs)
-    check_lengths(panel, cfg)
+    if check:
+        check_lengths(panel, cfg)
     return cfg
 
 
@@ -119,6 +136,8 @@ def base_report(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int
 def write_forecast(fc: Forecast, path: str | Path) -> Path:
     """Write a forecast frame atomically as CSV or Parquet (by the extension)."""
     path = Path(path)
+    if not np.isfinite(fc.frame["forecast"].to_numpy(dtype=float)).all():
+        raise InputError("the forecast holds NaN or infinity; nothing written; check the data's scale and retrain")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return atomic_write(path, lambda p: fc.frame.to_parquet(p, index=False, engine="pyarrow"))
@@ -129,11 +148,18 @@ def write_forecast(fc: Forecast, path: str | Path) -> Path:
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
     """Fail before any work when an output path cannot be written."""
+    import os
+
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(f"output {path.name!r} has an unknown extension; use {' or '.join(suffixes)}")
     if path.is_dir():
         raise InputError(f"output {str(path)!r} is a folder; give a file path")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # it will be created: check its parent
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another path")
     return path
 
 

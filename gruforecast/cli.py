@@ -56,28 +56,47 @@ Loss = Annotated[str, typer.Option(help="mse or huber")]
 ValFrac = Annotated[float, typer.Option(help="share of each series held out for validation")]
 Seed = Annotated[int, typer.Option(help="random seed: same seed, same numbers on CPU")]
 ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report.md and report.html go")]
+Sep = Annotated[str, typer.Option(help="CSV field separator, e.g. ';'")]
+Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
+Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
+ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
 
-def _setup(data: Path, target, time_col, id_col, features, lookback, horizon, season, freq, fill,
-           scaler, hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss,
-           val_frac, test_frac, seed, device, threads):
-    """Options -> (panel, window config, train config, season), validated before any work."""
+def _spec(o: dict):
+    from .data import DataSpec
+
+    feats = tuple(f.strip() for f in o["features"].split(",") if f.strip()) if o["features"] else ()
+    return DataSpec(target=o["target"], time_col=o["time_col"], id_col=o["id_col"], features=feats,
+                    fill=o["fill"], freq=o["freq"], sep=o["sep"], decimal=o["decimal"],
+                    thousands=o["thousands"])
+
+
+def _setup(o: dict, test_frac: float):
+    """A command's options -> (panel, window config, train config, season), all validated
+    before any work."""
     from . import api
-    from .data import DataSpec, load_panel, season_length
+    from .data import load_panel, season_length
     from .train import TrainConfig
 
-    _threads(threads)
-    feats = tuple(f.strip() for f in features.split(",") if f.strip()) if features else ()
-    spec = DataSpec(target=target, time_col=time_col, id_col=id_col, features=feats, fill=fill, freq=freq)
-    tcfg = TrainConfig(hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, epochs=epochs,
-                       batch_size=batch_size, lr=lr, patience=patience, loss=loss, seed=seed)
-    api.pick_device(device)
-    panel = load_panel(data, spec)
-    season = season if season is not None else season_length(panel.freq)
+    _threads(o["threads"])
+    spec = _spec(o)
+    tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
+                       epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                       patience=o["patience"], loss=o["loss"], seed=o["seed"])
+    if o["short_series"] not in ("fail", "skip"):
+        raise InputError(f"--short-series {o['short_series']!r} is not known; use fail or skip")
+    api.pick_device(o["device"])
+    panel = load_panel(o["data"], spec)
+    season = o["season"] if o["season"] is not None else season_length(panel.freq)
     if season < 1:
         raise InputError(f"--season ({season}) must be >= 1")
-    wcfg = api.default_window(panel, season, horizon=horizon, lookback=lookback, scaler=scaler,
-                              val_frac=val_frac, test_frac=test_frac)
+    kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
+                  val_frac=o["val_frac"], test_frac=test_frac)
+    if o["short_series"] == "skip":
+        panel = api.drop_short(panel, api.default_window(panel, season, check=False, **kwargs))
+    wcfg = api.default_window(panel, season, **kwargs)
+    for note in panel.notes:
+        _log(note)
     _log(f"{len(panel.series)} series, {sum(len(s) for s in panel.series)} points, freq "
          f"{panel.freq or f'integer step {panel.step}'}, season {season}, lookback "
          f"{wcfg.lookback}, horizon {wcfg.horizon}")
@@ -95,6 +114,8 @@ def train(
     patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
     test_frac: Annotated[float, typer.Option(help="share of each series held out for the test metrics")] = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
+    sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
+    short_series: ShortSeries = "fail",
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
@@ -103,10 +124,7 @@ def train(
     model_path = api.check_output_path(out_path, (".gruf", ".pt"))
     forecast_path = api.check_output_path(
         forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"))
-    panel, wcfg, tcfg, season = _setup(
-        data, target, time_col, id_col, features, lookback, horizon, season, freq, fill, scaler,
-        hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss, val_frac,
-        test_frac, seed, device, threads)
+    panel, wcfg, tcfg, season = _setup(locals(), test_frac)
     with _EpochProgress(epochs) as progress:
         run = api.train(panel, wcfg, tcfg, season, device=device, on_epoch=progress.update)
     written = api.save_outputs(run, panel, model_path, report_dir or model_path.parent, forecast_path)
@@ -130,6 +148,8 @@ def backtest(
     dropout: Dropout = 0.0, epochs: Epochs = 50, batch_size: Batch = 64, lr: Lr = 1e-3,
     patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
+    sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
+    short_series: ShortSeries = "fail",
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
     from . import api
@@ -137,10 +157,7 @@ def backtest(
     from .report import write_reports
 
     cfg = BacktestConfig(folds=folds, step=step, refit=refit)
-    panel, wcfg, tcfg, season = _setup(
-        data, target, time_col, id_col, features, lookback, horizon, season, freq, fill, scaler,
-        hidden_size, num_layers, dropout, epochs, batch_size, lr, patience, loss, val_frac, 0.0,
-        seed, device, threads)
+    panel, wcfg, tcfg, season = _setup(locals(), 0.0)
     progress = _EpochProgress(epochs * (folds if refit else 1))
     with progress:
         result = run_backtest(panel, wcfg, tcfg, season, cfg, device=device,
@@ -157,6 +174,35 @@ def backtest(
     out.print(f"backtest in {result.seconds:.1f}s ({len(result.folds)} training runs)")
     for name, path in written.items():
         out.print(f"{name + ':':12}{path}")
+
+
+@app.command()
+def check(
+    data: Data, target: Target = None, time_col: TimeCol = None, id_col: IdCol = None,
+    features: Features = None, fill: Fill = None, freq: Freq = None, sep: Sep = ",",
+    decimal: Decimal = ".", thousands: Thousands = None, lookback: Lookback = None,
+    horizon: Horizon = None, season: Season = None,
+) -> None:
+    """Run every data check and report all problems at once; exit 0 when DATA would train."""
+    from . import api
+    from .data import check_file, season_length
+    from .windows import check_lengths
+
+    problems, panel = check_file(data, _spec(locals()))
+    if panel is not None:
+        m = season if season is not None else season_length(panel.freq)
+        try:
+            check_lengths(panel, api.default_window(panel, m, horizon=horizon, lookback=lookback, check=False))
+        except InputError as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(f"gruforecast: problem: {problem}", file=sys.stderr)
+    if problems:
+        raise InputError(f"{len(problems)} problem(s) in {str(data)!r}; fix them and run check again")
+    for note in panel.notes:
+        _log(note)
+    out.print(f"ok: {len(panel.series)} series, {sum(len(s) for s in panel.series)} points, "
+              f"freq {panel.freq or f'integer step {panel.step}'}: would train as given")
 
 
 @app.command()

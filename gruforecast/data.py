@@ -442,3 +442,61 @@ def _file_hash(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | None]:
+    """Run every data check and return all the problems found (not only the first), each
+    with its count and first rows, and the panel when the data would train as given."""
+    try:
+        frame = read_table(path, spec)
+    except InputError as exc:
+        return [str(exc)], None
+    cols = list(frame.columns)
+    problems = [str(_missing_column(c, opt, cols)) for opt, c in
+                [("--time-col", spec.time_col), ("--id-col", spec.id_col), ("--target", spec.target)]
+                + [("--features", f) for f in spec.features] if c is not None and c not in cols]
+    if problems:
+        return problems, None
+    try:
+        spec = _resolve_columns(frame, spec)
+    except InputError as exc:
+        return [str(exc)], None
+    for col in [spec.target, *spec.features]:
+        problems += _column_problems(frame[col], col, spec.fill)
+    try:
+        _parse_time(frame[spec.time_col], spec.time_col)
+    except InputError as exc:
+        problems.append(str(exc))
+    keys = [c for c in (spec.id_col, spec.time_col) if c is not None]
+    dup = frame.duplicated(keys, keep=False)
+    if dup.any():
+        rows = ", ".join(str(r + 2) for r in np.flatnonzero(dup.to_numpy())[:4])
+        problems.append(f"{int(dup.sum())} rows share a timestamp with another row of their series (rows {rows}, ...); remove or aggregate them")
+    if problems:
+        return problems, None
+    try:
+        return [], build_panel(frame, spec)
+    except InputError as exc:
+        return [str(exc)], None
+
+
+def _column_problems(values: pd.Series, col: str, fill: str | None) -> list[str]:
+    out = []
+    empty = np.flatnonzero(values.isna().to_numpy())
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero((parsed.isna() & values.notna()).to_numpy())
+        if len(bad):
+            shown = ", ".join(f"row {r + 2} {str(values.iloc[r])!r}" for r in bad[:3])
+            out.append(f"column {col!r}: {len(bad)} cells are not numbers ({shown}, ...); clean them, or see --decimal, --thousands")
+        values = parsed
+    arr = values.to_numpy(dtype=float, na_value=np.nan)
+    inf = np.flatnonzero(np.isinf(arr))
+    if len(inf):
+        out.append(f"column {col!r}: {len(inf)} infinite values (first at row {inf[0] + 2}); replace them")
+    if len(empty) == len(arr):
+        out.append(f"column {col!r} has no values at all; choose another column")
+    elif len(empty) and fill is None:
+        rows = ", ".join(str(r + 2) for r in empty[:3])
+        out.append(f"column {col!r}: {len(empty)} empty cells (rows {rows}, ...); pass --fill interpolate|ffill|zero")
+    return out

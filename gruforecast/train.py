@@ -96,7 +96,7 @@ def fit(model: GRURegressor, windows: Windows, cfg: TrainConfig, device: torch.d
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = torch.from_numpy(_epoch_order(rng, len(train), cfg.windows_per_epoch)).to(device)
-        train_loss = _train_epoch(model, opt, loss_fn, values, train[order], windows, cfg)
+        train_loss = _train_epoch(model, opt, loss_fn, values, train[order], windows, cfg, epoch)
         val_loss = evaluate_loss(model, values, val, windows, loss_fn) if len(val) else None
         score = val_loss if val_loss is not None else train_loss
         if score < best:
@@ -126,7 +126,7 @@ def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarra
 
 def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Module,
                  values: torch.Tensor, origins: torch.Tensor, windows: Windows,
-                 cfg: TrainConfig) -> float:
+                 cfg: TrainConfig, epoch: int) -> float:
     model.train()
     total, count = 0.0, 0
     for batch in origins.split(cfg.batch_size):
@@ -134,7 +134,9 @@ def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Mo
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         if not torch.isfinite(loss):
-            raise InputError("training diverged (loss is not finite); lower --lr or check the data scale")
+            raise InputError(
+                f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "
+                f"(now {cfg.lr}) or scale the data (--scaler standard); no model was written")
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
