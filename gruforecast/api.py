@@ -146,23 +146,6 @@ def write_forecast(fc: Forecast, path: str | Path) -> Path:
     raise InputError(f"output {path.name!r} has an unknown extension; use .csv or .parquet")
 
 
-def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
-    """Fail before any work when an output path cannot be written."""
-    import os
-
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise InputError(f"output {path.name!r} has an unknown extension; use {' or '.join(suffixes)}")
-    if path.is_dir():
-        raise InputError(f"output {str(path)!r} is a folder; give a file path")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # it will be created: check its parent
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another path")
-    return path
-
-
 def save_outputs(run: TrainRun, panel: Panel, model_path: Path, report_dir: Path,
                  forecast_path: Path) -> dict[str, Path]:
     """Write the model, the forecast from the end of the data, and the reports."""

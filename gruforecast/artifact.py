@@ -4,11 +4,13 @@ Layout (a `torch.save` dict, loaded with `weights_only=True`, so loading runs no
 code): `format`, `format_version`, `meta` (a JSON string: package version, data spec,
 window and training configs, frequency, series ids and last times, metrics), and tensors:
 `state_dict`, `loc`/`scale` (S, C) scaler parameters, `tail` (S, L, C) the last `lookback`
-observations of each series in original units.
+observations of each series in original units; and `checksum`, the SHA-256 of the meta
+string and every tensor's bytes, checked on load so a flipped bit is caught.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,13 +22,14 @@ import torch
 from . import __version__
 from .atomic import atomic_write
 from .data import DataSpec
-from .errors import ArtifactError
+from .errors import ArtifactError, InputError
 from .nn import GRURegressor
 from .train import TrainConfig, build_model
 from .windows import WindowConfig
 
 FORMAT = "gruforecast-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added `checksum`; version 1 files still load
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -75,7 +78,21 @@ def save(art: Artifact, path: str | Path) -> Path:
         "scale": torch.from_numpy(np.asarray(art.scale, dtype=np.float64)),
         "tail": torch.from_numpy(np.asarray(art.tail, dtype=np.float64)),
     }
+    payload["checksum"] = checksum(payload)
     return atomic_write(path, lambda p: torch.save(payload, p))
+
+
+def checksum(payload: dict) -> str:
+    """SHA-256 over the meta string and the bytes of every tensor, in a fixed order."""
+    digest = hashlib.sha256(payload["meta"].encode())
+    tensors = {f"state_dict.{k}": v for k, v in payload["state_dict"].items()}
+    tensors.update({k: payload[k] for k in ("loc", "scale", "tail")})
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def load(path: str | Path) -> Artifact:
@@ -93,13 +110,18 @@ def load(path: str | Path) -> Artifact:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtifactError(f"{str(path)!r} is not a gruforecast model file; pass the file written by `gruforecast train --out`")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArtifactError(
-            f"{str(path)!r} has model format {version}, this gruforecast reads {FORMAT_VERSION}; retrain it or use a matching gruforecast"
+            f"{str(path)!r} has model format {version}, this gruforecast {__version__} reads formats "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; retrain it or use a matching gruforecast"
         )
     try:
+        if version >= 2 and payload.get("checksum") != checksum(payload):
+            raise ArtifactError(f"{str(path)!r} is damaged (checksum mismatch); restore it from a backup or retrain")
         return _from_payload(payload)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except ArtifactError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, InputError) as exc:
         raise ArtifactError(f"{str(path)!r} is damaged ({type(exc).__name__}); retrain it") from None
 
 

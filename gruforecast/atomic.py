@@ -2,7 +2,8 @@
 
 The new content goes to a temporary file in the target's folder (same file system), is
 flushed and fsynced, then renamed over the target; the folder is fsynced so the rename
-itself survives a power cut.
+itself survives a power cut. `check_output_path` refuses, before any work, an output
+that could not be written.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from .errors import InputError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -50,3 +53,18 @@ def _test_pause() -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """Fail before any work when an output path cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"output {path.name!r} has an unknown extension; use {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise InputError(f"output {str(path)!r} is a folder; give a file path")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # it will be created: check its parent
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another path")
+    return path

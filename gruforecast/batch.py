@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import check_output_path
 from .data import DataSpec
 from .errors import GruForecastError, InputError
 from .train import TrainConfig
@@ -277,7 +278,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
 
     on_event(job.name, "started", {})
     out = output_path(job, today)
-    api.check_output_path(out, (".csv", ".parquet"))
+    check_output_path(out, (".csv", ".parquet"))
     retrain = needs_retrain(job)
     if retrain:
         panel = build_panel(_data_frame(job), job.spec)

@@ -73,23 +73,26 @@ def _spec(o: dict):
 
 def _setup(o: dict, test_frac: float):
     """A command's options -> (panel, window config, train config, season), all validated
-    before any work."""
-    from . import api
+    before any work. The data is read and checked before torch is imported, so a bad file
+    fails in a fraction of a second."""
     from .data import load_panel, season_length
-    from .train import TrainConfig
 
-    _threads(o["threads"])
-    spec = _spec(o)
-    tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
-                       epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
-                       patience=o["patience"], loss=o["loss"], seed=o["seed"])
     if o["short_series"] not in ("fail", "skip"):
         raise InputError(f"--short-series {o['short_series']!r} is not known; use fail or skip")
-    api.pick_device(o["device"])
-    panel = load_panel(o["data"], spec)
+    if o["threads"] < 1:
+        raise InputError(f"--threads ({o['threads']}) must be >= 1")
+    panel = load_panel(o["data"], _spec(o))
     season = o["season"] if o["season"] is not None else season_length(panel.freq)
     if season < 1:
         raise InputError(f"--season ({season}) must be >= 1")
+    from . import api
+    from .train import TrainConfig
+
+    tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
+                       epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                       patience=o["patience"], loss=o["loss"], seed=o["seed"])
+    api.pick_device(o["device"])
+    _threads(o["threads"])
     kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
                   val_frac=o["val_frac"], test_frac=test_frac)
     if o["short_series"] == "skip":
@@ -119,12 +122,14 @@ def train(
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
-    from . import api
+    from .atomic import check_output_path
 
-    model_path = api.check_output_path(out_path, (".gruf", ".pt"))
-    forecast_path = api.check_output_path(
+    model_path = check_output_path(out_path, (".gruf", ".pt"))
+    forecast_path = check_output_path(
         forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"))
     panel, wcfg, tcfg, season = _setup(locals(), test_frac)
+    from . import api
+
     with _EpochProgress(epochs) as progress:
         run = api.train(panel, wcfg, tcfg, season, device=device, on_epoch=progress.update)
     written = api.save_outputs(run, panel, model_path, report_dir or model_path.parent, forecast_path)
@@ -214,12 +219,14 @@ def predict(
     threads: Threads = 1,
 ) -> None:
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
+    from .atomic import check_output_path
+
+    path = check_output_path(out_path, (".csv", ".parquet"))
     from . import api, artifact
     from .data import load_panel
     from .forecast import forecast
 
     _threads(threads)
-    path = api.check_output_path(out_path, (".csv", ".parquet"))
     art = artifact.load(model)
     panel = load_panel(data, art.data_spec) if data is not None else None
     fc = forecast(art, horizon=horizon, panel=panel)

@@ -115,12 +115,18 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     try:
         # utf-8-sig: a byte-order mark (Excel's UTF-8 export) must not glue itself to the
         # first column's name.
-        return pd.read_csv(path, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
-                           encoding="utf-8-sig")
+        frame = pd.read_csv(path, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
+                            encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
+    if len(frame.columns) == 1 and spec.sep == ",":
+        for sep in (";", "\t", "|"):
+            if sep in str(frame.columns[0]):
+                shown = "\\t" if sep == "\t" else sep
+                raise InputError(f"{str(path)!r} looks {shown!r}-separated; pass --sep {shown!r}")
+    return frame
 
 
 def _read_parquet(path: Path, spec: DataSpec) -> pd.DataFrame:

@@ -1,0 +1,195 @@
+"""Every kind of broken input, through the real CLI in a subprocess.
+
+Each case: exit code 2 and a one-line message naming the problem and the fix (word for
+word where it is given in full), no traceback, and no output file created or modified.
+Cases that must work (`.csv.gz`, BOM, quoted numbers, options for `;` and decimal commas,
+DST offsets, unsorted rows, constant series) exit 0.
+"""
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+N = 120  # rows of the generated daily series
+
+
+def series(n: int = N, **cols) -> pd.DataFrame:
+    frame = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+                          "y": np.sin(np.arange(n) / 3.0) + 2})
+    return frame.assign(**cols)
+
+
+def csv(frame: pd.DataFrame, **kw) -> bytes:
+    return frame.to_csv(index=False, **kw).encode()
+
+
+FAST = ["--epochs", "1", "--horizon", "7"]
+
+# (id, file name, bytes or a callable(path) making the file, extra args, expected exit, message)
+CASES = [
+    ("missing file", None, None, [], 2, "does not exist; check the path"),
+    ("folder", "data.csv", lambda p: p.mkdir(), [], 2, "is a folder, not a data file; pass a .csv or .parquet file"),
+    ("empty file", "data.csv", b"", [], 2, "is empty; give a file with a header and rows"),
+    ("header only", "data.csv", b"date,y\n", [], 2, "has no rows; give a file with data under the header"),
+    ("unknown extension", "data.txt", csv(series()), [], 2,
+     "'data.txt' has an unknown extension; use a .csv, .csv.gz or .parquet file"),
+    ("parquet truncated", "data.parquet", lambda p: _truncated_parquet(p), [], 2,
+     "is not a readable Parquet file"),
+    ("parquet really csv", "data.parquet", csv(series()), [], 2,
+     "is not a Parquet file (no PAR1 header); it looks like text: rename it to .csv"),
+    ("csv really binary", "data.csv", bytes(range(256)) * 8, [], 2, "holds binary data, not CSV text; check the file"),
+    ("gzip named csv", "data.csv", gzip.compress(csv(series())), [], 2, "is gzip-compressed; name it .csv.gz"),
+    ("csv.gz works", "data.csv.gz", gzip.compress(csv(series())), FAST, 0, None),
+    ("utf-8 BOM works", "data.csv", b"\xef\xbb\xbf" + csv(series()), FAST, 0, None),
+    ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
+    ("semicolon and decimal comma with options", "data.csv", csv(series(), sep=";", decimal=","),
+     ["--sep", ";", "--decimal", ","] + FAST, 0, None),
+    ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
+     "column 'y' is not numeric: row 2 holds '2,0'; clean the column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"),
+    ("quoted numbers work", "data.csv", csv(series(), quoting=1), FAST, 0, None),
+    ("thousands separators with option", "data.csv",
+     csv(series(y=[f"{1000 + i:,}" for i in range(N)]), quoting=1), ["--thousands", ","] + FAST, 0, None),
+    ("missing target, closest name", "data.csv", csv(series().rename(columns={"y": "sales"})),
+     ["--target", "sale"], 2, "column 'sale' (--target) is not in the file; did you mean 'sales'?"),
+    ("missing time column", "data.csv", csv(series()), ["--time-col", "dte"], 2,
+     "column 'dte' (--time-col) is not in the file; did you mean 'date'?"),
+    ("missing id column", "data.csv", csv(series()), ["--id-col", "store"], 2,
+     "column 'store' (--id-col) is not in the file; its columns are date, y"),
+    ("target not numeric", "data.csv", csv(series(y=["a"] * N)), ["--target", "y"], 2,
+     "column 'y' is not numeric: row 2 holds 'a'; clean the column or choose another"),
+    ("booleans work", "data.csv", csv(series(y=[i % 3 == 0 for i in range(N)])), ["--target", "y"] + FAST, 0, None),
+    ("all-NaN target", "data.csv", csv(series(y=[np.nan] * N)), ["--target", "y"], 2,
+     "column 'y' has no values at all; choose another column"),
+    ("infinity", "data.csv", csv(series(y=[1.0] * 5 + [np.inf] + [1.0] * (N - 6))), ["--target", "y"], 2,
+     "column 'y' holds inf at row 7; replace infinities with a number or leave the cell empty"),
+    ("constant series works", "data.csv", csv(series(y=[5.0] * N)), FAST, 0, None),
+    ("timestamp does not parse", "data.csv", csv(series(date=["2021-01-01"] * 3 + ["yesterday"] + ["2021-01-05"] * (N - 4))),
+     ["--time-col", "date"], 2, "time column 'date' holds 'yesterday' at row 5, neither a date nor an integer step"),
+    ("mixed time zones", "data.csv",
+     csv(pd.DataFrame({"date": [f"2021-01-{d:02d}T00:00:00+01:00" for d in range(1, 11)]
+                       + [f"2021-01-{d:02d}T00:00:00" for d in range(11, 31)], "y": range(30)})),
+     [], 2, "time column 'date' mixes timestamps with and without a time zone (row 12"),
+    ("DST offsets work", "data.csv",
+     csv(pd.DataFrame({"date": pd.date_range("2021-03-20", periods=24 * 20, freq="h", tz="Europe/Berlin")
+                       .strftime("%Y-%m-%dT%H:%M:%S%z"), "y": np.sin(np.arange(24 * 20) / 5.0)})),
+     ["--epochs", "1", "--horizon", "6"], 0, None),
+    ("duplicate timestamps", "data.csv", csv(pd.concat([series(), series().iloc[[10]]])), [], 2,
+     "1 duplicate timestamps, first at 2021-01-11 00:00:00; remove or aggregate them (many series? pass --id-col)"),
+    ("unsorted rows work", "data.csv", csv(series().sample(frac=1, random_state=0)), FAST, 0, "sorted"),
+    ("irregular spacing", "data.csv",
+     csv(pd.DataFrame({"date": (pd.Timestamp("2021-01-01") + pd.to_timedelta(np.cumsum([0] + [1, 1, 1, 2.5] * 30), "D"))
+                       .strftime("%Y-%m-%d %H:%M"), "y": np.arange(121.0)})),
+     [], 2, "(irregular spacing); pass --freq or align the times"),
+    ("gaps", "data.csv", csv(series().drop(index=[40, 41, 42])), [], 2,
+     "3 missing values or gaps in the time index, first at 2021-02-10 00:00:00; pass --fill interpolate|ffill|zero"),
+    ("short series in a panel", "data.csv",
+     csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])), ["--id-col", "id"] + FAST, 2,
+     "series 'b' has 10 points, fewer than lookback 14 + horizon 7; lower --lookback or --horizon, or give more data"),
+    ("short series skipped by option", "data.csv",
+     csv(pd.concat([series().assign(id="a"), series(n=1).assign(id="b")])),
+     ["--id-col", "id", "--short-series", "skip"] + FAST, 0, "skipped 1 series too short to train on (first: 'b', 1 points)"),
+    ("id with a single row", "data.csv", csv(pd.concat([series().assign(id="a"), series(n=1).assign(id="b")])),
+     ["--id-col", "id"] + FAST, 2, "series 'b' has 1 points, fewer than lookback"),
+    ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
+    ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
+    ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7"], 2,
+     "the series has 120 points, fewer than lookback 500 + horizon 7; lower --lookback or --horizon, or give more data"),
+    ("epochs 0", "data.csv", csv(series()), ["--epochs", "0"], 2, "--epochs (0) must be >= 1"),
+    ("batch size 0", "data.csv", csv(series()), ["--batch-size", "0"], 2, "--batch-size (0) must be >= 1"),
+    ("learning rate NaN", "data.csv", csv(series()), ["--lr", "nan"], 2, "--lr (nan) must be > 0"),
+]
+
+
+def _truncated_parquet(path: Path) -> None:
+    series().to_parquet(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("case,name,content,args,code,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, case, name, content, args, code, message):
+    data = tmp_path / (name or "absent.csv")
+    if callable(content):
+        content(data)
+    elif content is not None:
+        data.write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("untouched")
+    proc = run_cli("train", data, *args, "--out", out / "m.gruf")
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if code == 2:
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("gruforecast: error: ")]
+        assert len(errors) == 1 and len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+        assert message in errors[0], errors[0]
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # nothing written
+    else:
+        assert (out / "m.gruf").exists() and (out / "m-forecast.csv").exists()
+        if message:
+            assert message in proc.stderr
+    assert (out / "keep.txt").read_text() == "untouched"
+
+
+def test_constant_series_reports_mase_as_undefined(tmp_path):
+    (tmp_path / "d.csv").write_bytes(csv(series(y=[5.0] * N)))
+    proc = run_cli("train", tmp_path / "d.csv", *FAST, "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    scores = json.loads((tmp_path / "metrics.json").read_text())["test"]["scores"]
+    assert scores["model"]["mase"] is None and scores["seasonal_naive"]["mase"] is None
+    assert "n/a" in proc.stdout
+
+
+def test_100000_tiny_series_fail_fast_and_clearly(tmp_path):
+    n = 100_000
+    frame = pd.DataFrame({"id": np.repeat(np.arange(n), 3),
+                          "date": np.tile(["2021-01-01", "2021-01-02", "2021-01-03"], n), "y": 1.0})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    import time
+
+    start = time.perf_counter()
+    proc = run_cli("train", tmp_path / "d.csv", "--id-col", "id", "--out", tmp_path / "m.gruf", timeout=120)
+    assert proc.returncode == 2
+    assert "series '0' has 3 points, fewer than lookback 14 + horizon 7" in proc.stderr
+    assert time.perf_counter() - start < 60  # vectorised checks: seconds, not a loop per series
+    assert not (tmp_path / "m.gruf").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
+def test_unreadable_file_and_read_only_folder(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_bytes(csv(series()))
+    data.chmod(0)
+    proc = run_cli("train", data, "--out", tmp_path / "m.gruf")
+    assert proc.returncode == 2 and "permission denied" in proc.stderr
+    data.chmod(0o644)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    proc = run_cli("train", data, "--out", ro / "m.gruf")
+    assert proc.returncode == 2 and "is not writable" in proc.stderr
+
+
+def test_check_reports_every_problem_at_once(tmp_path):
+    frame = series()
+    frame["y"] = frame["y"].astype(object)
+    frame.loc[3, "y"] = "abc"
+    frame.loc[7, "y"] = np.nan
+    frame = pd.concat([frame, frame.iloc[[20]]])
+    (tmp_path / "d.csv").write_bytes(csv(frame))
+    proc = run_cli("check", tmp_path / "d.csv", "--target", "y")
+    assert proc.returncode == 2
+    problems = [line for line in proc.stderr.splitlines() if line.startswith("gruforecast: problem: ")]
+    assert len(problems) == 3
+    assert "1 cells are not numbers (row 5 'abc'" in problems[0]
+    assert "1 empty cells (rows 9" in problems[1]
+    assert "2 rows share a timestamp" in problems[2]
+    good = run_cli("check", Path(__file__).parents[1] / "sample_data" / "co2_weekly.csv", "--fill", "interpolate")
+    assert good.returncode == 0 and "would train as given" in good.stdout
