@@ -29,7 +29,7 @@ demo: $(STAMP)  ## train on sample_data/, predict, write a report into demo_out/
 	@echo "report:   $(DEMO)/report.html ($(DEMO)/report.md, $(DEMO)/metrics.json)"
 
 test: $(STAMP)  ## run the whole test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2  # the 2 cores of CI; each worker uses 1 torch thread (conftest)
 
 bench: $(STAMP)  ## GRU speed: FusedGRU against torch.nn.GRU, written to benchmarks/results/
 	$(PY) benchmarks/gru.py

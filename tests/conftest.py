@@ -4,6 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# One torch thread per test process: `make test` runs two pytest workers on two cores, and
+# oversubscribed torch threads were measured to slow a GRU step 100x.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"

@@ -140,7 +140,7 @@ def test_every_command_has_help_and_is_documented():
     from pathlib import Path
 
     docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
-    for command in ("train", "predict", "info", "backtest", "batch"):
+    for command in ("train", "predict", "info", "backtest", "batch", "check"):
         proc = run_cli(command, "--help")
         assert proc.returncode == 0 and "Usage" in proc.stdout
         assert f"gruforecast {command}" in docs

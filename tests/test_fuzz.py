@@ -1,0 +1,82 @@
+"""Property-based tests (hypothesis) of the loader, the windows and the scalers on
+generated frames: a correct result, checked against a simple reference, or our own error
+type; never another exception."""
+
+import numpy as np
+import pandas as pd
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.errors import InputError
+from gruforecast.windows import SCALERS, WindowConfig, fit_scaler, gather, make_windows
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+value = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                  st.sampled_from([0.0, 1e300, -1e300, 1e-300, np.nan]))
+
+
+@st.composite
+def frames(draw):
+    n_series = draw(st.integers(1, 3))
+    rows = []
+    for k in range(n_series):
+        n = draw(st.integers(1, 40))
+        steps = draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))  # dups, gaps, any order
+        vals = draw(st.lists(value, min_size=n, max_size=n))
+        rows += [{"id": f"s{k}", "t": s, "y": v} for s, v in zip(steps, vals)]
+    frame = pd.DataFrame(rows)
+    if draw(st.booleans()):
+        frame["t"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(frame["t"], unit="h")
+    return frame, draw(st.sampled_from([None, "interpolate", "ffill", "zero"]))
+
+
+@SETTINGS
+@given(frames())
+def test_loader_is_right_or_says_why(case):
+    frame, fill = case
+    try:
+        panel = build_panel(frame, DataSpec(target="y", time_col="t", id_col="id", fill=fill))
+    except InputError:
+        return
+    assert not np.isnan(np.concatenate([s.values for s in panel.series])).any()
+    for s in panel.series:
+        rows = frame[frame["id"] == s.id].set_index("t")["y"]
+        assert len(s.time) == len(set(s.time)) and s.time.is_monotonic_increasing
+        assert set(rows.index) <= set(s.time)  # every input time is on the series' grid
+        given_ = rows[rows.notna()]
+        got = pd.Series(s.values[:, 0], index=s.time).loc[given_.index]
+        np.testing.assert_array_equal(got.to_numpy(), given_.to_numpy())  # values kept as given
+
+
+@SETTINGS
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=120), st.integers(1, 30), st.integers(1, 10),
+       st.sampled_from(SCALERS))
+def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler):
+    frame = pd.DataFrame({"t": np.arange(len(ys)), "y": ys})
+    panel = build_panel(frame, DataSpec(target="y", time_col="t"))
+    try:
+        w = make_windows(panel, WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler))
+    except InputError:
+        assert len(ys) - 2 * max(horizon, round(0.1 * len(ys))) < lookback + horizon
+        return
+    y = np.asarray(ys)
+    for part in (w.train, w.val, w.test):
+        if not len(part):
+            continue
+        x, target = gather(torch.from_numpy(w.values), torch.from_numpy(part), lookback, horizon)
+        o = int(part[-1])
+        np.testing.assert_allclose(x[-1, :, 0].double().numpy() * w.scale[0, 0] + w.loc[0, 0],
+                                   y[o - lookback: o], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
+        np.testing.assert_allclose(target[-1].double().numpy() * w.scale[0, 0] + w.loc[0, 0],
+                                   y[o: o + horizon], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
+
+
+@SETTINGS
+@given(st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=50), st.sampled_from(SCALERS))
+def test_scalers_are_finite_and_invertible(xs, kind):
+    x = np.asarray(xs, dtype=float)[:, None]
+    loc, scale = fit_scaler(x, kind)
+    assert np.isfinite(loc).all() and np.isfinite(scale).all() and (scale > 0).all()
+    np.testing.assert_allclose((x - loc) / scale * scale + loc, x, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max()))
