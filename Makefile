@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install gruforecast with its dev tools
 
 demo: $(STAMP)  ## train on sample_data/, predict, write a report into demo_out/
+	mkdir -p $(DEMO)
 	.venv/bin/gruforecast train sample_data/co2_weekly.csv --target co2 --time-col week \
 		--fill interpolate --horizon 52 --seed 0 --threads $(THREADS) --out $(DEMO)/co2.gruf
 	.venv/bin/gruforecast predict $(DEMO)/co2.gruf --horizon 52 --out $(DEMO)/co2-forecast.csv

@@ -55,14 +55,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def check_output_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
-    """Fail before any work when an output path cannot be written."""
+def check_output_path(path: str | Path, suffixes: tuple[str, ...], create: bool = False) -> Path:
+    """Fail before any work when an output path cannot be written.
+
+    A missing folder is an error (a typo in a path should not scatter files), unless
+    `create`: batch jobs name their output folders in the job file and get them made.
+    """
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(f"output {path.name!r} has an unknown extension; use {' or '.join(suffixes)}")
     if path.is_dir():
         raise InputError(f"output {str(path)!r} is a folder; give a file path")
     folder = path.parent
+    if not create and not folder.exists():
+        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist; create it first")
     while not folder.exists() and folder != folder.parent:  # it will be created: check its parent
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):

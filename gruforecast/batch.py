@@ -278,7 +278,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
 
     on_event(job.name, "started", {})
     out = output_path(job, today)
-    check_output_path(out, (".csv", ".parquet"))
+    check_output_path(out, (".csv", ".parquet"), create=True)
     retrain = needs_retrain(job)
     if retrain:
         panel = build_panel(_data_frame(job), job.spec)

@@ -102,6 +102,8 @@ CASES = [
     ("epochs 0", "data.csv", csv(series()), ["--epochs", "0"], 2, "--epochs (0) must be >= 1"),
     ("batch size 0", "data.csv", csv(series()), ["--batch-size", "0"], 2, "--batch-size (0) must be >= 1"),
     ("learning rate NaN", "data.csv", csv(series()), ["--lr", "nan"], 2, "--lr (nan) must be > 0"),
+    ("output in a missing folder", "data.csv", csv(series()), ["--forecast-out", "/nonexistent/f.csv"], 2,
+     "cannot write '/nonexistent/f.csv': folder '/nonexistent' does not exist; create it first"),
 ]
 
 

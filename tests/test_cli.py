@@ -105,6 +105,7 @@ BAD = [
 @pytest.mark.parametrize("case,content,args,message", BAD, ids=[b[0] for b in BAD])
 def test_bad_input_exit_2_one_line_no_output(tmp_path, case, content, args, message):
     data = _write(tmp_path, "data.csv", content())
+    (tmp_path / "out").mkdir()
     model = tmp_path / "out" / "m.gruf"
     proc = run_cli("train", data, *args, "--out", model)
     assert proc.returncode == 2, proc.stderr
@@ -112,7 +113,7 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, case, content, args, mess
     assert len(lines) == 1 and lines[0].startswith("gruforecast: error: "), proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out").exists()
+    assert not any((tmp_path / "out").iterdir())
 
 
 def test_gaps_are_filled_when_asked(tmp_path):
