@@ -103,6 +103,8 @@ def load(path: str | Path) -> Artifact:
         raise ArtifactError(f"model file {str(path)!r} {what}; pass the file written by `gruforecast train --out`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise ArtifactError(f"cannot read {str(path)!r}: permission denied; check its mode") from None
     except Exception:  # torch raises many types for bad bytes; all mean the same to a user
         raise ArtifactError(
             f"{str(path)!r} is not a readable gruforecast model (corrupt, truncated or another format); retrain it"

@@ -34,7 +34,9 @@ Threads = Annotated[int, typer.Option(
          "64-unit GRU on 2 cores and slowed it 100x when another process was busy.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 # The data and model options, shared word for word by train and backtest.
-Data = Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file", show_default=False)]
+# readable=False: our own loader says "permission denied" in our one-line format.
+Data = Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file", show_default=False,
+                                      readable=False)]
 Target = Annotated[str | None, typer.Option(help="target column (default: the only numeric one)")]
 TimeCol = Annotated[str | None, typer.Option(help="time column: dates or integer steps (default: detected)")]
 IdCol = Annotated[str | None, typer.Option(help="series id column, for many series in long format")]
@@ -212,9 +214,10 @@ def check(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="model file written by train", show_default=False)],
+    model: Annotated[Path, typer.Argument(help="model file written by train", show_default=False, readable=False)],
     out_path: Annotated[Path, typer.Option("--out", help="forecast file, .csv or .parquet", show_default=False)],
-    data: Annotated[Path | None, typer.Option(help="fresh data to forecast from (default: the data stored in the model)")] = None,
+    data: Annotated[Path | None, typer.Option(help="fresh data to forecast from (default: the data stored in the model)",
+                                              readable=False)] = None,
     horizon: Annotated[int | None, typer.Option(help="steps to forecast (default: the trained horizon; more rolls forward recursively)")] = None,
     threads: Threads = 1,
 ) -> None:
@@ -237,7 +240,7 @@ def predict(
 
 
 @app.command()
-def info(model: Annotated[Path, typer.Argument(help="model file", show_default=False)]) -> None:
+def info(model: Annotated[Path, typer.Argument(help="model file", show_default=False, readable=False)]) -> None:
     """Show what a model file holds: configuration, data schema, series and test scores."""
     from . import artifact
 
@@ -264,7 +267,8 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
 
 @app.command()
 def batch(
-    config: Annotated[Path, typer.Argument(help="TOML file of jobs (see docs/cron.md)", show_default=False)],
+    config: Annotated[Path, typer.Argument(help="TOML file of jobs (see docs/cron.md)", show_default=False,
+                                           readable=False)],
     only: Annotated[list[str] | None, typer.Option(help="run only this job (repeatable)")] = None,
     dry_run: Annotated[bool, typer.Option(help="check the file and show what would run, run nothing")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="jobs run in parallel processes")] = 1,

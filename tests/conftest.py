@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+            prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run the real `gruforecast` command in a subprocess, as cron would (no TTY)."""
     env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "gruforecast", *map(str, args)], cwd=cwd,
+    return subprocess.run([*prefix, sys.executable, "-m", "gruforecast", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
