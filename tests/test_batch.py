@@ -125,14 +125,17 @@ def test_kill_9_mid_write_leaves_no_partial_file_and_no_stale_lock(folder):
 
 def test_two_runs_at_once_one_waits_or_exits_75(folder):
     assert run_cli("batch", folder / "jobs.toml", "--only", "gdp").returncode == 0
-    first = _start(folder, "--only", "gdp", pause=3)
+    first = _start(folder, "--only", "gdp", pause=120)  # holds the lock inside its write
     assert _wait_for(lambda: list((folder / "out").glob(".gdp.parquet.*.tmp")))
     second = run_cli("batch", folder / "jobs.toml", "--only", "gdp")
     assert second.returncode == 75
     assert second.stderr.strip().splitlines()[-1].startswith("gruforecast: error: another batch run holds the lock")
-    waiting = run_cli("batch", folder / "jobs.toml", "--only", "gdp", "--wait", "60")
-    assert waiting.returncode == 0, waiting.stderr
-    assert first.wait(60) == 0
+    waiting = _start(folder, "--only", "gdp", "--wait", "100")
+    time.sleep(1.0)
+    assert waiting.poll() is None  # still waiting for the lock
+    first.send_signal(signal.SIGKILL)  # the kernel drops the dead run's lock
+    first.wait()
+    assert waiting.wait(100) == 0, waiting.stderr.read()
 
 
 def test_cron_environment_plain_logs_and_json(folder):
