@@ -132,7 +132,7 @@ def _from_payload(payload: dict) -> Artifact:
     data_spec = DataSpec(**meta["data_spec"])
     window_cfg = WindowConfig(**meta["window_cfg"])
     train_cfg = TrainConfig(**meta["train_cfg"])
-    model = build_model(1 + len(data_spec.features), window_cfg.horizon, train_cfg)
+    model = build_model(1 + len(data_spec.features), window_cfg.horizon, train_cfg, meta["season"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
     time_dtype = meta["time_dtype"]

@@ -30,8 +30,9 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 Threads = Annotated[int, typer.Option(
-    help="torch CPU threads. 1 is the measured-safe default: a second thread never sped up a "
-         "64-unit GRU on 2 cores and slowed it 100x when another process was busy.")]
+    help="torch CPU threads. 1 is the measured-safe default: on a 2-core machine 2 threads "
+         "trained 1.2x faster when idle but 2.3x slower while another process was busy "
+         "(benchmarks/threads.py).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 # The data and model options, shared word for word by train and backtest.
 # readable=False: our own loader says "permission denied" in our one-line format.
@@ -61,6 +62,7 @@ ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report
 Sep = Annotated[str, typer.Option(help="CSV field separator, e.g. ';'")]
 Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
+WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
 
@@ -92,7 +94,8 @@ def _setup(o: dict, test_frac: float):
 
     tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
                        epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
-                       patience=o["patience"], loss=o["loss"], seed=o["seed"])
+                       patience=o["patience"], loss=o["loss"], seed=o["seed"],
+                       window_norm=o["window_norm"])
     api.pick_device(o["device"])
     _threads(o["threads"])
     kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
@@ -120,7 +123,7 @@ def train(
     test_frac: Annotated[float, typer.Option(help="share of each series held out for the test metrics")] = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
-    short_series: ShortSeries = "fail",
+    short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
@@ -156,7 +159,7 @@ def backtest(
     patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
-    short_series: ShortSeries = "fail",
+    short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
     from . import api

@@ -303,22 +303,35 @@ class FusedGRU(nn.Module):
 class GRURegressor(nn.Module):
     """FusedGRU over the lookback window, then a linear head emitting all H steps at once.
 
-    Input (B, L, C): column 0 the scaled target, the rest scaled features. With
-    `window_norm="last"` the last target value of each window is subtracted from the
-    target column and added back to the output: the network learns the change from the
-    last observation, which keeps it in range when a trend leaves the training levels.
+    Input (B, L, C): column 0 the scaled target, the rest scaled features. The network
+    always sees the target relative to the last value of its window; it forecasts
+    - `window_norm="last"`: the change from the last observation (keeps the forecast in
+      range when a trend leaves the training levels);
+    - `window_norm="seasonal"`: a correction to the seasonal naive forecast of the window
+      (its last season repeated), which it starts from;
+    - `window_norm="none"`: raw values in, raw values out.
     """
 
     def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
-                 dropout: float = 0.0, window_norm: str = "last") -> None:
+                 dropout: float = 0.0, window_norm: str = "last", season: int = 1) -> None:
         super().__init__()
-        self.window_norm = window_norm
+        self.window_norm, self.season, self.horizon = window_norm, season, horizon
         self.gru = FusedGRU(n_inputs, hidden_size, num_layers, dropout=dropout, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
-        level = x[:, -1:, 0] if self.window_norm == "last" else x.new_zeros(x.shape[0], 1)
-        if self.window_norm == "last":
-            x = torch.cat([x[..., :1] - level.unsqueeze(-1), x[..., 1:]], dim=-1)
+        if self.window_norm == "none":
+            _, h = self.gru(x)
+            return self.head(h[-1])
+        last = x[:, -1:, 0]  # (B, 1)
+        x = torch.cat([x[..., :1] - last.unsqueeze(-1), x[..., 1:]], dim=-1)
         _, h = self.gru(x)  # h: (layers, B, hidden)
-        return self.head(h[-1]) + level
+        return self.head(h[-1]) + self.base(x, last)
+
+    def base(self, x_rel: Tensor, last: Tensor) -> Tensor:
+        """The forecast the head corrects: the last value, or the last season repeated."""
+        L, m = x_rel.shape[1], self.season
+        if self.window_norm != "seasonal" or m < 2 or L < m:
+            return last
+        steps = torch.arange(self.horizon, device=x_rel.device) % m + (L - m)
+        return x_rel[:, steps, 0] + last  # (B, H)

@@ -21,6 +21,7 @@ from .nn import GRURegressor
 from .windows import Windows, gather
 
 LOSSES = ("mse", "huber")
+WINDOW_NORMS = ("last", "seasonal", "none")
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class TrainConfig:
             raise InputError(f"--lr ({self.lr}) must be > 0")
         if self.loss not in LOSSES:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
-        if self.window_norm not in ("last", "none"):
-            raise InputError(f"window_norm {self.window_norm!r} is not known; use last or none")
+        if self.window_norm not in WINDOW_NORMS:
+            raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"--dropout ({self.dropout}) must be in [0, 1)")
 
@@ -72,9 +73,9 @@ class FitResult:
     stopped_early: bool = False
 
 
-def build_model(n_inputs: int, horizon: int, cfg: TrainConfig) -> GRURegressor:
+def build_model(n_inputs: int, horizon: int, cfg: TrainConfig, season: int = 1) -> GRURegressor:
     return GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon,
-                        dropout=cfg.dropout, window_norm=cfg.window_norm)
+                        dropout=cfg.dropout, window_norm=cfg.window_norm, season=season)
 
 
 def fit(model: GRURegressor, windows: Windows, cfg: TrainConfig, device: torch.device,

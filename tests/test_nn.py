@@ -112,3 +112,14 @@ def test_regressor_window_norm_is_shift_equivariant():
     x = torch.randn(2, 10, 1)
     with torch.no_grad():
         torch.testing.assert_close(model(x + 3.0), model(x) + 3.0, atol=1e-5, rtol=0)
+
+
+def test_regressor_seasonal_base_is_the_seasonal_naive_forecast():
+    """With the head zeroed, window_norm='seasonal' forecasts the window's last season."""
+    torch.manual_seed(0)
+    model = GRURegressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    x = torch.arange(12.0).view(1, 12, 1)  # last season: 9, 10, 11
+    with torch.no_grad():
+        assert model(x).tolist() == [[9.0, 10.0, 11.0, 9.0, 10.0]]
