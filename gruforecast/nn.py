@@ -40,15 +40,6 @@ def gru_cell_reference(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
     return (1 - z) * n + z * h
 
 
-def _tanh_via_sigmoid_(a2: Tensor) -> Tensor:
-    """In place: given 2a, return tanh(a) = 2 sigmoid(2a) - 1.
-
-    float32 tanh costs about 6x sigmoid per element on the CPUs we measured; this identity
-    is exact in real arithmetic and within a few ulp in float32.
-    """
-    return a2.sigmoid_().mul_(2.0).sub_(1.0)
-
-
 def _native_loops(x: Tensor):
     """The compiled C loops for this tensor, or None (CUDA, other dtypes, no compiler)."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not _NATIVE[0]:
