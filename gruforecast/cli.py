@@ -62,6 +62,7 @@ ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report
 Sep = Annotated[str, typer.Option(help="CSV field separator, e.g. ';'")]
 Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
+WindowsPerEpoch = Annotated[int | None, typer.Option(help="train on this many randomly drawn windows per epoch (default: all); for long series and large panels")]
 WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
@@ -95,7 +96,7 @@ def _setup(o: dict, test_frac: float):
     tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
                        epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
                        patience=o["patience"], loss=o["loss"], seed=o["seed"],
-                       window_norm=o["window_norm"])
+                       window_norm=o["window_norm"], windows_per_epoch=o["windows_per_epoch"])
     api.pick_device(o["device"])
     _threads(o["threads"])
     kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
@@ -124,6 +125,7 @@ def train(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
@@ -160,6 +162,7 @@ def backtest(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
     from . import api

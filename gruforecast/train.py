@@ -51,6 +51,8 @@ class TrainConfig:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
+        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
+            raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"--dropout ({self.dropout}) must be in [0, 1)")
 

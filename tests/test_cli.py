@@ -44,7 +44,7 @@ def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
 def test_panel_with_id_column_and_fresh_data(tmp_path):
     model = tmp_path / "macro.gruf"
     proc = run_cli("train", SAMPLE / "us_macro_quarterly.csv", "--target", "value", "--id-col", "series",
-                   "--horizon", "4", "--epochs", "3", "--out", model)
+                   "--horizon", "4", "--epochs", "3", "--windows-per-epoch", "200", "--out", model)
     assert proc.returncode == 0, proc.stderr
     data = pd.read_csv(SAMPLE / "us_macro_quarterly.csv")
     data[data["quarter"] < "2008-01-01"].to_csv(tmp_path / "older.csv", index=False)
@@ -56,6 +56,8 @@ def test_panel_with_id_column_and_fresh_data(tmp_path):
     assert (fc.groupby("series")["quarter"].first() == "2008-01-01").all()
     info = run_cli("info", model)
     assert info.returncode == 0 and "realgdp" in info.stdout and "QS-JAN" in info.stdout
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["config"]["train"]["windows_per_epoch"] == 200
 
 
 def test_integer_steps_continue_the_steps(tmp_path):
