@@ -24,20 +24,28 @@ BASELINES = ("naive", "seasonal_naive", "drift")
 METHODS = ("model", *BASELINES)
 
 
-def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
-    """Forecasts (H,) of each baseline from the values before the origin.
+def baselines_at(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+    """Forecasts (n, H) of each baseline for the origins (positions of the first target)
+    of one series y, from the values before each origin:
 
-    naive: the last value. seasonal_naive: the last season repeated, f[h] = y[n - m + (h
-    mod m)] (naive when the history is shorter than a season). drift: the last value plus
-    h times the mean change over the history (naive for a history of one point).
+    naive: the last value. seasonal_naive: the last season repeated, f[h] = y[o - m + (h
+    mod m)] (naive when less than a season precedes the origin). drift: the last value plus
+    (h + 1) times the mean change over the history (naive for a history of one point).
     """
-    last = history[-1]
-    h = np.arange(horizon)
-    naive = np.full(horizon, last, dtype=float)
-    seasonal = history[len(history) - season + h % season] if len(history) >= season else naive
-    n = len(history)
-    drift = last + (h + 1) * (last - history[0]) / (n - 1) if n > 1 else naive
-    return {"naive": naive, "seasonal_naive": np.asarray(seasonal, float), "drift": drift}
+    o = np.asarray(origins)[:, None]
+    h = np.arange(horizon)[None, :]
+    last = y[o - 1]
+    naive = np.broadcast_to(last, (len(origins), horizon)).astype(float)
+    seasonal = np.where(o >= season, y[np.maximum(o - season + h % season, 0)], naive)
+    span = np.maximum(o - 1, 1)
+    drift = np.where(o > 1, last + (h + 1) * (last - y[0]) / span, naive)
+    return {"naive": naive, "seasonal_naive": seasonal.astype(float), "drift": drift.astype(float)}
+
+
+def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+    """Forecasts (H,) of each baseline from the values before one origin (see `baselines_at`)."""
+    return {k: v[0] for k, v in baselines_at(np.asarray(history, float), np.array([len(history)]),
+                                             horizon, season).items()}
 
 
 def origin_records(series_id: str, fold: int, history: np.ndarray, actual: np.ndarray,
@@ -58,17 +66,24 @@ def origin_records(series_id: str, fold: int, history: np.ndarray, actual: np.nd
 def holdout_records(panel: Panel, windows: Windows, forecasts: np.ndarray,
                     season: int) -> pd.DataFrame:
     """Records of the held-out test windows of `train`: each window is one origin (its
-    index is the "fold"); the MASE scale comes from the series' training part."""
-    frames = []
+    index is the "fold"); the MASE scale comes from the series' training part. Built per
+    series with array operations: a long series has 100,000 test windows."""
+    H = windows.horizon
     series_of = windows.series_of(windows.test)
-    for i, (o, s_idx) in enumerate(zip(windows.test, series_of)):
+    steps = np.arange(H)
+    frames = []
+    for s_idx in np.unique(series_of):
+        rows = np.flatnonzero(series_of == s_idx)
         s = panel.series[s_idx]
         y = s.values[:, 0]
-        p = int(o - windows.offsets[s_idx])  # position of the first target in the series
-        H = windows.horizon
-        frames.append(origin_records(
-            s.id, i, y[:p], y[p: p + H], forecasts[i], s.time[p: p + H], s.time[p - 1], season,
-            y[: windows.n_train[s_idx]]))
+        p = windows.test[rows] - windows.offsets[s_idx]  # positions of the first targets
+        idx = p[:, None] + steps[None, :]
+        frame = {"series": s.id, "fold": np.repeat(rows, H), "cutoff": np.repeat(s.time[p - 1], H),
+                 "step": np.tile(steps + 1, len(rows)), "time": s.time[idx.ravel()],
+                 "actual": y[idx].ravel(), "model": forecasts[rows].ravel()}
+        frame.update({k: v.ravel() for k, v in baselines_at(y, p, H, season).items()})
+        frame["scale"] = metrics.mase_scale(y[: windows.n_train[s_idx]], season)
+        frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True)
 
 
