@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 DEMO    := demo_out
 THREADS ?= 1
 
-.PHONY: help install demo test bench lint clean
+.PHONY: help install demo test bench bench-accuracy lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ test: $(STAMP)  ## run the whole test suite
 
 bench: $(STAMP)  ## GRU speed: FusedGRU against torch.nn.GRU, written to benchmarks/results/
 	$(PY) benchmarks/gru.py
+
+bench-accuracy: $(STAMP)  ## M4 hourly and ETTh1 (reads ../shared/data), written to benchmarks/results/
+	$(PY) benchmarks/m4_hourly.py
+	$(PY) benchmarks/etth1.py
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check gruforecast tests benchmarks
