@@ -40,9 +40,7 @@ def drop_short(panel: Panel, cfg: WindowConfig) -> Panel:
     """`--short-series skip`: leave out the series too short to train on, with a note."""
     keep, dropped = [], []
     for s in panel.series:
-        n_train = cfg.part_lengths(len(s))[0]
-        (keep if len(s) >= cfg.lookback + cfg.horizon and n_train >= cfg.lookback + cfg.horizon
-         else dropped).append(s)
+        (keep if cfg.fits(len(s)) else dropped).append(s)
     if not keep:
         raise InputError(f"every series is shorter than lookback {cfg.lookback} + horizon "
                          f"{cfg.horizon} plus the held-out parts; lower --lookback or --horizon")

@@ -52,6 +52,10 @@ class WindowConfig:
         n_test = max(self.horizon, round(self.test_frac * n)) if self.test_frac > 0 else 0
         return n - n_val - n_test, n_val, n_test
 
+    def fits(self, n: int) -> bool:
+        """Whether a series of n points holds at least one training window."""
+        return self.part_lengths(n)[0] >= self.lookback + self.horizon
+
 
 @dataclass
 class Windows:
@@ -115,8 +119,8 @@ def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
                 f"{name} has {n} points, fewer than lookback {L} + horizon {H}; "
                 "lower --lookback or --horizon, or give more data"
             )
-        n_train, n_val, n_test = cfg.part_lengths(n)
-        if n_train < L + H:
+        if not cfg.fits(n):
+            n_train, n_val, n_test = cfg.part_lengths(n)
             raise InputError(
                 f"{name} has {n} points: after {n_val} validation and {n_test} test points, "
                 f"{n_train} remain for training, fewer than lookback {L} + horizon {H}; "
