@@ -44,7 +44,8 @@ def run(setting: str, horizon: int, args) -> tuple[float, float, float]:
     panel = build_panel(long, DataSpec(target="v", time_col="date", id_col="col"))
     wcfg = WindowConfig(lookback=args.lookback, horizon=horizon, val_frac=(VAL_END - TRAIN) / VAL_END, test_frac=0.0)
     tcfg = TrainConfig(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       patience=4, windows_per_epoch=args.windows_per_epoch, seed=args.seed)
+                       patience=4, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
+                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss)
     start = time.perf_counter()
     run_ = api.train(panel, wcfg, tcfg, season=24)
     seconds = time.perf_counter() - start
@@ -73,16 +74,23 @@ def main() -> None:
     parser.add_argument("--windows-per-epoch", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window-norm", default="last")
+    parser.add_argument("--window-scale", default="diff")
+    parser.add_argument("--loss", default="mse")
+    parser.add_argument("--only", help="one setting, e.g. M96")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = ["| setting | H | gruforecast MSE / MAE | training s | published MSE / MAE |", "|---|---|---|---|---|"]
     for setting, horizon in PUBLISHED:
+        if args.only and args.only != f"{setting}{horizon}":
+            continue
         mse, mae, seconds = run(setting, horizon, args)
         pub = "; ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in PUBLISHED[setting, horizon].items()) or "-"
         lines.append(f"| {setting} | {horizon} | {mse:.3f} / {mae:.3f} | {seconds:.0f} | {pub} |")
         print(lines[-1], flush=True)
     info = (f"threads {torch.get_num_threads()}, lookback {args.lookback}, hidden {args.hidden}, "
-            f"{args.epochs} epochs max, {args.windows_per_epoch} windows per epoch, seed {args.seed}")
+            f"{args.epochs} epochs max, {args.windows_per_epoch} windows per epoch, window norm "
+            f"{args.window_norm}, window scale {args.window_scale}, loss {args.loss}, seed {args.seed}")
     table = "\n".join(lines)
     print(info + "\n\n" + table)
     (ROOT / "benchmarks" / "results" / "etth1.md").write_text(

@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--window-norm", default="seasonal")
+    parser.add_argument("--window-scale", default="diff")
+    parser.add_argument("--loss", default="mae")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = pd.read_csv(DATA / "m4_hourly.csv")
@@ -56,7 +58,7 @@ def main() -> None:
     wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=0.07, test_frac=0.0)
     tcfg = TrainConfig(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, patience=6, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
-                       window_norm=args.window_norm)
+                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss)
     start = time.perf_counter()
     run = api.train(panel, wcfg, tcfg, season=24)
     seconds = time.perf_counter() - start
@@ -79,7 +81,8 @@ def main() -> None:
     info = (f"threads {torch.get_num_threads()}, training {seconds:.0f} s ({len(run.fit.history)} epochs, "
             f"best {run.fit.best_epoch}), lookback {args.lookback}, hidden {args.hidden}, "
             f"batch {args.batch_size}, lr {args.lr}, {args.windows_per_epoch} windows per epoch, "
-            f"window norm {args.window_norm}, seed {args.seed}")
+            f"window norm {args.window_norm}, window scale {args.window_scale}, loss {args.loss}, "
+            f"seed {args.seed}")
     print(info + "\n\n" + table)
     out = ROOT / "benchmarks" / "results" / "m4_hourly.md"
     out.write_text(f"# M4 hourly, one global model ({time.strftime('%Y-%m-%d')})\n\n"

@@ -131,7 +131,8 @@ def _from_payload(payload: dict) -> Artifact:
     meta = json.loads(payload["meta"])
     data_spec = DataSpec(**meta["data_spec"])
     window_cfg = WindowConfig(**meta["window_cfg"])
-    train_cfg = TrainConfig(**meta["train_cfg"])
+    # Models written before window scaling existed did not scale their windows.
+    train_cfg = TrainConfig(**{"window_scale": "none", **meta["train_cfg"]})
     model = build_model(1 + len(data_spec.features), window_cfg.horizon, train_cfg, meta["season"])
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -55,7 +55,7 @@ Epochs = Annotated[int, typer.Option(help="maximum epochs")]
 Batch = Annotated[int, typer.Option(help="windows per batch")]
 Lr = Annotated[float, typer.Option(help="Adam learning rate")]
 Patience = Annotated[int, typer.Option(help="early stopping: epochs without a better validation loss")]
-Loss = Annotated[str, typer.Option(help="mse or huber")]
+Loss = Annotated[str, typer.Option(help="mae, mse or huber, in each window's own units (see --window-scale)")]
 ValFrac = Annotated[float, typer.Option(help="share of each series held out for validation")]
 Seed = Annotated[int, typer.Option(help="random seed: same seed, same numbers on CPU")]
 ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report.md and report.html go")]
@@ -64,6 +64,7 @@ Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
 WindowsPerEpoch = Annotated[int | None, typer.Option(help="train on this many randomly drawn windows per epoch (default: all); for long series and large panels")]
 WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
+WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its mean absolute (seasonal) difference, so quiet and wild series weigh alike; none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
 
@@ -96,7 +97,8 @@ def _setup(o: dict, test_frac: float):
     tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
                        epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
                        patience=o["patience"], loss=o["loss"], seed=o["seed"],
-                       window_norm=o["window_norm"], windows_per_epoch=o["windows_per_epoch"])
+                       window_norm=o["window_norm"], window_scale=o["window_scale"],
+                       windows_per_epoch=o["windows_per_epoch"])
     api.pick_device(o["device"])
     _threads(o["threads"])
     kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
@@ -125,6 +127,7 @@ def train(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    window_scale: WindowScale = "diff",
     windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
@@ -162,6 +165,7 @@ def backtest(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    window_scale: WindowScale = "diff",
     windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
@@ -260,7 +264,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         ("frequency", art.freq or f"integer step {art.step}"), ("season", art.season),
         ("lookback / horizon", f"{w.lookback} / {w.horizon}"), ("scaler", w.scaler),
         ("fill", spec.fill or "-"),
-        ("GRU", f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}"),
+        ("GRU", f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}, window scale {t.window_scale}"),
         ("training", f"epochs {t.epochs}, batch {t.batch_size}, lr {t.lr}, loss {t.loss}, seed {t.seed}"),
         ("series", f"{len(art.series_ids)}: {', '.join(art.series_ids[:5])}{' ...' if len(art.series_ids) > 5 else ''}"),
         ("data ends", ", ".join(str(x) for x in art.last_times[:3]) + (" ..." if len(art.last_times) > 3 else "")),

@@ -301,12 +301,18 @@ class GRURegressor(nn.Module):
     - `window_norm="seasonal"`: a correction to the seasonal naive forecast of the window
       (its last season repeated), which it starts from;
     - `window_norm="none"`: raw values in, raw values out.
+    With `window_scale="diff"` the target is also divided by the window's own amplitude,
+    the mean absolute (seasonal) difference inside it, and the head's output multiplied
+    back: a quiet window and a wild one look alike to the network, and a loss taken in
+    these units (`window_scale_of`) is the window's MASE-like error.
     """
 
     def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
-                 dropout: float = 0.0, window_norm: str = "last", season: int = 1) -> None:
+                 dropout: float = 0.0, window_norm: str = "last", season: int = 1,
+                 window_scale: str = "none") -> None:
         super().__init__()
         self.window_norm, self.season, self.horizon = window_norm, season, horizon
+        self.window_scale = window_scale
         self.gru = FusedGRU(n_inputs, hidden_size, num_layers, dropout=dropout, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
 
@@ -315,14 +321,29 @@ class GRURegressor(nn.Module):
             _, h = self.gru(x)
             return self.head(h[-1])
         last = x[:, -1:, 0]  # (B, 1)
-        x = torch.cat([x[..., :1] - last.unsqueeze(-1), x[..., 1:]], dim=-1)
-        _, h = self.gru(x)  # h: (layers, B, hidden)
-        return self.head(h[-1]) + self.base(x, last)
+        scale = self.window_scale_of(x)  # (B, 1)
+        x_rel = torch.cat([((x[..., 0] - last) / scale).unsqueeze(-1), x[..., 1:]], dim=-1)
+        _, h = self.gru(x_rel)  # h: (layers, B, hidden)
+        return self.base(x) + scale * self.head(h[-1])
 
-    def base(self, x_rel: Tensor, last: Tensor) -> Tensor:
+    def window_scale_of(self, x: Tensor) -> Tensor:
+        """(B, 1): the amplitude each window is divided by; ones without window scaling.
+
+        The mean absolute difference at the season's lag (lag 1 when the window is not
+        longer than a season): the denominator of MASE, measured on the window alone.
+        A floor of 1e-3 (the values are already scaled per series, ~unit variance) keeps a
+        flat window finite.
+        """
+        if self.window_scale == "none" or self.window_norm == "none" or x.shape[1] < 2:
+            return x.new_ones(x.shape[0], 1)
+        lag = self.season if 1 < self.season < x.shape[1] else 1
+        v = x[..., 0]
+        return (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True).clamp_min(1e-3)
+
+    def base(self, x: Tensor) -> Tensor:
         """The forecast the head corrects: the last value, or the last season repeated."""
-        L, m = x_rel.shape[1], self.season
+        L, m = x.shape[1], self.season
         if self.window_norm != "seasonal" or m < 2 or L < m:
-            return last
-        steps = torch.arange(self.horizon, device=x_rel.device) % m + (L - m)
-        return x_rel[:, steps, 0] + last  # (B, H)
+            return x[:, -1:, 0]
+        steps = torch.arange(self.horizon, device=x.device) % m + (L - m)
+        return x[:, steps, 0]  # (B, H)

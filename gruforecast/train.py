@@ -20,8 +20,9 @@ from .errors import InputError
 from .nn import GRURegressor
 from .windows import Windows, gather
 
-LOSSES = ("mse", "huber")
+LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("last", "seasonal", "none")
+WINDOW_SCALES = ("diff", "none")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TrainConfig:
     clip: float = 1.0
     loss: str = "mse"
     window_norm: str = "last"
+    window_scale: str = "diff"
     windows_per_epoch: int | None = None  # sample this many training windows per epoch
     seed: int = 0
 
@@ -51,6 +53,8 @@ class TrainConfig:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
+        if self.window_scale not in WINDOW_SCALES:
+            raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
         if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
             raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
@@ -77,7 +81,8 @@ class FitResult:
 
 def build_model(n_inputs: int, horizon: int, cfg: TrainConfig, season: int = 1) -> GRURegressor:
     return GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon,
-                        dropout=cfg.dropout, window_norm=cfg.window_norm, season=season)
+                        dropout=cfg.dropout, window_norm=cfg.window_norm, season=season,
+                        window_scale=cfg.window_scale)
 
 
 def fit(model: GRURegressor, windows: Windows, cfg: TrainConfig, device: torch.device,
@@ -94,7 +99,7 @@ def fit(model: GRURegressor, windows: Windows, cfg: TrainConfig, device: torch.d
     val = torch.from_numpy(windows.val).to(device)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    loss_fn = nn.MSELoss() if cfg.loss == "mse" else nn.HuberLoss()
+    loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -135,7 +140,7 @@ def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Mo
     for batch in origins.split(cfg.batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        loss = window_loss(model, loss_fn, x, y)
         if not torch.isfinite(loss):
             raise InputError(
                 f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "
@@ -148,6 +153,13 @@ def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Mo
     return total / max(count, 1)
 
 
+def window_loss(model: GRURegressor, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss in each window's own units (see `GRURegressor.window_scale_of`), so every
+    window counts alike whatever its amplitude: with MAE, a MASE-like training objective."""
+    scale = model.window_scale_of(x)
+    return loss_fn(model(x) / scale, y / scale)
+
+
 @torch.no_grad()
 def evaluate_loss(model: GRURegressor, values: torch.Tensor, origins: torch.Tensor,
                   windows: Windows, loss_fn: nn.Module, batch_size: int = 1024) -> float:
@@ -155,7 +167,7 @@ def evaluate_loss(model: GRURegressor, values: torch.Tensor, origins: torch.Tens
     total = 0.0
     for batch in origins.split(batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
-        total += loss_fn(model(x), y).item() * len(batch)
+        total += window_loss(model, loss_fn, x, y).item() * len(batch)
     return total / len(origins)
 
 

@@ -114,6 +114,21 @@ def test_regressor_window_norm_is_shift_equivariant():
         torch.testing.assert_close(model(x + 3.0), model(x) + 3.0, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("norm", ["last", "seasonal"])
+def test_regressor_window_scale_is_affine_equivariant(norm):
+    """With window_scale='diff', a window scaled by a > 0 and shifted by b gives the
+    forecast scaled by a and shifted by b: the network sees every window in its own units."""
+    torch.manual_seed(0)
+    model = GRURegressor(1, 8, 1, horizon=4, window_norm=norm, season=3, window_scale="diff").eval()
+    x = torch.randn(2, 10, 1, dtype=torch.float64)
+    model.double()
+    with torch.no_grad():
+        torch.testing.assert_close(model(7.5 * x - 2.0), 7.5 * model(x) - 2.0, atol=1e-9, rtol=1e-9)
+        assert not torch.allclose(model(7.5 * x), model(x))  # it is a real function of x
+        lag3 = (x[:, 3:, 0] - x[:, :-3, 0]).abs().mean(1, keepdim=True)
+        torch.testing.assert_close(model.window_scale_of(x), lag3)
+
+
 def test_regressor_seasonal_base_is_the_seasonal_naive_forecast():
     """With the head zeroed, window_norm='seasonal' forecasts the window's last season."""
     torch.manual_seed(0)
