@@ -54,6 +54,7 @@ class Job:
     lookback: int | None = None
     season: int | None = None
     scaler: str = "standard"
+    transform: str = "none"
     val_frac: float = 0.1
     retrain: str = "older-than"
     max_age: str = "7d"
@@ -284,7 +285,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
         panel = build_panel(_data_frame(job), job.spec)
         season = job.season or season_length(panel.freq)
         wcfg = api.default_window(panel, season, horizon=job.horizon, lookback=job.lookback,
-                                  scaler=job.scaler, val_frac=job.val_frac, test_frac=0.0)
+                                  scaler=job.scaler, transform=job.transform, val_frac=job.val_frac, test_frac=0.0)
         run = api.train(panel, wcfg, job.train, season)
         new_score = validation_score(run.artifact, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]

@@ -64,6 +64,7 @@ Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
 WindowsPerEpoch = Annotated[int | None, typer.Option(help="train on this many randomly drawn windows per epoch (default: all); for long series and large panels")]
 WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
+Transform = Annotated[str, typer.Option(help="log: model the log of the target (positive data; relative errors, multiplicative seasons) or none")]
 WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its mean absolute (seasonal) difference, so quiet and wild series weigh alike; none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
@@ -101,7 +102,7 @@ def _setup(o: dict, test_frac: float):
                        windows_per_epoch=o["windows_per_epoch"])
     api.pick_device(o["device"])
     _threads(o["threads"])
-    kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"],
+    kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"], transform=o["transform"],
                   val_frac=o["val_frac"], test_frac=test_frac)
     if o["short_series"] == "skip":
         panel = api.drop_short(panel, api.default_window(panel, season, check=False, **kwargs))
@@ -127,7 +128,7 @@ def train(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
-    window_scale: WindowScale = "diff",
+    window_scale: WindowScale = "diff", transform: Transform = "none",
     windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
@@ -165,7 +166,7 @@ def backtest(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
-    window_scale: WindowScale = "diff",
+    window_scale: WindowScale = "diff", transform: Transform = "none",
     windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""

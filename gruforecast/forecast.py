@@ -17,6 +17,7 @@ import torch
 from .artifact import Artifact
 from .data import Panel
 from .errors import InputError
+from .windows import transform_target, untransform_target
 
 
 @dataclass
@@ -47,6 +48,8 @@ def predict_tails(art: Artifact, ids: list[str], tails: np.ndarray, K: int) -> n
     series, scaled with that series' stored scaler; recursive past the trained horizon."""
     H, L = art.window_cfg.horizon, art.window_cfg.lookback
     index = [art.series_ids.index(i) for i in ids]
+    transform = art.window_cfg.transform
+    tails = np.stack([transform_target(t, transform, i) for i, t in zip(ids, tails)])
     loc, scale = art.loc[index][:, None, :], art.scale[index][:, None, :]
     window = torch.from_numpy(((tails - loc) / scale).astype(np.float32))  # (S, L, C)
     chunks = []
@@ -57,7 +60,7 @@ def predict_tails(art: Artifact, ids: list[str], tails: np.ndarray, K: int) -> n
             window = torch.cat([window, chunks[-1].unsqueeze(-1)], dim=1)[:, -L:]
             chunks.append(art.model(window))
     scaled = torch.cat(chunks, dim=1)[:, :K].double().numpy()
-    return scaled * scale[:, 0, :1] + loc[:, 0, :1]
+    return untransform_target(scaled * scale[:, 0, :1] + loc[:, 0, :1], transform)
 
 
 def _tails(art: Artifact, panel: Panel) -> tuple[list[str], np.ndarray, list]:

@@ -18,7 +18,7 @@ from torch import nn
 
 from .errors import InputError
 from .nn import GRURegressor
-from .windows import Windows, gather
+from .windows import Windows, gather, untransform_target
 
 LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("last", "seasonal", "none")
@@ -182,4 +182,4 @@ def predict_origins(model: GRURegressor, windows: Windows, origins: np.ndarray,
              for b in idx.split(batch_size)]
     scaled = torch.cat(preds).double().numpy() if preds else np.zeros((0, windows.horizon))
     sid = windows.series_of(origins)
-    return scaled * windows.scale[sid, :1] + windows.loc[sid, :1]
+    return untransform_target(scaled * windows.scale[sid, :1] + windows.loc[sid, :1], windows.transform)

@@ -23,15 +23,18 @@ from .data import Panel
 from .errors import InputError
 
 SCALERS = ("standard", "minmax", "robust", "none")
+TRANSFORMS = ("none", "log")
 
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Window lengths, split fractions and the scaler. Stored in the model artifact."""
+    """Window lengths, split fractions, the target transform and the scaler. Stored in the
+    model artifact."""
 
     lookback: int
     horizon: int
     scaler: str = "standard"
+    transform: str = "none"  # "log": model log(target), forecast exp(.); positive targets only
     val_frac: float = 0.1
     test_frac: float = 0.1
 
@@ -42,6 +45,8 @@ class WindowConfig:
             raise InputError(f"--lookback ({self.lookback}) must be >= 1")
         if self.scaler not in SCALERS:
             raise InputError(f"--scaler {self.scaler!r} is not known; use one of {', '.join(SCALERS)}")
+        if self.transform not in TRANSFORMS:
+            raise InputError(f"--transform {self.transform!r} is not known; use one of {', '.join(TRANSFORMS)}")
         for name, frac in (("val_frac", self.val_frac), ("test_frac", self.test_frac)):
             if not 0.0 <= frac < 0.5:
                 raise InputError(f"{name} ({frac}) must be in [0, 0.5)")
@@ -75,6 +80,7 @@ class Windows:
     test: np.ndarray
     lookback: int
     horizon: int
+    transform: str = "none"  # of the target, before the scaler (see `transform_target`)
 
     def series_of(self, origins: np.ndarray) -> np.ndarray:
         """Index of the series each origin belongs to."""
@@ -90,8 +96,9 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> Windows:
     for s in panel.series:
         n = len(s)
         n_train, n_val, n_test = cfg.part_lengths(n)
-        loc, scale = fit_scaler(s.values[:n_train], cfg.scaler)
-        chunks.append(((s.values - loc) / scale).astype(np.float32))
+        values = transform_target(s.values, cfg.transform, s.id if panel.spec.id_col else None)
+        loc, scale = fit_scaler(values[:n_train], cfg.scaler)
+        chunks.append(((values - loc) / scale).astype(np.float32))
         bounds = [(L, n_train), (n_train, n_train + n_val), (n - n_test, n)]
         for part, (lo, hi) in zip(parts, bounds):
             part.append(offset + np.arange(max(lo, L), hi - H + 1, dtype=np.int64))
@@ -104,7 +111,7 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> Windows:
         values=np.concatenate(chunks), offsets=np.concatenate([[0], np.cumsum(lengths)]),
         loc=np.stack(locs), scale=np.stack(scales), n_train=np.array(n_trains),
         train=np.concatenate(parts[0]), val=np.concatenate(parts[1]),
-        test=np.concatenate(parts[2]), lookback=L, horizon=H,
+        test=np.concatenate(parts[2]), lookback=L, horizon=H, transform=cfg.transform,
     )
 
 
@@ -126,6 +133,28 @@ def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
                 f"{n_train} remain for training, fewer than lookback {L} + horizon {H}; "
                 "lower --lookback or --horizon, or give more data"
             )
+
+
+def transform_target(values: np.ndarray, transform: str, series_id: str | None = None) -> np.ndarray:
+    """(n, C) values -> the same with the target (column 0) in model units (`--transform`).
+
+    The log turns multiplicative patterns (a daily cycle whose size follows the level)
+    additive and makes the loss relative, which is what sMAPE and MAPE measure.
+    """
+    if transform == "none":
+        return values
+    target = values[:, 0]
+    if not (target > 0).all():
+        row = int(np.argmax(~(target > 0)))
+        where = f"series {series_id!r}" if series_id is not None else "the series"
+        raise InputError(f"--transform log needs a target above 0, but {where} has {target[row]:g} at "
+                         f"row {row + 1}; use --transform none")
+    return np.column_stack([np.log(target), values[:, 1:]])
+
+
+def untransform_target(target: np.ndarray, transform: str) -> np.ndarray:
+    """Forecasts in model units -> the data's units (the inverse of `transform_target`)."""
+    return np.exp(target) if transform == "log" else target
 
 
 def fit_scaler(train_values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -103,6 +103,13 @@ CASES = [
     ("epochs 0", "data.csv", csv(series()), ["--epochs", "0"], 2, "--epochs (0) must be >= 1"),
     ("batch size 0", "data.csv", csv(series()), ["--batch-size", "0"], 2, "--batch-size (0) must be >= 1"),
     ("learning rate NaN", "data.csv", csv(series()), ["--lr", "nan"], 2, "--lr (nan) must be > 0"),
+    ("log of a non-positive target", "data.csv", csv(series(y=np.r_[1.0, 2.0, -0.5, np.ones(117)])),
+     ["--transform", "log"], 2,
+     "--transform log needs a target above 0, but the series has -0.5 at row 3; use --transform none"),
+    ("unknown transform", "data.csv", csv(series()), ["--transform", "sqrt"], 2,
+     "--transform 'sqrt' is not known; use one of none, log"),
+    ("unknown window scale", "data.csv", csv(series()), ["--window-scale", "std"], 2,
+     "--window-scale 'std' is not known; use one of diff, none"),
     ("output in a missing folder", "data.csv", csv(series()), ["--forecast-out", "/nonexistent/f.csv"], 2,
      "cannot write '/nonexistent/f.csv': folder '/nonexistent' does not exist; create it first"),
 ]

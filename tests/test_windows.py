@@ -79,3 +79,16 @@ def test_a_million_points_cost_o_n_memory_and_train():
     cfg = TrainConfig(hidden_size=8, epochs=1, windows_per_epoch=2048, batch_size=256)
     result = fit(build_model(1, 12, cfg), w, cfg, torch.device("cpu"))
     assert np.isfinite(result.history[0].train_loss)
+
+
+def test_log_transform_fits_the_scaler_on_the_log_and_inverts_exactly():
+    from gruforecast.windows import transform_target, untransform_target
+
+    y = np.exp(np.linspace(0.0, 3.0, 60))[:, None]
+    w = make_windows(_panel({"a": y[:, 0]}), WindowConfig(lookback=6, horizon=3, transform="log", test_frac=0.0))
+    n_train = w.n_train[0]
+    logs = np.log(y[:n_train, 0])
+    np.testing.assert_allclose(w.loc[0, 0], logs.mean())
+    np.testing.assert_allclose(w.values[:, 0], (np.log(y[:, 0]) - logs.mean()) / logs.std(), rtol=1e-5)
+    np.testing.assert_allclose(untransform_target(transform_target(y, "log")[:, 0], "log"), y[:, 0])
+    assert transform_target(y, "none") is y
