@@ -1,18 +1,24 @@
 """M4 hourly with one global gruforecast model, scored with the official definitions.
 
-    python benchmarks/m4_hourly.py [--epochs 30] [--windows-per-epoch 40000] [--threads 2]
+    python benchmarks/m4_hourly.py [--epochs 15] [--windows-per-epoch 40000] [--threads 2] [--cli]
 
 Reads ../shared/data/m4_hourly.csv, keeps ONLY the training part of each series (the test
 part is read after forecasting, to score), trains one global model through the library's
 public API (the same code `gruforecast train` runs), forecasts the 48 test steps of each of
 the 414 series from the end of its training part, and prints sMAPE, MASE (m = 24) and OWA
 beside the official M4 table. Writes the table to benchmarks/results/m4_hourly.md.
+
+With --cli it then does the same through the command line: the training parts written as a
+long-format CSV, `gruforecast train --id-col unique_id ...` with the same options, and
+`gruforecast predict`, and prints whether the CLI's scores equal the API's.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +43,7 @@ NAIVE2 = (18.383, 2.395)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--windows-per-epoch", type=int, default=40_000)
     parser.add_argument("--lookback", type=int, default=168)
     parser.add_argument("--hidden", type=int, default=64)
@@ -48,6 +54,9 @@ def main() -> None:
     parser.add_argument("--window-norm", default="seasonal")
     parser.add_argument("--window-scale", default="diff")
     parser.add_argument("--loss", default="mae")
+    parser.add_argument("--transform", default="log")
+    parser.add_argument("--ensemble", type=int, default=3)
+    parser.add_argument("--cli", action="store_true", help="also run it through the CLI and compare")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = pd.read_csv(DATA / "m4_hourly.csv")
@@ -55,21 +64,16 @@ def main() -> None:
     test = data[data["split"] == "test"]
     assert (train.groupby("unique_id")["t"].max() < test.groupby("unique_id")["t"].min()).all()
     panel = build_panel(train, DataSpec(target="y", time_col="t", id_col="unique_id"))
-    wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=0.07, test_frac=0.0)
+    wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=0.07, test_frac=0.0,
+                        transform=args.transform)
     tcfg = TrainConfig(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, patience=6, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
-                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss)
+                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss,
+                       ensemble=args.ensemble)
     start = time.perf_counter()
     run = api.train(panel, wcfg, tcfg, season=24)
     seconds = time.perf_counter() - start
-    fc = forecast(run.artifact).frame  # from the end of each training part: the test steps
-    frames = []
-    for s in panel.series:
-        y_test = test.loc[test["unique_id"] == s.id, "y"].to_numpy()
-        f = fc.loc[fc["unique_id"] == s.id, "forecast"].to_numpy()
-        y = s.values[:, 0]
-        frames.append(origin_records(s.id, 0, y, y_test, f, pd.RangeIndex(48), len(y), 24, y))
-    scores = summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]
+    scores = score(panel, test, forecast(run.artifact).frame)  # from the end of each training part
     rows = [(name, sm, ms) for name, sm, ms in PUBLISHED]
     rows.append(("seasonal naive (ours, same code path)", scores["seasonal_naive"]["smape"], scores["seasonal_naive"]["mase"]))
     rows.append((f"gruforecast GRU (global, seed {args.seed})", scores["model"]["smape"], scores["model"]["mase"]))
@@ -82,11 +86,54 @@ def main() -> None:
             f"best {run.fit.best_epoch}), lookback {args.lookback}, hidden {args.hidden}, "
             f"batch {args.batch_size}, lr {args.lr}, {args.windows_per_epoch} windows per epoch, "
             f"window norm {args.window_norm}, window scale {args.window_scale}, loss {args.loss}, "
+            f"transform {args.transform}, ensemble {args.ensemble}, "
             f"seed {args.seed}")
     print(info + "\n\n" + table)
+    text = f"Command: `python benchmarks/m4_hourly.py` ({info})\n\n{table}\n"
+    if args.cli:
+        cli_scores, cli_seconds = through_cli(train, args)
+        same = all(cli_scores["model"][k] == scores["model"][k] for k in ("smape", "mase"))
+        line = (f"Through the CLI (`gruforecast train --id-col unique_id ...` then `gruforecast predict`, "
+                f"{cli_seconds:.0f} s): sMAPE {cli_scores['model']['smape']:.3f}, MASE "
+                f"{cli_scores['model']['mase']:.3f}: {'the same as' if same else 'DIFFERENT from'} the API's")
+        print(line)
+        text += f"\n{line}\n"
     out = ROOT / "benchmarks" / "results" / "m4_hourly.md"
-    out.write_text(f"# M4 hourly, one global model ({time.strftime('%Y-%m-%d')})\n\n"
-                   f"Command: `python benchmarks/m4_hourly.py` ({info})\n\n{table}\n")
+    out.write_text(f"# M4 hourly, one global model ({time.strftime('%Y-%m-%d')})\n\n{text}")
+
+
+def score(panel, test: pd.DataFrame, fc: pd.DataFrame) -> dict:
+    """sMAPE / MASE of the forecasts (and the baselines) on the official test points."""
+    frames = []
+    for s in panel.series:
+        y_test = test.loc[test["unique_id"] == s.id, "y"].to_numpy()
+        f = fc.loc[fc["unique_id"] == s.id, "forecast"].to_numpy()
+        y = s.values[:, 0]
+        frames.append(origin_records(s.id, 0, y, y_test, f, pd.RangeIndex(48), len(y), 24, y))
+    return summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]
+
+
+def through_cli(train: pd.DataFrame, args) -> tuple[dict, float]:
+    """Write the training parts as a long CSV, train and predict with the real CLI, score."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv, model, fc = Path(tmp, "m4_hourly_train.csv"), Path(tmp, "m4.gruf"), Path(tmp, "fc.csv")
+        train.to_csv(csv, index=False)
+        cmd = [sys.executable, "-m", "gruforecast", "train", str(csv), "--target", "y", "--time-col", "t",
+               "--id-col", "unique_id", "--horizon", "48", "--lookback", str(args.lookback),
+               "--season", "24", "--val-frac", "0.07", "--test-frac", "0", "--hidden-size", str(args.hidden),
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+               "--patience", "6", "--windows-per-epoch", str(args.windows_per_epoch), "--seed", str(args.seed),
+               "--window-norm", args.window_norm, "--window-scale", args.window_scale, "--loss", args.loss,
+               "--transform", args.transform, "--ensemble", str(args.ensemble),
+               "--threads", str(args.threads), "--device", "cpu", "--out", str(model)]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "gruforecast", "predict", str(model), "--out", str(fc)],
+                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        frame = pd.read_csv(fc)
+        panel = build_panel(train, DataSpec(target="y", time_col="t", id_col="unique_id"))
+        return score(panel, pd.read_csv(DATA / "m4_hourly.csv").query("split == 'test'"), frame), seconds
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ from . import __version__
 from .atomic import atomic_write
 from .data import DataSpec
 from .errors import ArtifactError, InputError
-from .nn import GRURegressor
-from .train import TrainConfig, build_model
+from .train import Model, TrainConfig, build_model
 from .windows import WindowConfig
 
 FORMAT = "gruforecast-model"
@@ -36,7 +35,7 @@ READABLE_VERSIONS = (1, 2)
 class Artifact:
     """A trained model and the context to forecast with it."""
 
-    model: GRURegressor
+    model: Model
     data_spec: DataSpec
     window_cfg: WindowConfig
     train_cfg: TrainConfig

@@ -64,6 +64,7 @@ Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
 WindowsPerEpoch = Annotated[int | None, typer.Option(help="train on this many randomly drawn windows per epoch (default: all); for long series and large panels")]
 WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
+EnsembleSize = Annotated[int, typer.Option("--ensemble", help="train K models side by side from different initial weights and forecast their median (K times the training time)")]
 Transform = Annotated[str, typer.Option(help="log: model the log of the target (positive data; relative errors, multiplicative seasons) or none")]
 WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its mean absolute (seasonal) difference, so quiet and wild series weigh alike; none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
@@ -98,7 +99,7 @@ def _setup(o: dict, test_frac: float):
     tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
                        epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
                        patience=o["patience"], loss=o["loss"], seed=o["seed"],
-                       window_norm=o["window_norm"], window_scale=o["window_scale"],
+                       window_norm=o["window_norm"], window_scale=o["window_scale"], ensemble=o["ensemble"],
                        windows_per_epoch=o["windows_per_epoch"])
     api.pick_device(o["device"])
     _threads(o["threads"])
@@ -128,7 +129,7 @@ def train(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
-    window_scale: WindowScale = "diff", transform: Transform = "none",
+    window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
     windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
@@ -166,7 +167,7 @@ def backtest(
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
-    window_scale: WindowScale = "diff", transform: Transform = "none",
+    window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
     windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
@@ -265,7 +266,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         ("frequency", art.freq or f"integer step {art.step}"), ("season", art.season),
         ("lookback / horizon", f"{w.lookback} / {w.horizon}"), ("scaler", w.scaler),
         ("fill", spec.fill or "-"),
-        ("GRU", f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}, window scale {t.window_scale}"),
+        ("GRU", f"{t.ensemble} x " * (t.ensemble > 1) + f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}, window scale {t.window_scale}"),
         ("training", f"epochs {t.epochs}, batch {t.batch_size}, lr {t.lr}, loss {t.loss}, seed {t.seed}"),
         ("series", f"{len(art.series_ids)}: {', '.join(art.series_ids[:5])}{' ...' if len(art.series_ids) > 5 else ''}"),
         ("data ends", ", ".join(str(x) for x in art.last_times[:3]) + (" ..." if len(art.last_times) > 3 else "")),

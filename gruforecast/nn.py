@@ -329,16 +329,20 @@ class GRURegressor(nn.Module):
     def window_scale_of(self, x: Tensor) -> Tensor:
         """(B, 1): the amplitude each window is divided by; ones without window scaling.
 
-        The mean absolute difference at the season's lag (lag 1 when the window is not
-        longer than a season): the denominator of MASE, measured on the window alone.
-        A floor of 1e-3 (the values are already scaled per series, ~unit variance) keeps a
-        flat window finite.
+        The mean absolute difference at the lag of the base forecast (the season for
+        `seasonal`, 1 for `last`): the denominator of MASE, measured on the window alone.
+        Floored at a tenth of the window's spread (mean absolute deviation), so a window
+        that repeats its season exactly is not blown up, and at 1e-3 (values are already
+        scaled per series) so a flat one stays finite.
         """
         if self.window_scale == "none" or self.window_norm == "none" or x.shape[1] < 2:
             return x.new_ones(x.shape[0], 1)
-        lag = self.season if 1 < self.season < x.shape[1] else 1
+        seasonal = self.window_norm == "seasonal" and 1 < self.season < x.shape[1]
+        lag = self.season if seasonal else 1
         v = x[..., 0]
-        return (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True).clamp_min(1e-3)
+        diff = (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True)
+        spread = (v - v.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
+        return torch.maximum(diff, 0.1 * spread).clamp_min(1e-3)
 
     def base(self, x: Tensor) -> Tensor:
         """The forecast the head corrects: the last value, or the last season repeated."""
@@ -347,3 +351,19 @@ class GRURegressor(nn.Module):
             return x[:, -1:, 0]
         steps = torch.arange(self.horizon, device=x.device) % m + (L - m)
         return x[:, steps, 0]  # (B, H)
+
+
+class Ensemble(nn.Module):
+    """K regressors of the same shape from different initial weights, trained side by side
+    on the same batches (`train.fit`); the forecast is their median (the mean for K = 2),
+    which cancels much of the variance one initialisation leaves in a forecast."""
+
+    def __init__(self, members: list[GRURegressor]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
+        return torch.stack([m(x) for m in self.members]).quantile(0.5, dim=0)
+
+    def window_scale_of(self, x: Tensor) -> Tensor:
+        return self.members[0].window_scale_of(x)  # a function of x alone, the same for all

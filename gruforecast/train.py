@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .nn import GRURegressor
+from .nn import Ensemble, GRURegressor
 from .windows import Windows, gather, untransform_target
 
 LOSSES = ("mae", "mse", "huber")
@@ -41,10 +41,11 @@ class TrainConfig:
     window_norm: str = "last"
     window_scale: str = "diff"
     windows_per_epoch: int | None = None  # sample this many training windows per epoch
+    ensemble: int = 1  # models trained side by side from different initial weights
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "epochs", "batch_size", "patience"):
+        for name in ("hidden_size", "num_layers", "epochs", "batch_size", "patience", "ensemble"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
         if not self.lr > 0:
@@ -79,13 +80,21 @@ class FitResult:
     stopped_early: bool = False
 
 
-def build_model(n_inputs: int, horizon: int, cfg: TrainConfig, season: int = 1) -> GRURegressor:
-    return GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon,
-                        dropout=cfg.dropout, window_norm=cfg.window_norm, season=season,
-                        window_scale=cfg.window_scale)
+Model = GRURegressor | Ensemble
 
 
-def fit(model: GRURegressor, windows: Windows, cfg: TrainConfig, device: torch.device,
+def build_model(n_inputs: int, horizon: int, cfg: TrainConfig, season: int = 1) -> Model:
+    members = [GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon, dropout=cfg.dropout,
+                            window_norm=cfg.window_norm, season=season, window_scale=cfg.window_scale)
+               for _ in range(cfg.ensemble)]
+    return members[0] if cfg.ensemble == 1 else Ensemble(members)
+
+
+def _members(model: Model) -> list[GRURegressor]:
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         on_epoch: Callable[[EpochLog], None] | None = None) -> FitResult:
     """Train `model` on the training windows; early-stop on the validation loss.
 
@@ -132,7 +141,7 @@ def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarra
     return rng.permutation(n)
 
 
-def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
                  values: torch.Tensor, origins: torch.Tensor, windows: Windows,
                  cfg: TrainConfig, epoch: int) -> float:
     model.train()
@@ -140,20 +149,24 @@ def _train_epoch(model: GRURegressor, opt: torch.optim.Optimizer, loss_fn: nn.Mo
     for batch in origins.split(cfg.batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        loss = window_loss(model, loss_fn, x, y)
+        # Each member learns on its own: the sum of their losses gives each (disjoint)
+        # parameter set exactly its own gradient. Validation scores the ensemble's median.
+        members = _members(model)
+        loss = sum(window_loss(m, loss_fn, x, y) for m in members)
         if not torch.isfinite(loss):
             raise InputError(
                 f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "
                 f"(now {cfg.lr}) or scale the data (--scaler standard); no model was written")
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        for m in members:
+            nn.utils.clip_grad_norm_(m.parameters(), cfg.clip)
         opt.step()
-        total += loss.item() * len(batch)
+        total += loss.item() / len(members) * len(batch)
         count += len(batch)
     return total / max(count, 1)
 
 
-def window_loss(model: GRURegressor, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The loss in each window's own units (see `GRURegressor.window_scale_of`), so every
     window counts alike whatever its amplitude: with MAE, a MASE-like training objective."""
     scale = model.window_scale_of(x)
@@ -161,7 +174,7 @@ def window_loss(model: GRURegressor, loss_fn: nn.Module, x: torch.Tensor, y: tor
 
 
 @torch.no_grad()
-def evaluate_loss(model: GRURegressor, values: torch.Tensor, origins: torch.Tensor,
+def evaluate_loss(model: Model, values: torch.Tensor, origins: torch.Tensor,
                   windows: Windows, loss_fn: nn.Module, batch_size: int = 1024) -> float:
     model.eval()
     total = 0.0
@@ -172,7 +185,7 @@ def evaluate_loss(model: GRURegressor, values: torch.Tensor, origins: torch.Tens
 
 
 @torch.no_grad()
-def predict_origins(model: GRURegressor, windows: Windows, origins: np.ndarray,
+def predict_origins(model: Model, windows: Windows, origins: np.ndarray,
                     device: torch.device, batch_size: int = 1024) -> np.ndarray:
     """Forecasts (n, H) in original units for windows starting at `origins`."""
     model.eval()

@@ -16,11 +16,11 @@ from gruforecast.windows import WindowConfig
 V1 = Path(__file__).parent / "data" / "model_v1.gruf"
 
 
-def _run():
+def _run(**train):
     t = pd.date_range("2021-01-01", periods=300, freq="h")
     frame = pd.DataFrame({"ts": t, "load": 10 + np.sin(np.arange(300) / 4.0)})
     panel = build_panel(frame, DataSpec(target="load", time_col="ts"))
-    return api.train(panel, WindowConfig(lookback=24, horizon=6), TrainConfig(hidden_size=8, epochs=2), 24)
+    return api.train(panel, WindowConfig(lookback=24, horizon=6), TrainConfig(hidden_size=8, epochs=2, **train), 24)
 
 
 def test_round_trip_gives_the_same_forecast(tmp_path):
@@ -31,6 +31,17 @@ def test_round_trip_gives_the_same_forecast(tmp_path):
     pd.testing.assert_frame_equal(a, b)
     assert loaded.data_spec == run.artifact.data_spec and loaded.freq == "h"
     assert b["ts"].iloc[0] == pd.Timestamp("2021-01-13 12:00")  # one hour after the last
+
+
+def test_ensemble_round_trip_gives_the_same_forecast(tmp_path):
+    from gruforecast.nn import Ensemble
+
+    run = _run(ensemble=3)
+    loaded = artifact.load(artifact.save(run.artifact, tmp_path / "e.gruf"))
+    assert isinstance(loaded.model, Ensemble) and len(loaded.model.members) == 3
+    pd.testing.assert_frame_equal(forecast(run.artifact).frame, forecast(loaded).frame)
+    single = forecast(_run().artifact).frame["forecast"]
+    assert not np.allclose(single, forecast(loaded).frame["forecast"])
 
 
 def test_committed_v1_model_still_loads_and_forecasts():

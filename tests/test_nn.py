@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gruforecast import native
-from gruforecast.nn import FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference, use_native
+from gruforecast.nn import Ensemble, FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference, use_native
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
@@ -125,8 +125,24 @@ def test_regressor_window_scale_is_affine_equivariant(norm):
     with torch.no_grad():
         torch.testing.assert_close(model(7.5 * x - 2.0), 7.5 * model(x) - 2.0, atol=1e-9, rtol=1e-9)
         assert not torch.allclose(model(7.5 * x), model(x))  # it is a real function of x
-        lag3 = (x[:, 3:, 0] - x[:, :-3, 0]).abs().mean(1, keepdim=True)
-        torch.testing.assert_close(model.window_scale_of(x), lag3)
+        lag = 3 if norm == "seasonal" else 1
+        diff = (x[:, lag:, 0] - x[:, :-lag, 0]).abs().mean(1, keepdim=True)
+        torch.testing.assert_close(model.window_scale_of(x), diff)  # random data: above the floor
+        periodic = torch.tensor([0.0, 1.0, 2.0] * 4, dtype=torch.float64).view(1, 12, 1)
+        floor = 0.1 * (periodic - 1).abs().mean()  # a tenth of the spread around the mean, 1
+        expected = floor if norm == "seasonal" else torch.tensor(14 / 11, dtype=torch.float64)  # 11 |diffs|: 1, 1, 2, 1, 1, 2, ...
+        torch.testing.assert_close(model.window_scale_of(periodic)[0, 0], expected.to(torch.float64))
+
+
+def test_ensemble_forecasts_the_median_of_its_members():
+    torch.manual_seed(0)
+    members = [GRURegressor(1, 4, 1, horizon=3) for _ in range(3)]
+    x = torch.randn(5, 8, 1)
+    with torch.no_grad():
+        outs = torch.stack([m.eval()(x) for m in members])
+        assert not torch.allclose(outs[0], outs[1])  # different initial weights
+        torch.testing.assert_close(Ensemble(members).eval()(x), outs.median(0).values)
+        torch.testing.assert_close(Ensemble(members[:2]).eval()(x), outs[:2].mean(0))
 
 
 def test_regressor_seasonal_base_is_the_seasonal_naive_forecast():

@@ -56,3 +56,15 @@ def test_best_weights_are_restored():
 def test_early_stopping_stops():
     run = _train(_sine_panel(), epochs=200, patience=2, lr=0.05)
     assert run.fit.stopped_early and len(run.fit.history) < 200
+
+
+def test_ensemble_members_learn_as_if_alone():
+    """Members train side by side on the same batches, but each exactly as it would alone:
+    member 0 of an ensemble ends with the weights of the single model from the same seed."""
+    panel = _sine_panel()
+    single = _train(panel, epochs=1).artifact.model
+    ens = _train(panel, epochs=1, ensemble=3).artifact.model
+    for name, p in single.state_dict().items():
+        torch.testing.assert_close(ens.members[0].state_dict()[name], p, rtol=0, atol=1e-6)
+    w0, w1 = (m.gru.weight_hh_l0 for m in ens.members[:2])
+    assert not torch.allclose(w0, w1)  # the others started elsewhere
