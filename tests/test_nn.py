@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from gruforecast import native
-from gruforecast.nn import Ensemble, FusedGRU, FusedGRUFunction, GRURegressor, gru_cell_reference, use_native
+from gruforecast.nn import (
+    Ensemble,
+    FusedGRU,
+    FusedGRUFunction,
+    GRURegressor,
+    gru_cell_reference,
+    use_native,
+)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
