@@ -63,7 +63,7 @@ Sep = Annotated[str, typer.Option(help="CSV field separator, e.g. ';'")]
 Decimal = Annotated[str, typer.Option(help="CSV decimal mark, e.g. ','")]
 Thousands = Annotated[str | None, typer.Option(help="CSV thousands separator, e.g. '.' or ','")]
 WindowsPerEpoch = Annotated[int | None, typer.Option(help="train on this many randomly drawn windows per epoch (default: all); for long series and large panels")]
-WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: last (change from the last value), seasonal (correction to the seasonal naive) or none")]
+WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: seasonal (a correction to the seasonal naive; the last value when the season is 1), last (the change from the last value) or none")]
 EnsembleSize = Annotated[int, typer.Option("--ensemble", help="train K models side by side from different initial weights and forecast their median (K times the training time)")]
 Transform = Annotated[str, typer.Option(help="log: model the log of the target (positive data; relative errors, multiplicative seasons) or none")]
 WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its mean absolute (seasonal) difference, so quiet and wild series weigh alike; none")]
@@ -124,11 +124,11 @@ def train(
     lookback: Lookback = None, horizon: Horizon = None, season: Season = None, freq: Freq = None,
     fill: Fill = None, scaler: Scaler = "standard", hidden_size: Hidden = 64, num_layers: Layers = 1,
     dropout: Dropout = 0.0, epochs: Epochs = 50, batch_size: Batch = 64, lr: Lr = 1e-3,
-    patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
+    patience: Patience = 8, loss: Loss = "mae", val_frac: ValFrac = 0.1,
     test_frac: Annotated[float, typer.Option(help="share of each series held out for the test metrics")] = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
-    short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    short_series: ShortSeries = "fail", window_norm: WindowNorm = "seasonal",
     window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
     windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
@@ -163,10 +163,10 @@ def backtest(
     lookback: Lookback = None, horizon: Horizon = None, season: Season = None, freq: Freq = None,
     fill: Fill = None, scaler: Scaler = "standard", hidden_size: Hidden = 64, num_layers: Layers = 1,
     dropout: Dropout = 0.0, epochs: Epochs = 50, batch_size: Batch = 64, lr: Lr = 1e-3,
-    patience: Patience = 8, loss: Loss = "mse", val_frac: ValFrac = 0.1,
+    patience: Patience = 8, loss: Loss = "mae", val_frac: ValFrac = 0.1,
     seed: Seed = 0, device: Device = "auto", threads: Threads = 1,
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
-    short_series: ShortSeries = "fail", window_norm: WindowNorm = "last",
+    short_series: ShortSeries = "fail", window_norm: WindowNorm = "seasonal",
     window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
     windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:

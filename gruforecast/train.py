@@ -21,7 +21,7 @@ from .nn import Ensemble, GRURegressor
 from .windows import Windows, gather, untransform_target
 
 LOSSES = ("mae", "mse", "huber")
-WINDOW_NORMS = ("last", "seasonal", "none")
+WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
 
 
@@ -37,8 +37,8 @@ class TrainConfig:
     lr: float = 1e-3
     patience: int = 8
     clip: float = 1.0
-    loss: str = "mse"
-    window_norm: str = "last"
+    loss: str = "mae"
+    window_norm: str = "seasonal"
     window_scale: str = "diff"
     windows_per_epoch: int | None = None  # sample this many training windows per epoch
     ensemble: int = 1  # models trained side by side from different initial weights
