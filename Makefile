@@ -36,7 +36,7 @@ bench: $(STAMP)  ## GRU speed: FusedGRU against torch.nn.GRU, written to benchma
 	$(PY) benchmarks/gru.py
 
 bench-accuracy: $(STAMP)  ## M4 hourly and ETTh1 (reads ../shared/data), written to benchmarks/results/
-	$(PY) benchmarks/m4_hourly.py
+	$(PY) benchmarks/m4_hourly.py --cli
 	$(PY) benchmarks/etth1.py
 
 lint: $(STAMP)  ## ruff
