@@ -146,12 +146,12 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
                  cfg: TrainConfig, epoch: int) -> float:
     model.train()
     total, count = 0.0, 0
+    # Each member learns on its own: the sum of their losses gives each (disjoint)
+    # parameter set exactly its own gradient. Validation scores the ensemble's median.
+    members = _members(model)
     for batch in origins.split(cfg.batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        # Each member learns on its own: the sum of their losses gives each (disjoint)
-        # parameter set exactly its own gradient. Validation scores the ensemble's median.
-        members = _members(model)
         loss = sum(window_loss(m, loss_fn, x, y) for m in members)
         if not torch.isfinite(loss):
             raise InputError(
