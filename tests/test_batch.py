@@ -24,6 +24,8 @@ name = "macro"
 data = "macro.csv"
 target = "value"
 id_col = "series"
+transform = "log"
+ensemble = 2
 model = "models/macro.gruf"
 output = "out/{job}-{date}.csv"
 
@@ -39,8 +41,6 @@ name = "gdp"
 data = "gdp.parquet"
 target = "value"
 time_col = "quarter"
-transform = "log"
-ensemble = 2
 model = "models/gdp.gruf"
 output = "out/{job}.parquet"
 """
@@ -74,8 +74,8 @@ def test_one_bad_job_never_spoils_the_others(folder):
     assert "broken.csv" in broken["error"] and "Traceback" not in proc.stderr
     from gruforecast import artifact
 
-    gdp = artifact.load(folder / "models" / "gdp.gruf")  # the job's model options reached it
-    assert gdp.window_cfg.transform == "log" and gdp.train_cfg.ensemble == 2
+    macro = artifact.load(folder / "models" / "macro.gruf")  # the job's model options reached it
+    assert macro.window_cfg.transform == "log" and macro.train_cfg.ensemble == 2
     retrained = next(j for j in summary["jobs"] if j["name"] == "macro")
     assert retrained["retrained"] and retrained["mase"] > 0
     # models are fresh now: the next run only predicts, and succeeds for the good jobs
