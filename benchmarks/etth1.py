@@ -24,10 +24,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _options import add_model_options, describe, train_config  # noqa: E402
+
 from gruforecast import api  # noqa: E402
 from gruforecast.data import DataSpec, build_panel  # noqa: E402
 from gruforecast.forecast import predict_tails  # noqa: E402
-from gruforecast.train import TrainConfig  # noqa: E402
 from gruforecast.windows import WindowConfig  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "ETTh1.csv"
@@ -37,15 +38,12 @@ PUBLISHED = {("S", 24): {"repeat last value": (0.034, 0.139), "LSTMa": (0.114, 0
              ("M", 96): {"repeat last value": (1.295, 0.713), "DLinear (L=336)": (0.375, 0.399)}}
 
 
-def run(setting: str, horizon: int, args) -> tuple[float, float, float]:
-    raw = pd.read_csv(CSV)
+def run(raw: pd.DataFrame, setting: str, horizon: int, args) -> tuple:
     cols = ["OT"] if setting == "S" else [c for c in raw.columns if c != "date"]
     long = raw.iloc[:VAL_END].melt(id_vars="date", value_vars=cols, var_name="col", value_name="v")
     panel = build_panel(long, DataSpec(target="v", time_col="date", id_col="col"))
     wcfg = WindowConfig(lookback=args.lookback, horizon=horizon, val_frac=(VAL_END - TRAIN) / VAL_END, test_frac=0.0)
-    tcfg = TrainConfig(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       patience=4, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
-                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss)
+    tcfg = train_config(args, patience=4)
     start = time.perf_counter()
     run_ = api.train(panel, wcfg, tcfg, season=24)
     seconds = time.perf_counter() - start
@@ -70,33 +68,24 @@ def run(setting: str, horizon: int, args) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lookback", type=int, default=336)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--windows-per-epoch", type=int, default=20_000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--window-norm", default="seasonal")
-    parser.add_argument("--window-scale", default="diff")
-    parser.add_argument("--loss", default="mse", help="mse: the metric this benchmark scores (the product's default is mae)")
+    # --loss mse: the metric this benchmark scores (the product's default is mae)
+    add_model_options(parser, lookback=336, hidden_size=64, batch_size=256, lr=1e-3, epochs=15,
+                      windows_per_epoch=20_000, window_norm="seasonal", window_scale="diff", loss="mse", seed=0)
     parser.add_argument("--only", help="one setting, e.g. M96")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    raw = pd.read_csv(CSV)
     lines = ["| setting | H | gruforecast MSE / MAE | training s | repeat last value here | published MSE / MAE |",
              "|---|---|---|---|---|---|"]
     for setting, horizon in PUBLISHED:
         if args.only and args.only != f"{setting}{horizon}":
             continue
-        mse, mae, seconds, (base_mse, base_mae) = run(setting, horizon, args)
+        mse, mae, seconds, (base_mse, base_mae) = run(raw, setting, horizon, args)
         pub = "; ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in PUBLISHED[setting, horizon].items()) or "-"
         lines.append(f"| {setting} | {horizon} | {mse:.3f} / {mae:.3f} | {seconds:.0f} | "
                      f"{base_mse:.3f} / {base_mae:.3f} | {pub} |")
         print(lines[-1], flush=True)
-    info = (f"threads {torch.get_num_threads()}, lookback {args.lookback}, hidden {args.hidden}, "
-            f"{args.epochs} epochs max, {args.windows_per_epoch} windows per epoch, window norm "
-            f"{args.window_norm}, window scale {args.window_scale}, loss {args.loss}, seed {args.seed}")
+    info = describe(args)
     table = "\n".join(lines)
     print(info + "\n\n" + table)
     (ROOT / "benchmarks" / "results" / "etth1.md").write_text(

@@ -27,11 +27,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _options import add_model_options, cli_flags, describe, train_config  # noqa: E402
+
 from gruforecast import api  # noqa: E402
 from gruforecast.data import DataSpec, build_panel  # noqa: E402
 from gruforecast.evaluate import origin_records, summarize  # noqa: E402
 from gruforecast.forecast import forecast  # noqa: E402
-from gruforecast.train import TrainConfig  # noqa: E402
 from gruforecast.windows import WindowConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -39,23 +40,14 @@ PUBLISHED = [("Naive2", 18.383, 2.395), ("seasonal naive", 13.912, 1.193), ("The
              ("organisers' RNN", 14.698, 3.048), ("ES-RNN (Smyl, M4 winner)", 9.328, 0.893),
              ("Doornik et al. (best hourly)", 8.913, 0.801)]
 NAIVE2 = (18.383, 2.395)
+VAL_FRAC, PATIENCE = 0.07, 6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=17)
-    parser.add_argument("--windows-per-epoch", type=int, default=40_000)
-    parser.add_argument("--lookback", type=int, default=168)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--window-norm", default="seasonal")
-    parser.add_argument("--window-scale", default="diff")
-    parser.add_argument("--loss", default="mae")
-    parser.add_argument("--transform", default="log")
-    parser.add_argument("--ensemble", type=int, default=3)
+    add_model_options(parser, lookback=168, hidden_size=64, batch_size=256, lr=2e-3, epochs=17,
+                      windows_per_epoch=40_000, window_norm="seasonal", window_scale="diff", loss="mae",
+                      transform="log", ensemble=3, seed=0)
     parser.add_argument("--cli", action="store_true", help="also run it through the CLI and compare")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,12 +56,9 @@ def main() -> None:
     test = data[data["split"] == "test"]
     assert (train.groupby("unique_id")["t"].max() < test.groupby("unique_id")["t"].min()).all()
     panel = build_panel(train, DataSpec(target="y", time_col="t", id_col="unique_id"))
-    wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=0.07, test_frac=0.0,
+    wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=VAL_FRAC, test_frac=0.0,
                         transform=args.transform)
-    tcfg = TrainConfig(hidden_size=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-                       lr=args.lr, patience=6, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
-                       window_norm=args.window_norm, window_scale=args.window_scale, loss=args.loss,
-                       ensemble=args.ensemble)
+    tcfg = train_config(args, patience=PATIENCE)
     start = time.perf_counter()
     run = api.train(panel, wcfg, tcfg, season=24)
     seconds = time.perf_counter() - start
@@ -82,16 +71,12 @@ def main() -> None:
         owa = (sm / NAIVE2[0] + ms / NAIVE2[1]) / 2
         lines.append(f"| {name} | {sm:.3f} | {ms:.3f} | {owa:.3f} |")
     table = "\n".join(lines)
-    info = (f"threads {torch.get_num_threads()}, training {seconds:.0f} s ({len(run.fit.history)} epochs, "
-            f"best {run.fit.best_epoch}), lookback {args.lookback}, hidden {args.hidden}, "
-            f"batch {args.batch_size}, lr {args.lr}, {args.windows_per_epoch} windows per epoch, "
-            f"window norm {args.window_norm}, window scale {args.window_scale}, loss {args.loss}, "
-            f"transform {args.transform}, ensemble {args.ensemble}, "
-            f"seed {args.seed}")
+    info = (f"training {seconds:.0f} s ({len(run.fit.history)} epochs, best {run.fit.best_epoch}), "
+            f"{describe(args)}")
     print(info + "\n\n" + table)
     text = f"Command: `python benchmarks/m4_hourly.py` ({info})\n\n{table}\n"
     if args.cli:
-        cli_scores, cli_seconds = through_cli(train, args)
+        cli_scores, cli_seconds = through_cli(train, panel, test, args)
         same = all(cli_scores["model"][k] == scores["model"][k] for k in ("smape", "mase"))
         line = (f"Through the CLI (`gruforecast train --id-col unique_id ...` then `gruforecast predict`, "
                 f"{cli_seconds:.0f} s): sMAPE {cli_scores['model']['smape']:.3f}, MASE "
@@ -113,28 +98,21 @@ def score(panel, test: pd.DataFrame, fc: pd.DataFrame) -> dict:
     return summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]
 
 
-def through_cli(train: pd.DataFrame, args) -> tuple[dict, float]:
+def through_cli(train: pd.DataFrame, panel, test: pd.DataFrame, args) -> tuple[dict, float]:
     """Write the training parts as a long CSV, train and predict with the real CLI, score."""
     with tempfile.TemporaryDirectory() as tmp:
         csv, model, fc = Path(tmp, "m4_hourly_train.csv"), Path(tmp, "m4.gruf"), Path(tmp, "fc.csv")
         train.to_csv(csv, index=False)
         cmd = [sys.executable, "-m", "gruforecast", "train", str(csv), "--target", "y", "--time-col", "t",
-               "--id-col", "unique_id", "--horizon", "48", "--lookback", str(args.lookback),
-               "--season", "24", "--val-frac", "0.07", "--test-frac", "0", "--hidden-size", str(args.hidden),
-               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-               "--patience", "6", "--windows-per-epoch", str(args.windows_per_epoch), "--seed", str(args.seed),
-               "--window-norm", args.window_norm, "--window-scale", args.window_scale, "--loss", args.loss,
-               "--transform", args.transform, "--ensemble", str(args.ensemble),
-               "--threads", str(args.threads), "--device", "cpu", "--out", str(model)]
+               "--id-col", "unique_id", "--horizon", "48", "--season", "24", "--val-frac", str(VAL_FRAC),
+               "--test-frac", "0", "--patience", str(PATIENCE), *cli_flags(args), "--device", "cpu",
+               "--out", str(model)]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         subprocess.run([sys.executable, "-m", "gruforecast", "predict", str(model), "--out", str(fc)],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-        frame = pd.read_csv(fc)
-        panel = build_panel(train, DataSpec(target="y", time_col="t", id_col="unique_id"))
-        return score(panel, pd.read_csv(DATA / "m4_hourly.csv").query("split == 'test'"), frame), seconds
-
+        return score(panel, test, pd.read_csv(fc)), seconds
 
 if __name__ == "__main__":
     main()

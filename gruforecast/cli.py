@@ -93,14 +93,13 @@ def _setup(o: dict, test_frac: float):
     season = o["season"] if o["season"] is not None else season_length(panel.freq)
     if season < 1:
         raise InputError(f"--season ({season}) must be >= 1")
+    from dataclasses import fields
+
     from . import api
     from .train import TrainConfig
 
-    tcfg = TrainConfig(hidden_size=o["hidden_size"], num_layers=o["num_layers"], dropout=o["dropout"],
-                       epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
-                       patience=o["patience"], loss=o["loss"], seed=o["seed"],
-                       window_norm=o["window_norm"], window_scale=o["window_scale"], ensemble=o["ensemble"],
-                       windows_per_epoch=o["windows_per_epoch"])
+    # Every TrainConfig field with an option of the same name (all but `clip`).
+    tcfg = TrainConfig(**{f.name: o[f.name] for f in fields(TrainConfig) if f.name in o})
     api.pick_device(o["device"])
     _threads(o["threads"])
     kwargs = dict(horizon=o["horizon"], lookback=o["lookback"], scaler=o["scaler"], transform=o["transform"],

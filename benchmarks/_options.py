@@ -1,0 +1,41 @@
+"""The model options the accuracy benchmarks (m4_hourly.py, etth1.py) share.
+
+Each option is named as on the `gruforecast train` command line (`--hidden-size`,
+`--window-norm`, ...), so one parsed set builds the library's configs and the CLI's flags
+alike, and the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from gruforecast.train import TrainConfig
+
+TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
+
+
+def add_model_options(parser: argparse.ArgumentParser, **defaults) -> None:
+    """`--name` for each default (typed like it), plus `--threads`."""
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The parsed model options: everything `add_model_options` added."""
+    return {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS | {"lookback", "transform", "threads"}}
+
+
+def train_config(args: argparse.Namespace, **fixed) -> TrainConfig:
+    """The TrainConfig of the parsed options; `fixed` holds what a benchmark does not expose."""
+    return TrainConfig(**{k: v for k, v in model_options(args).items() if k in TRAIN_FIELDS}, **fixed)
+
+
+def describe(args: argparse.Namespace) -> str:
+    """'lookback 168, hidden size 64, ...': the options for a results file."""
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in model_options(args).items())
+
+
+def cli_flags(args: argparse.Namespace) -> list[str]:
+    """The same options as `gruforecast train` flags."""
+    return [part for k, v in model_options(args).items() for part in ("--" + k.replace("_", "-"), str(v))]
