@@ -17,7 +17,11 @@ TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
 def add_model_options(parser: argparse.ArgumentParser, **defaults) -> None:
     """`--name` for each default (typed like it), plus `--threads`."""
     for name, default in defaults.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):  # --linear-path / --no-linear-path, as on the CLI
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
     parser.add_argument("--threads", type=int, default=2)
 
 
@@ -38,4 +42,8 @@ def describe(args: argparse.Namespace) -> str:
 
 def cli_flags(args: argparse.Namespace) -> list[str]:
     """The same options as `gruforecast train` flags."""
-    return [part for k, v in model_options(args).items() for part in ("--" + k.replace("_", "-"), str(v))]
+    flags = []
+    for k, v in model_options(args).items():
+        flag = "--" + k.replace("_", "-")
+        flags += [flag if v else "--no-" + flag[2:]] if isinstance(v, bool) else [flag, str(v)]
+    return flags

@@ -46,8 +46,8 @@ VAL_FRAC, PATIENCE = 0.07, 6
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_options(parser, lookback=168, hidden_size=64, batch_size=256, lr=2e-3, epochs=17,
-                      windows_per_epoch=40_000, window_norm="seasonal", window_scale="diff", loss="mae",
-                      transform="log", ensemble=3, seed=0)
+                      windows_per_epoch=40_000, window_norm="seasonal", window_scale="diff", base_seasons=1,
+                      linear_path=False, second_season=0, loss="mae", transform="log", ensemble=3, seed=0)
     parser.add_argument("--cli", action="store_true", help="also run it through the CLI and compare")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -35,7 +35,7 @@ def _busy(stop) -> None:
 def per_epoch(windows, cfg: TrainConfig, threads: int) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(1, windows.horizon, cfg)
+    model = build_model(1, windows.lookback, windows.horizon, cfg)
     start = time.perf_counter()
     result = fit(model, windows, cfg, torch.device("cpu"))
     return (time.perf_counter() - start) / len(result.history)

@@ -42,7 +42,7 @@ class TorchGRU(torch.nn.Module):
 
 def run(kind: str, windows, cfg: TrainConfig) -> float:
     torch.manual_seed(cfg.seed)
-    model = build_model(1, windows.horizon, cfg)
+    model = build_model(1, windows.lookback, windows.horizon, cfg)
     if kind == "nn.GRU":
         model.gru = TorchGRU(model.gru)
     gnn.use_native(kind == "FusedGRU (C loops)")

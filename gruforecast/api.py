@@ -82,7 +82,7 @@ def train(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int,
     dev = pick_device(device)
     windows = make_windows(panel, wcfg)
     torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
-    model = build_model(1 + len(panel.spec.features), wcfg.horizon, tcfg, season)
+    model = build_model(1 + len(panel.spec.features), wcfg.lookback, wcfg.horizon, tcfg, season)
     result = fit(model, windows, tcfg, dev, on_epoch)
     model.cpu().eval()
     test, records = None, None

@@ -67,6 +67,9 @@ WindowNorm = Annotated[str, typer.Option(help="what the network forecasts: seaso
 EnsembleSize = Annotated[int, typer.Option("--ensemble", help="train K models side by side from different initial weights and forecast their median (K times the training time)")]
 Transform = Annotated[str, typer.Option(help="log: model the log of the target (positive data; relative errors, multiplicative seasons) or none")]
 WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its mean absolute (seasonal) difference, so quiet and wild series weigh alike; none")]
+BaseSeasons = Annotated[int, typer.Option(help="the seasonal base forecast is the mean of the window's last K seasons (1: the last season, seasonal naive)")]
+LinearPath = Annotated[bool, typer.Option("--linear-path/--no-linear-path", help="add a linear map from the whole window to the horizon beside the GRU (DLinear's); helps long horizons")]
+SecondSeason = Annotated[int, typer.Option(help="a second season M (e.g. 168 hours, a week; <= the lookback): the network blends its naive forecast into the base, window by window; 0: none")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
 
@@ -129,6 +132,7 @@ def train(
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "seasonal",
     window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
+    base_seasons: BaseSeasons = 1, linear_path: LinearPath = False, second_season: SecondSeason = 0,
     windows_per_epoch: WindowsPerEpoch = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
 ) -> None:
@@ -167,6 +171,7 @@ def backtest(
     sep: Sep = ",", decimal: Decimal = ".", thousands: Thousands = None,
     short_series: ShortSeries = "fail", window_norm: WindowNorm = "seasonal",
     window_scale: WindowScale = "diff", transform: Transform = "none", ensemble: EnsembleSize = 1,
+    base_seasons: BaseSeasons = 1, linear_path: LinearPath = False, second_season: SecondSeason = 0,
     windows_per_epoch: WindowsPerEpoch = None,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
@@ -265,7 +270,9 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         ("frequency", art.freq or f"integer step {art.step}"), ("season", art.season),
         ("lookback / horizon", f"{w.lookback} / {w.horizon}"), ("scaler", w.scaler),
         ("fill", spec.fill or "-"),
-        ("GRU", f"{t.ensemble} x " * (t.ensemble > 1) + f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}, window scale {t.window_scale}"),
+        ("GRU", f"{t.ensemble} x " * (t.ensemble > 1) + f"{t.num_layers} layer(s) x {t.hidden_size} units, window norm {t.window_norm}, window scale {t.window_scale}"
+                + f", base of {t.base_seasons} seasons" * (t.base_seasons > 1) + ", linear path" * t.linear_path
+                + f", second season {t.second_season}" * (t.second_season > 0)),
         ("training", f"epochs {t.epochs}, batch {t.batch_size}, lr {t.lr}, loss {t.loss}, seed {t.seed}"),
         ("series", f"{len(art.series_ids)}: {', '.join(art.series_ids[:5])}{' ...' if len(art.series_ids) > 5 else ''}"),
         ("data ends", ", ".join(str(x) for x in art.last_times[:3]) + (" ..." if len(art.last_times) > 3 else "")),

@@ -305,26 +305,48 @@ class GRURegressor(nn.Module):
     the mean absolute (seasonal) difference inside it, and the head's output multiplied
     back: a quiet window and a wild one look alike to the network, and a loss taken in
     these units (`window_scale_of`) is the window's MASE-like error.
+
+    `base_seasons=K` starts the seasonal forecast from the mean of the window's last K
+    seasons instead of the last one alone: a calmer base for long horizons.
+    `lookback=L` adds a linear path (DLinear's linear map) from the L normalised target
+    values straight to the H outputs, beside the GRU's head; it starts at zero, so the
+    model starts as the GRU alone. A 64-unit GRU squeezes a long window into 64 numbers;
+    the linear path keeps every lag in reach.
     """
 
     def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
                  dropout: float = 0.0, window_norm: str = "last", season: int = 1,
-                 window_scale: str = "none") -> None:
+                 window_scale: str = "none", base_seasons: int = 1, lookback: int | None = None,
+                 second_season: int = 0) -> None:
         super().__init__()
         self.window_norm, self.season, self.horizon = window_norm, season, horizon
-        self.window_scale = window_scale
+        self.window_scale, self.base_seasons, self.second_season = window_scale, base_seasons, second_season
         self.gru = FusedGRU(n_inputs, hidden_size, num_layers, dropout=dropout, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
+        self.linear = None if lookback is None else nn.Linear(lookback, horizon)
+        if self.linear is not None:
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
+        self.gate = nn.Linear(hidden_size, horizon) if second_season > 1 and window_norm == "seasonal" else None
+        if self.gate is not None:  # starts halfway between the two bases
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
         if self.window_norm == "none":
             _, h = self.gru(x)
-            return self.head(h[-1])
+            return self.head(h[-1]) + self._linear(x[..., 0])
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
-        x_rel = torch.cat([((x[..., 0] - last) / scale).unsqueeze(-1), x[..., 1:]], dim=-1)
-        _, h = self.gru(x_rel)  # h: (layers, B, hidden)
-        return self.base(x) + scale * self.head(h[-1])
+        z = (x[..., 0] - last) / scale  # (B, L)
+        _, h = self.gru(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1))  # h: (layers, B, hidden)
+        base = self.base(x)
+        if self.gate is not None:  # the GRU blends in the second season's naive, step by step
+            base = base + torch.sigmoid(self.gate(h[-1])) * (self._repeat(x, self.second_season) - base)
+        return base + scale * (self.head(h[-1]) + self._linear(z))
+
+    def _linear(self, z: Tensor) -> Tensor | float:
+        return 0.0 if self.linear is None else self.linear(z)
 
     def window_scale_of(self, x: Tensor) -> Tensor:
         """(B, 1): the amplitude each window is divided by; ones without window scaling.
@@ -345,12 +367,23 @@ class GRURegressor(nn.Module):
         return torch.maximum(diff, 0.1 * spread).clamp_min(1e-3)
 
     def base(self, x: Tensor) -> Tensor:
-        """The forecast the head corrects: the last value, or the last season repeated."""
+        """The forecast the head corrects: the last value, or the mean of the last
+        `base_seasons` seasons (the last season alone by default) repeated."""
         L, m = x.shape[1], self.season
         if self.window_norm != "seasonal" or m < 2 or L < m:
             return x[:, -1:, 0]
-        steps = torch.arange(self.horizon, device=x.device) % m + (L - m)
-        return x[:, steps, 0]  # (B, H)
+        k = min(self.base_seasons, L // m)
+        if k == 1:
+            return self._repeat(x, m)
+        profile = x[:, L - k * m:, 0].reshape(x.shape[0], k, m).mean(1)  # (B, m)
+        return profile[:, torch.arange(self.horizon, device=x.device) % m]  # (B, H)
+
+    def _repeat(self, x: Tensor, m: int) -> Tensor:
+        """(B, H): the window's last m values repeated: the naive forecast of season m."""
+        L = x.shape[1]
+        if L < m:
+            raise ValueError(f"a season of {m} needs a window of at least {m} steps, not {L}")
+        return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m), 0]
 
 
 class Ensemble(nn.Module):

@@ -40,12 +40,16 @@ class TrainConfig:
     loss: str = "mae"
     window_norm: str = "seasonal"
     window_scale: str = "diff"
+    base_seasons: int = 1  # the seasonal base is the mean of the window's last K seasons
+    linear_path: bool = False  # a linear map from the window to the horizon beside the GRU
+    second_season: int = 0  # a second seasonal naive (e.g. 168 hours) the GRU blends into its base
     windows_per_epoch: int | None = None  # sample this many training windows per epoch
     ensemble: int = 1  # models trained side by side from different initial weights
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "epochs", "batch_size", "patience", "ensemble"):
+        for name in ("hidden_size", "num_layers", "epochs", "batch_size", "patience", "ensemble",
+                     "base_seasons"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
         if not self.lr > 0:
@@ -56,6 +60,8 @@ class TrainConfig:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:
             raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
+        if self.second_season < 0:
+            raise InputError(f"--second-season ({self.second_season}) must be >= 0 (0: none)")
         if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
             raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
@@ -83,9 +89,14 @@ class FitResult:
 Model = GRURegressor | Ensemble
 
 
-def build_model(n_inputs: int, horizon: int, cfg: TrainConfig, season: int = 1) -> Model:
+def build_model(n_inputs: int, lookback: int, horizon: int, cfg: TrainConfig, season: int = 1) -> Model:
+    if cfg.second_season > lookback:
+        raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
+                         f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     members = [GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon, dropout=cfg.dropout,
-                            window_norm=cfg.window_norm, season=season, window_scale=cfg.window_scale)
+                            window_norm=cfg.window_norm, season=season, window_scale=cfg.window_scale,
+                            base_seasons=cfg.base_seasons, lookback=lookback if cfg.linear_path else None,
+                            second_season=cfg.second_season)
                for _ in range(cfg.ensemble)]
     return members[0] if cfg.ensemble == 1 else Ensemble(members)
 

@@ -33,12 +33,13 @@ def test_round_trip_gives_the_same_forecast(tmp_path):
     assert b["ts"].iloc[0] == pd.Timestamp("2021-01-13 12:00")  # one hour after the last
 
 
-def test_ensemble_round_trip_gives_the_same_forecast(tmp_path):
-    from gruforecast.nn import Ensemble
-
-    run = _run(ensemble=3)
+@pytest.mark.parametrize("options", [{"ensemble": 3}, {"linear_path": True, "base_seasons": 2},
+                                     {"second_season": 12}])
+def test_model_options_round_trip_give_the_same_forecast(tmp_path, options):
+    run = _run(**options)
     loaded = artifact.load(artifact.save(run.artifact, tmp_path / "e.gruf"))
-    assert isinstance(loaded.model, Ensemble) and len(loaded.model.members) == 3
+    assert loaded.train_cfg == run.artifact.train_cfg
+    assert loaded.model.state_dict().keys() == run.artifact.model.state_dict().keys()  # members.k.*, linear.*
     pd.testing.assert_frame_equal(forecast(run.artifact).frame, forecast(loaded).frame)
     single = forecast(_run().artifact).frame["forecast"]
     assert not np.allclose(single, forecast(loaded).frame["forecast"])

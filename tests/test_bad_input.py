@@ -110,6 +110,10 @@ CASES = [
      "--transform 'sqrt' is not known; use one of none, log"),
     ("unknown window scale", "data.csv", csv(series()), ["--window-scale", "std"], 2,
      "--window-scale 'std' is not known; use one of diff, none"),
+    ("no base seasons", "data.csv", csv(series()), ["--base-seasons", "0"], 2,
+     "--base-seasons (0) must be >= 1"),
+    ("second season beyond the window", "data.csv", csv(series()), ["--second-season", "500", "--lookback", "20"], 2,
+     "--second-season (500) needs a lookback of at least 500 steps (now 20); raise --lookback"),
     ("output in a missing folder", "data.csv", csv(series()), ["--forecast-out", "/nonexistent/f.csv"], 2,
      "cannot write '/nonexistent/f.csv': folder '/nonexistent' does not exist; create it first"),
 ]

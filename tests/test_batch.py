@@ -26,6 +26,8 @@ target = "value"
 id_col = "series"
 transform = "log"
 ensemble = 2
+base_seasons = 2
+linear_path = true
 model = "models/macro.gruf"
 output = "out/{job}-{date}.csv"
 
@@ -76,6 +78,7 @@ def test_one_bad_job_never_spoils_the_others(folder):
 
     macro = artifact.load(folder / "models" / "macro.gruf")  # the job's model options reached it
     assert macro.window_cfg.transform == "log" and macro.train_cfg.ensemble == 2
+    assert macro.train_cfg.base_seasons == 2 and macro.model.members[0].linear is not None
     retrained = next(j for j in summary["jobs"] if j["name"] == "macro")
     assert retrained["retrained"] and retrained["mase"] > 0
     # models are fresh now: the next run only predicts, and succeeds for the good jobs

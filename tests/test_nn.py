@@ -121,12 +121,18 @@ def test_regressor_window_norm_is_shift_equivariant():
         torch.testing.assert_close(model(x + 3.0), model(x) + 3.0, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("norm", ["last", "seasonal"])
-def test_regressor_window_scale_is_affine_equivariant(norm):
+@pytest.mark.parametrize("norm, extra", [("last", {}), ("seasonal", {}), ("last", {"lookback": 10}),
+                                         ("seasonal", {"base_seasons": 3, "lookback": 10}),
+                                         ("seasonal", {"second_season": 6})])
+def test_regressor_window_scale_is_affine_equivariant(norm, extra):
     """With window_scale='diff', a window scaled by a > 0 and shifted by b gives the
-    forecast scaled by a and shifted by b: the network sees every window in its own units."""
+    forecast scaled by a and shifted by b: the network sees every window in its own units
+    (the linear path and a many-season base too)."""
     torch.manual_seed(0)
-    model = GRURegressor(1, 8, 1, horizon=4, window_norm=norm, season=3, window_scale="diff").eval()
+    model = GRURegressor(1, 8, 1, horizon=4, window_norm=norm, season=3, window_scale="diff", **extra).eval()
+    for part in (model.linear, model.gate):
+        if part is not None:
+            torch.nn.init.normal_(part.weight)  # it starts at zero; make it count here
     x = torch.randn(2, 10, 1, dtype=torch.float64)
     model.double()
     with torch.no_grad():
@@ -161,3 +167,44 @@ def test_regressor_seasonal_base_is_the_seasonal_naive_forecast():
     x = torch.arange(12.0).view(1, 12, 1)  # last season: 9, 10, 11
     with torch.no_grad():
         assert model(x).tolist() == [[9.0, 10.0, 11.0, 9.0, 10.0]]
+
+
+def test_regressor_base_seasons_average_the_last_seasons():
+    """base_seasons=K: the base is the mean of the window's last K seasons, by phase;
+    K larger than the window holds is clamped to the seasons it holds."""
+    x = torch.arange(12.0).view(1, 12, 1)  # seasons (0 1 2) (3 4 5) (6 7 8) (9 10 11)
+    expected = {1: [9.0, 10.0, 11.0, 9.0, 10.0], 2: [7.5, 8.5, 9.5, 7.5, 8.5], 9: [4.5, 5.5, 6.5, 4.5, 5.5]}
+    for k, want in expected.items():
+        model = GRURegressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3, base_seasons=k)
+        assert model.base(x).tolist() == [want]
+
+
+def test_regressor_linear_path_starts_at_zero_and_learns():
+    """The linear path adds nothing at first (the model is the GRU alone), then takes a
+    gradient from the first step."""
+    torch.manual_seed(0)
+    plain = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff")
+    linear = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff", lookback=10)
+    linear.load_state_dict(plain.state_dict(), strict=False)
+    x, y = torch.randn(6, 10, 1), torch.randn(6, 4)
+    torch.testing.assert_close(linear(x), plain(x), atol=0, rtol=0)
+    torch.nn.functional.mse_loss(linear(x), y).backward()
+    assert linear.linear.weight.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError):  # a window of another length does not fit the map
+        linear(torch.randn(6, 9, 1))
+
+
+def test_regressor_second_season_blends_two_seasonal_naives():
+    """second_season=M: the base moves from the first season's naive towards the naive of
+    season M by a gate the GRU sets per step; halfway at the start, all the way when the
+    gate is open."""
+    model = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    x = torch.arange(12.0).view(1, 12, 1)  # naive of season 2: 10 11 10 11; of season 6: 6 7 8 9
+    with torch.no_grad():
+        assert model(x).tolist() == [[8.0, 9.0, 9.0, 10.0]]
+        torch.nn.init.constant_(model.gate.bias, 30.0)
+        torch.testing.assert_close(model(x), torch.tensor([[6.0, 7.0, 8.0, 9.0]]))
+        with pytest.raises(ValueError, match="a season of 6 needs a window of at least 6 steps"):
+            model(x[:, :5])

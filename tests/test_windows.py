@@ -77,7 +77,7 @@ def test_a_million_points_cost_o_n_memory_and_train():
     assert w.values.nbytes == n * 4  # the series once, float32; no (windows x L) matrix
     assert len(w.train) > 700_000
     cfg = TrainConfig(hidden_size=8, epochs=1, windows_per_epoch=2048, batch_size=256)
-    result = fit(build_model(1, 12, cfg), w, cfg, torch.device("cpu"))
+    result = fit(build_model(1, w.lookback, 12, cfg), w, cfg, torch.device("cpu"))
     assert np.isfinite(result.history[0].train_loss)
 
 
