@@ -312,6 +312,11 @@ class GRURegressor(nn.Module):
     values straight to the H outputs, beside the GRU's head; it starts at zero, so the
     model starts as the GRU alone. A 64-unit GRU squeezes a long window into 64 numbers;
     the linear path keeps every lag in reach.
+    `second_season=M` (e.g. 168, a week of hours) lets the GRU choose its base window by
+    window and step by step: a softmax, set from its last state, weighs the base against
+    the naive forecast of season M (and the last season's naive when the base is a mean of
+    seasons). Monday follows Sunday: the last day is the wrong base for it, last Monday is
+    the right one, and the network reads which day comes from the window.
     """
 
     def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
@@ -327,8 +332,12 @@ class GRURegressor(nn.Module):
         if self.linear is not None:
             nn.init.zeros_(self.linear.weight)
             nn.init.zeros_(self.linear.bias)
-        self.gate = nn.Linear(hidden_size, horizon) if second_season > 1 and window_norm == "seasonal" else None
-        if self.gate is not None:  # starts halfway between the two bases
+        # The bases the GRU chooses between: the base, the second season's naive and, when the
+        # base is a mean of seasons, the last season's naive too.
+        n_bases = 2 + (base_seasons > 1)
+        gated = second_season > 1 and window_norm == "seasonal"
+        self.gate = nn.Linear(hidden_size, (n_bases - 1) * horizon) if gated else None
+        if self.gate is not None:  # starts with equal weights
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
 
@@ -340,9 +349,7 @@ class GRURegressor(nn.Module):
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
         _, h = self.gru(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1))  # h: (layers, B, hidden)
-        base = self.base(x)
-        if self.gate is not None:  # the GRU blends in the second season's naive, step by step
-            base = base + torch.sigmoid(self.gate(h[-1])) * (self._repeat(x, self.second_season) - base)
+        base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
         return base + scale * (self.head(h[-1]) + self._linear(z))
 
     def _linear(self, z: Tensor) -> Tensor | float:
@@ -377,6 +384,16 @@ class GRURegressor(nn.Module):
             return self._repeat(x, m)
         profile = x[:, L - k * m:, 0].reshape(x.shape[0], k, m).mean(1)  # (B, m)
         return profile[:, torch.arange(self.horizon, device=x.device) % m]  # (B, H)
+
+    def _gated_base(self, x: Tensor, h: Tensor) -> Tensor:
+        """(B, H): the bases weighted step by step by a softmax the GRU's state sets (the
+        first base's logit fixed at 0: with two bases the second's weight is a sigmoid)."""
+        bases = [self.base(x), self._repeat(x, self.second_season)]
+        if self.base_seasons > 1:
+            bases.append(self._repeat(x, self.season))
+        logits = self.gate(h).view(x.shape[0], len(bases) - 1, self.horizon)
+        weights = torch.softmax(torch.cat([torch.zeros_like(logits[:, :1]), logits], 1), dim=1)
+        return (weights * torch.stack(bases, 1)).sum(1)
 
     def _repeat(self, x: Tensor, m: int) -> Tensor:
         """(B, H): the window's last m values repeated: the naive forecast of season m."""

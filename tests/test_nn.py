@@ -208,3 +208,9 @@ def test_regressor_second_season_blends_two_seasonal_naives():
         torch.testing.assert_close(model(x), torch.tensor([[6.0, 7.0, 8.0, 9.0]]))
         with pytest.raises(ValueError, match="a season of 6 needs a window of at least 6 steps"):
             model(x[:, :5])
+    # With a base of 2 seasons, the last season's naive is a third choice: equal weights first.
+    three = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6, base_seasons=2)
+    torch.nn.init.zeros_(three.head.weight)
+    torch.nn.init.zeros_(three.head.bias)
+    with torch.no_grad():  # mean of 2 seasons 9 10 9 10; season 6: 6 7 8 9; last season 10 11 10 11
+        torch.testing.assert_close(three(x), torch.tensor([[25 / 3, 28 / 3, 9.0, 10.0]]))
