@@ -388,7 +388,7 @@ class GRURegressor(nn.Module):
     def _gated_base(self, x: Tensor, h: Tensor) -> Tensor:
         """(B, H): the bases weighted step by step by a softmax the GRU's state sets (the
         first base's logit fixed at 0: with two bases the second's weight is a sigmoid)."""
-        bases = [self.base(x), self._repeat(x, self.second_season)]
+        bases = [self.base(x).expand(-1, self.horizon), self._repeat(x, self.second_season)]
         if self.base_seasons > 1:
             bases.append(self._repeat(x, self.season))
         logits = self.gate(h).view(x.shape[0], len(bases) - 1, self.horizon)

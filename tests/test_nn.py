@@ -214,3 +214,9 @@ def test_regressor_second_season_blends_two_seasonal_naives():
     torch.nn.init.zeros_(three.head.bias)
     with torch.no_grad():  # mean of 2 seasons 9 10 9 10; season 6: 6 7 8 9; last season 10 11 10 11
         torch.testing.assert_close(three(x), torch.tensor([[25 / 3, 28 / 3, 9.0, 10.0]]))
+    # Without a first season (integer steps, season 1) the base is the last value.
+    no_season = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=1, second_season=3)
+    torch.nn.init.zeros_(no_season.head.weight)
+    torch.nn.init.zeros_(no_season.head.bias)
+    with torch.no_grad():  # last value 11; season 3: 9 10 11 9
+        torch.testing.assert_close(no_season(x), torch.tensor([[10.0, 10.5, 11.0, 10.0]]))
