@@ -60,8 +60,11 @@ class TrainConfig:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:
             raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
-        if self.second_season < 0:
-            raise InputError(f"--second-season ({self.second_season}) must be >= 0 (0: none)")
+        if self.second_season < 0 or self.second_season == 1:
+            raise InputError(f"--second-season ({self.second_season}) must be 0 (none) or a season of at least 2")
+        if self.second_season and self.window_norm != "seasonal":
+            raise InputError(f"--second-season blends seasonal bases and needs --window-norm seasonal "
+                             f"(now {self.window_norm}); drop one of them")
         if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
             raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
         if not 0.0 <= self.dropout < 1.0:

@@ -114,6 +114,8 @@ CASES = [
      "--base-seasons (0) must be >= 1"),
     ("second season beyond the window", "data.csv", csv(series()), ["--second-season", "500", "--lookback", "20"], 2,
      "--second-season (500) needs a lookback of at least 500 steps (now 20); raise --lookback"),
+    ("second season without a seasonal base", "data.csv", csv(series()), ["--second-season", "7", "--window-norm", "last"], 2,
+     "--second-season blends seasonal bases and needs --window-norm seasonal (now last); drop one of them"),
     ("output in a missing folder", "data.csv", csv(series()), ["--forecast-out", "/nonexistent/f.csv"], 2,
      "cannot write '/nonexistent/f.csv': folder '/nonexistent' does not exist; create it first"),
 ]
