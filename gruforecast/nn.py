@@ -328,18 +328,13 @@ class GRURegressor(nn.Module):
         self.window_scale, self.base_seasons, self.second_season = window_scale, base_seasons, second_season
         self.gru = FusedGRU(n_inputs, hidden_size, num_layers, dropout=dropout, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
-        self.linear = None if lookback is None else nn.Linear(lookback, horizon)
-        if self.linear is not None:
-            nn.init.zeros_(self.linear.weight)
-            nn.init.zeros_(self.linear.bias)
+        # Both start at zero: no linear contribution, equal weights for the bases.
+        self.linear = None if lookback is None else _zeroed(nn.Linear(lookback, horizon))
         # The bases the GRU chooses between: the base, the second season's naive and, when the
         # base is a mean of seasons, the last season's naive too.
         n_bases = 2 + (base_seasons > 1)
         gated = second_season > 1 and window_norm == "seasonal"
-        self.gate = nn.Linear(hidden_size, (n_bases - 1) * horizon) if gated else None
-        if self.gate is not None:  # starts with equal weights
-            nn.init.zeros_(self.gate.weight)
-            nn.init.zeros_(self.gate.bias)
+        self.gate = _zeroed(nn.Linear(hidden_size, (n_bases - 1) * horizon)) if gated else None
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
         if self.window_norm == "none":
@@ -380,8 +375,6 @@ class GRURegressor(nn.Module):
         if self.window_norm != "seasonal" or m < 2 or L < m:
             return x[:, -1:, 0]
         k = min(self.base_seasons, L // m)
-        if k == 1:
-            return self._repeat(x, m)
         profile = x[:, L - k * m:, 0].reshape(x.shape[0], k, m).mean(1)  # (B, m)
         return profile[:, torch.arange(self.horizon, device=x.device) % m]  # (B, H)
 
@@ -401,6 +394,12 @@ class GRURegressor(nn.Module):
         if L < m:
             raise ValueError(f"a season of {m} needs a window of at least {m} steps, not {L}")
         return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m), 0]
+
+
+def _zeroed(layer: nn.Linear) -> nn.Linear:
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 class Ensemble(nn.Module):
