@@ -1,6 +1,6 @@
 """M4 hourly with one global gruforecast model, scored with the official definitions.
 
-    python benchmarks/m4_hourly.py [--epochs 16] [--windows-per-epoch 40000] [--threads 2] [--cli]
+    python benchmarks/m4_hourly.py [--epochs 40] [--ensemble 5] [--windows-per-epoch 40000] [--threads 2] [--cli]
 
 Reads ../shared/data/m4_hourly.csv, keeps ONLY the training part of each series (the test
 part is read after forecasting, to score), trains one global model through the library's
@@ -46,9 +46,9 @@ VAL_FRAC, PATIENCE = 0.07, 6
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # --second-season 168: the week, blended into the daily seasonal base (docs/model.md)
-    add_model_options(parser, lookback=168, hidden_size=64, batch_size=256, lr=2e-3, epochs=16,
+    add_model_options(parser, lookback=168, hidden_size=64, batch_size=256, lr=2e-3, epochs=40,
                       windows_per_epoch=40_000, window_norm="seasonal", window_scale="diff", base_seasons=1,
-                      linear_path=False, second_season=168, loss="mae", transform="log", ensemble=3, seed=0)
+                      linear_path=False, second_season=168, by_season=True, loss="mae", transform="log", ensemble=5, seed=0)
     parser.add_argument("--cli", action="store_true", help="also run it through the CLI and compare")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -132,7 +132,7 @@ def _from_payload(payload: dict) -> Artifact:
     window_cfg = WindowConfig(**meta["window_cfg"])
     # Models written before these options existed had none of them.
     train_cfg = TrainConfig(**{"window_scale": "none", "base_seasons": 1, "linear_path": False, "second_season": 0,
-                              **meta["train_cfg"]})
+                              "by_season": False, **meta["train_cfg"]})
     model = build_model(1 + len(data_spec.features), window_cfg.lookback, window_cfg.horizon, train_cfg, meta["season"])
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -317,16 +317,25 @@ class GRURegressor(nn.Module):
     the naive forecast of season M (and the last season's naive when the base is a mean of
     seasons). Monday follows Sunday: the last day is the wrong base for it, last Monday is
     the right one, and the network reads which day comes from the window.
+    `by_season=True` makes the GRU read the window a season per step: a 168-hour window
+    of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
+    points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
+    same input projection, one big product) train ~8x faster, and the same hour a week
+    back is 6 steps away instead of 144, so the GRU compares days rather than hours.
     """
 
     def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
                  dropout: float = 0.0, window_norm: str = "last", season: int = 1,
                  window_scale: str = "none", base_seasons: int = 1, lookback: int | None = None,
-                 second_season: int = 0) -> None:
+                 second_season: int = 0, by_season: bool = False) -> None:
         super().__init__()
+        if by_season and season < 2:
+            raise ValueError("reading the window by season needs a season of at least 2")
         self.window_norm, self.season, self.horizon = window_norm, season, horizon
         self.window_scale, self.base_seasons, self.second_season = window_scale, base_seasons, second_season
-        self.gru = FusedGRU(n_inputs, hidden_size, num_layers, dropout=dropout, batch_first=True)
+        self.by_season = by_season
+        width = n_inputs * (season if by_season else 1)  # the GRU's input: a season of points per step
+        self.gru = FusedGRU(width, hidden_size, num_layers, dropout=dropout, batch_first=True)
         self.head = nn.Linear(hidden_size, horizon)
         # Both start at zero: no linear contribution, equal weights for the bases.
         self.linear = None if lookback is None else _zeroed(nn.Linear(lookback, horizon))
@@ -338,14 +347,24 @@ class GRURegressor(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
         if self.window_norm == "none":
-            _, h = self.gru(x)
+            _, h = self.gru(self._steps(x))
             return self.head(h[-1]) + self._linear(x[..., 0])
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
-        _, h = self.gru(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1))  # h: (layers, B, hidden)
+        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)))  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
         return base + scale * (self.head(h[-1]) + self._linear(z))
+
+    def _steps(self, seq: Tensor) -> Tensor:
+        """What the GRU reads: (B, L, C) as it is, or by season (B, L // m, m * C)."""
+        if not self.by_season:
+            return seq
+        B, L, C = seq.shape
+        n = L // self.season
+        if n < 1:
+            raise ValueError(f"reading by season needs a window of at least {self.season} steps, not {L}")
+        return seq[:, L - n * self.season:].reshape(B, n, self.season * C)
 
     def _linear(self, z: Tensor) -> Tensor | float:
         return 0.0 if self.linear is None else self.linear(z)

@@ -43,6 +43,7 @@ class TrainConfig:
     base_seasons: int = 1  # the seasonal base is the mean of the window's last K seasons
     linear_path: bool = False  # a linear map from the window to the horizon beside the GRU
     second_season: int = 0  # a second seasonal naive (e.g. 168 hours) the GRU blends into its base
+    by_season: bool = True  # the GRU reads the window a season per step (where a season fits)
     windows_per_epoch: int | None = None  # sample this many training windows per epoch
     ensemble: int = 1  # models trained side by side from different initial weights
     seed: int = 0
@@ -99,9 +100,15 @@ def build_model(n_inputs: int, lookback: int, horizon: int, cfg: TrainConfig, se
     members = [GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon, dropout=cfg.dropout,
                             window_norm=cfg.window_norm, season=season, window_scale=cfg.window_scale,
                             base_seasons=cfg.base_seasons, lookback=lookback if cfg.linear_path else None,
-                            second_season=cfg.second_season)
+                            second_season=cfg.second_season, by_season=reads_by_season(cfg, season, lookback))
                for _ in range(cfg.ensemble)]
     return members[0] if cfg.ensemble == 1 else Ensemble(members)
+
+
+def reads_by_season(cfg: TrainConfig, season: int, lookback: int) -> bool:
+    """Whether the GRU reads by season: asked for, and a season of >= 2 steps that fits the
+    window (otherwise it reads step by step, as without the option)."""
+    return cfg.by_season and 2 <= season <= lookback
 
 
 def _members(model: Model) -> list[GRURegressor]:

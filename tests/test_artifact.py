@@ -34,7 +34,7 @@ def test_round_trip_gives_the_same_forecast(tmp_path):
 
 
 @pytest.mark.parametrize("options", [{"ensemble": 3}, {"linear_path": True, "base_seasons": 2},
-                                     {"second_season": 12}])
+                                     {"second_season": 12}, {"by_season": False}])
 def test_model_options_round_trip_give_the_same_forecast(tmp_path, options):
     run = _run(**options)
     loaded = artifact.load(artifact.save(run.artifact, tmp_path / "e.gruf"))

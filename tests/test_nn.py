@@ -123,7 +123,8 @@ def test_regressor_window_norm_is_shift_equivariant():
 
 @pytest.mark.parametrize("norm, extra", [("last", {}), ("seasonal", {}), ("last", {"lookback": 10}),
                                          ("seasonal", {"base_seasons": 3, "lookback": 10}),
-                                         ("seasonal", {"second_season": 6})])
+                                         ("seasonal", {"second_season": 6}),
+                                         ("seasonal", {"second_season": 6, "by_season": True})])
 def test_regressor_window_scale_is_affine_equivariant(norm, extra):
     """With window_scale='diff', a window scaled by a > 0 and shifted by b gives the
     forecast scaled by a and shifted by b: the network sees every window in its own units
@@ -145,6 +146,45 @@ def test_regressor_window_scale_is_affine_equivariant(norm, extra):
         floor = 0.1 * (periodic - 1).abs().mean()  # a tenth of the spread around the mean, 1
         expected = floor if norm == "seasonal" else torch.tensor(14 / 11, dtype=torch.float64)  # 11 |diffs|: 1, 1, 2, 1, 1, 2, ...
         torch.testing.assert_close(model.window_scale_of(periodic)[0, 0], expected.to(torch.float64))
+
+
+def test_regressor_by_season_reads_a_season_per_step():
+    """by_season: the GRU reads (B, L // m, m * C), season by season in time order, each
+    step holding the season's points with their channels side by side; the oldest L mod m
+    points are not read. The result is exactly the GRU run on that sequence by hand."""
+    torch.manual_seed(0)
+    model = GRURegressor(2, 8, 1, horizon=3, window_norm="seasonal", season=4, by_season=True).eval()
+    assert model.gru.input_size == 8
+    seq = torch.arange(20.0).view(1, 10, 2)  # 10 steps, 2 channels
+    steps = model._steps(seq)
+    assert steps.shape == (1, 2, 8)
+    assert steps[0, 0].tolist() == list(range(4, 12)) and steps[0, 1].tolist() == list(range(12, 20))
+    x = torch.randn(5, 10, 2, dtype=torch.float64)
+    model.double()
+    with torch.no_grad():
+        scale = model.window_scale_of(x)  # 'none' here: ones
+        z = torch.cat([((x[..., 0] - x[:, -1:, 0]) / scale).unsqueeze(-1), x[..., 1:]], -1)
+        _, h = model.gru(z[:, 2:].reshape(5, 2, 8))
+        torch.testing.assert_close(model(x), model.base(x) + model.head(h[-1]), atol=1e-12, rtol=0)
+        changed = x.clone()
+        changed[:, :2] += 5.0  # the unread oldest points (only the window scale would see them)
+        torch.testing.assert_close(model(changed), model(x), atol=1e-12, rtol=0)
+        changed[:, 2] += 5.0
+        assert not torch.allclose(model(changed), model(x))
+    with pytest.raises(ValueError, match="a window of at least 4 steps"):
+        model(x[:, :3])
+    with pytest.raises(ValueError, match="season of at least 2"):
+        GRURegressor(1, 8, 1, horizon=3, season=1, by_season=True)
+
+
+def test_regressor_by_season_gradients_are_exact():
+    """gradcheck through the season-folded GRU, the window scale and the gate."""
+    torch.manual_seed(0)
+    model = GRURegressor(1, 4, 1, horizon=3, window_norm="seasonal", season=3, window_scale="diff",
+                         second_season=6, by_season=True).double()
+    torch.nn.init.normal_(model.gate.weight)
+    x = torch.randn(2, 9, 1, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(model, (x,))
 
 
 def test_ensemble_forecasts_the_median_of_its_members():

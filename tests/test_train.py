@@ -6,7 +6,7 @@ import torch
 
 from gruforecast import api
 from gruforecast.data import DataSpec, build_panel
-from gruforecast.train import TrainConfig
+from gruforecast.train import TrainConfig, build_model
 from gruforecast.windows import WindowConfig
 
 
@@ -68,3 +68,13 @@ def test_ensemble_members_learn_as_if_alone():
         torch.testing.assert_close(ens.members[0].state_dict()[name], p, rtol=0, atol=1e-6)
     w0, w1 = (m.gru.weight_hh_l0 for m in ens.members[:2])
     assert not torch.allclose(w0, w1)  # the others started elsewhere
+
+
+def test_by_season_applies_only_where_a_season_fits_the_window():
+    """--by-season (the default) reads a season per step when the season is >= 2 and fits
+    the lookback; otherwise the GRU reads step by step (the log line and `info` say which)."""
+    cfg = TrainConfig(hidden_size=4)
+    assert build_model(1, 48, 6, cfg, season=24).gru.input_size == 24
+    assert build_model(1, 48, 6, cfg, season=1).gru.input_size == 1
+    assert build_model(1, 20, 6, cfg, season=52).gru.input_size == 1
+    assert build_model(1, 48, 6, TrainConfig(hidden_size=4, by_season=False), season=24).gru.input_size == 1
