@@ -28,6 +28,7 @@ transform = "log"
 ensemble = 2
 base_seasons = 2
 linear_path = true
+by_season = false
 model = "models/macro.gruf"
 output = "out/{job}-{date}.csv"
 
@@ -79,6 +80,7 @@ def test_one_bad_job_never_spoils_the_others(folder):
     macro = artifact.load(folder / "models" / "macro.gruf")  # the job's model options reached it
     assert macro.window_cfg.transform == "log" and macro.train_cfg.ensemble == 2
     assert macro.train_cfg.base_seasons == 2 and macro.model.members[0].linear is not None
+    assert not macro.train_cfg.by_season and macro.model.members[0].gru.input_size == 1  # step by step
     retrained = next(j for j in summary["jobs"] if j["name"] == "macro")
     assert retrained["retrained"] and retrained["mase"] > 0
     # models are fresh now: the next run only predicts, and succeeds for the good jobs

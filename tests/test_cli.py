@@ -29,7 +29,8 @@ def test_train_then_predict_on_the_sample_series(co2_model, tmp_path):
 
 
 def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
-    out, _ = co2_model
+    out, proc = co2_model
+    assert "season 52, lookback 104, horizon 52, GRU reads 2 steps of 52" in proc.stderr  # by season
     report = json.loads((out / "metrics.json").read_text())
     scores = report["test"]["scores"]
     assert scores["model"]["mase"] < scores["seasonal_naive"]["mase"]
@@ -70,6 +71,7 @@ def test_integer_steps_continue_the_steps(tmp_path):
     proc = run_cli("train", tmp_path / "steps.csv", "--time-col", "t", "--horizon", "6", "--epochs", "2",
                    "--out", tmp_path / "m.gruf")
     assert proc.returncode == 0, proc.stderr
+    assert "season 1," in proc.stderr and "GRU reads" not in proc.stderr  # no season: step by step
     fc = pd.read_csv(tmp_path / "m-forecast.csv")
     assert fc["t"].tolist() == [t[-1] + 3 * k for k in range(1, 7)]
 
