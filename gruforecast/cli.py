@@ -70,7 +70,7 @@ WindowScale = Annotated[str, typer.Option(help="diff: divide each window by its 
 BaseSeasons = Annotated[int, typer.Option(help="the seasonal base forecast is the mean of the window's last K seasons (1: the last season, seasonal naive)")]
 LinearPath = Annotated[bool, typer.Option("--linear-path/--no-linear-path", help="add a linear map from the whole window to the horizon beside the GRU (DLinear's); helps long horizons")]
 SecondSeason = Annotated[int, typer.Option(help="a second season M (e.g. 168 hours, a week; <= the lookback): the network blends its naive forecast into the base, window by window; 0: none")]
-BySeason = Annotated[bool, typer.Option("--by-season/--no-by-season", help="the GRU reads the window a season per step (a week of hours: 7 steps of 24 values); ~8x faster to train; needs a season of 2 or more that fits the lookback, else it reads step by step")]
+BySeason = Annotated[bool, typer.Option("--by-season/--no-by-season", help="the GRU reads the window a season per step (a week of hours: 7 steps of 24 values); 5-8x faster to train here; needs a season of 2 or more that fits the lookback, else it reads step by step")]
 ShortSeries = Annotated[str, typer.Option(help="a series too short to train on: fail, or skip it with a note")]
 
 

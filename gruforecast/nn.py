@@ -320,7 +320,7 @@ class GRURegressor(nn.Module):
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
-    same input projection, one big product) train ~8x faster, and the same hour a week
+    same input projection, one big product) train 5-8x faster, and the same hour a week
     back is 6 steps away instead of 144, so the GRU compares days rather than hours.
     """
 
