@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,25 +70,24 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, {len(windows.train)} training windows, "
           f"{args.epochs} epochs each")
     kinds = ["FusedGRU (C loops)", "FusedGRU (torch ops)", "nn.GRU"]
-    per_epoch = {k: [] for k in kinds}
-    for _ in range(3):  # interleaved rounds; the first is a warm-up
-        for k in kinds:
-            per_epoch[k].append(run(k, windows, cfg))
-    per_epoch = {k: min(v[1:]) for k, v in per_epoch.items()}
-    base = per_epoch["nn.GRU"]
-    print("| GRU | s / epoch | nn.GRU / this |\n|---|---|---|")
-    for k, s in per_epoch.items():
-        print(f"| {k} | {s:.3f} | {base / s:.2f}x |")
-    reading = {"step by step (104 steps)": [], "by season (2 steps of 52)": []}
-    for _ in range(3):
-        for k in reading:
-            reading[k].append(run("FusedGRU (C loops)", windows, replace(cfg, by_season="season" in k), 52))
-    reading = {k: min(v[1:]) for k, v in reading.items()}
-    step = reading["step by step (104 steps)"]
-    print("\n| FusedGRU reads | s / epoch | step by step / this |\n|---|---|---|")
-    for k, s in reading.items():
-        print(f"| {k} | {s:.3f} | {step / s:.2f}x |")
+    table("GRU", {k: lambda k=k: run(k, windows, cfg) for k in kinds}, "nn.GRU")
+    print()
+    reading = {"step by step (104 steps)": False, "by season (2 steps of 52)": True}
+    table("FusedGRU reads", {k: lambda b=b: run("FusedGRU (C loops)", windows, replace(cfg, by_season=b), 52)
+                             for k, b in reading.items()}, "step by step (104 steps)")
 
+
+def table(what: str, runs: dict[str, Callable[[], float]], reference: str) -> None:
+    """Seconds per epoch of each run (the best of two interleaved rounds after a warm-up
+    round) and the reference's time over each, as a Markdown table."""
+    times = {k: [] for k in runs}
+    for _ in range(3):
+        for k, fn in runs.items():
+            times[k].append(fn())
+    best = {k: min(v[1:]) for k, v in times.items()}
+    print(f"| {what} | s / epoch | {reference} / this |\n|---|---|---|")
+    for k, s in best.items():
+        print(f"| {k} | {s:.3f} | {best[reference] / s:.2f}x |")
 
 if __name__ == "__main__":
     main()
