@@ -1,18 +1,21 @@
-"""The model artifact: one versioned file with everything `predict` needs.
+"""The model file: one versioned file with everything `predict` needs, and only bytes,
+meta and checksum here (no training code).
 
 Layout (a `torch.save` dict, loaded with `weights_only=True`, so loading runs no pickled
-code): `format`, `format_version`, `meta` (a JSON string: package version, data spec,
-window and training configs, frequency, series ids and last times, metrics), and tensors:
-`state_dict`, `loc`/`scale` (S, C) scaler parameters, `tail` (S, L, C) the last `lookback`
-observations of each series in original units; and `checksum`, the SHA-256 of the meta
-string and every tensor's bytes, checked on load so a flipped bit is caught.
+code): `format`, `format_version`, `meta` (a JSON string: package version, the data spec
+and the window, model and train configs, frequency, series ids and last times, metrics),
+and tensors: `state_dict`, `loc`/`scale` (S, C) scaler parameters, `tail` (S, L, C) the
+last `lookback` observations of each series in original units; and `checksum`, the
+SHA-256 of the meta string and every tensor's bytes, checked on load so a flipped bit is
+caught. The network is rebuilt from the stored `ModelConfig`, its shapes checked against
+the stored tensors before any memory is allocated for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,47 +24,28 @@ import torch
 
 from . import __version__
 from .atomic import atomic_write
+from .config import ModelConfig, TrainConfig, from_stored
 from .data import DataSpec
 from .errors import ArtifactError, InputError
-from .train import Model, TrainConfig, build_model
+from .forecaster import Forecaster
+from .model import build_model
+from .scaling import Scaling
 from .windows import WindowConfig
 
 FORMAT = "gruforecast-model"
-FORMAT_VERSION = 2  # 2 added `checksum`; version 1 files still load
-READABLE_VERSIONS = (1, 2)
+# 2 added `checksum`; 3 stores the model config apart from the training one and the
+# season in the window config. Versions 1 and 2 still load.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
-@dataclass
-class Artifact:
-    """A trained model and the context to forecast with it."""
-
-    model: Model
-    data_spec: DataSpec
-    window_cfg: WindowConfig
-    train_cfg: TrainConfig
-    freq: str | None
-    step: int
-    time_dtype: str
-    season: int
-    series_ids: list[str]
-    last_times: list  # pd.Timestamp or int per series
-    loc: np.ndarray  # (S, C)
-    scale: np.ndarray  # (S, C)
-    tail: np.ndarray  # (S, L, C) original units
-    metrics: dict = field(default_factory=dict)
-    package_version: str = __version__
-
-    @property
-    def n_inputs(self) -> int:
-        return 1 + len(self.data_spec.features)
-
-
-def save(art: Artifact, path: str | Path) -> Path:
-    """Write the artifact atomically to `path`."""
+def save(art: Forecaster, path: str | Path) -> Path:
+    """Write the forecaster atomically to `path`."""
     meta = {
         "package_version": art.package_version,
         "data_spec": asdict(art.data_spec),
         "window_cfg": asdict(art.window_cfg),
+        "model_cfg": asdict(art.model_cfg),
         "train_cfg": asdict(art.train_cfg),
         "freq": art.freq, "step": art.step, "time_dtype": art.time_dtype, "season": art.season,
         "series_ids": art.series_ids,
@@ -73,8 +57,8 @@ def save(art: Artifact, path: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "meta": json.dumps(meta),
         "state_dict": {k: v.detach().cpu() for k, v in art.model.state_dict().items()},
-        "loc": torch.from_numpy(np.asarray(art.loc, dtype=np.float64)),
-        "scale": torch.from_numpy(np.asarray(art.scale, dtype=np.float64)),
+        "loc": torch.from_numpy(np.asarray(art.scaling.loc, dtype=np.float64)),
+        "scale": torch.from_numpy(np.asarray(art.scaling.scale, dtype=np.float64)),
         "tail": torch.from_numpy(np.asarray(art.tail, dtype=np.float64)),
     }
     payload["checksum"] = checksum(payload)
@@ -94,7 +78,7 @@ def checksum(payload: dict) -> str:
     return digest.hexdigest()
 
 
-def load(path: str | Path) -> Artifact:
+def load(path: str | Path) -> Forecaster:
     """Read an artifact; a missing, corrupt, truncated or foreign file is an `ArtifactError`."""
     path = Path(path)
     if not path.is_file():
@@ -126,25 +110,39 @@ def load(path: str | Path) -> Artifact:
         raise ArtifactError(f"{str(path)!r} is damaged ({type(exc).__name__}); retrain it") from None
 
 
-def _from_payload(payload: dict) -> Artifact:
+def _from_payload(payload: dict) -> Forecaster:
     meta = json.loads(payload["meta"])
-    data_spec = DataSpec(**meta["data_spec"])
-    window_cfg = WindowConfig(**meta["window_cfg"])
-    # Models written before these options existed had none of them.
-    train_cfg = TrainConfig(**{"window_scale": "none", "base_seasons": 1, "linear_path": False, "second_season": 0,
-                              "by_season": False, **meta["train_cfg"]})
-    model = build_model(1 + len(data_spec.features), window_cfg.lookback, window_cfg.horizon, train_cfg, meta["season"])
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
+    data_spec = from_stored(DataSpec, meta["data_spec"])
+    window_cfg = from_stored(WindowConfig, {"season": meta["season"], **meta["window_cfg"]})
+    # Before format 3 the model's fields were stored among the training ones.
+    model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
+    train_cfg = from_stored(TrainConfig, meta["train_cfg"])
+    model = _rebuild(model_cfg, 1 + len(data_spec.features), window_cfg, payload["state_dict"])
     time_dtype = meta["time_dtype"]
-    return Artifact(
-        model=model, data_spec=data_spec, window_cfg=window_cfg, train_cfg=train_cfg,
-        freq=meta["freq"], step=meta["step"], time_dtype=time_dtype, season=meta["season"],
+    return Forecaster(
+        window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,
+        model=model, scaling=Scaling(payload["loc"].numpy(), payload["scale"].numpy(), window_cfg.transform),
+        freq=meta["freq"], step=meta["step"], time_dtype=time_dtype,
         series_ids=list(meta["series_ids"]),
         last_times=[_time_from_json(t, time_dtype) for t in meta["last_times"]],
-        loc=payload["loc"].numpy(), scale=payload["scale"].numpy(), tail=payload["tail"].numpy(),
-        metrics=meta["metrics"], package_version=meta["package_version"],
+        tail=payload["tail"].numpy(), metrics=meta["metrics"], package_version=meta["package_version"],
     )
+
+
+def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict):
+    """The network from its config, after checking on the meta device (no memory) that
+    the config's shapes are those of the stored tensors: a meta that claims a huge model
+    beside small tensors is refused before anything is allocated."""
+    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in build_model(*args).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != stored:
+        raise ValueError("the stored tensors do not match the stored model configuration")
+    model = build_model(*args)
+    model.load_state_dict(state)
+    model.eval()
+    return model
 
 
 def _time_to_json(t) -> str | int:

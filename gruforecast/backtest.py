@@ -1,11 +1,12 @@
 """Rolling-origin backtests: K forecast origins, S steps apart, ending at the end of the data.
 
-For fold k each series is cut at its origin o_k = n - H - (K - 1 - k) * S; the model of that
-fold is trained (scalers included) on the cut panel only, through the same `api.train` as
-the `train` command, so no value at or after an origin can reach its training or scaling.
-With `refit=False` one model, trained before the first origin, forecasts from every origin
-(its inputs are the actual values before each origin). One global model per fold for a
-panel, never one per series. The baselines forecast from exactly the same origins.
+For fold k each series is cut at its origin o_k = n - H - (K - 1 - k) * S (the cutoffs of
+`predict --cutoffs`); the model of that fold is trained (scalers included) on the cut
+panel only, through the same `forecaster.train` as the `train` command, so no value at or
+after an origin can reach its training or scaling. With `refit=False` one model, trained
+before the first origin, forecasts from every origin (its inputs are the actual values
+before each origin). Either way the forecasts come from `Forecaster.forecast_origins`,
+and the baselines forecast from exactly the same origins.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from . import api
+from .config import ModelConfig, TrainConfig
 from .data import Panel, Series
 from .errors import InputError
-from .evaluate import origin_records, summarize
-from .forecast import predict_tails
-from .train import EpochLog, TrainConfig
+from .evaluate import records_at, summarize
+from .forecaster import cutoff_positions, train
+from .train import EpochLog
 from .windows import WindowConfig, check_lengths
 
 
@@ -56,47 +57,34 @@ class BacktestResult:
     seconds: float
 
 
-def cut(panel: Panel, lengths: list[int]) -> Panel:
+def cut(panel: Panel, lengths) -> Panel:
     """The panel with series i cut to its first lengths[i] points."""
     series = [Series(s.id, s.time[:n], s.values[:n]) for s, n in zip(panel.series, lengths)]
     return replace(panel, series=series)
 
 
-def origins(panel: Panel, horizon: int, cfg: BacktestConfig) -> np.ndarray:
-    """(S, K) origin of every fold in every series: the position of the first target."""
-    step = cfg.step or horizon
-    n = np.array([len(s) for s in panel.series])[:, None]
-    return n - horizon - (cfg.folds - 1 - np.arange(cfg.folds))[None, :] * step
-
-
-def run_backtest(panel: Panel, wcfg: WindowConfig, tcfg: TrainConfig, season: int,
+def run_backtest(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
                  cfg: BacktestConfig, device: str = "cpu",
                  on_epoch: Callable[[int, EpochLog], None] | None = None) -> BacktestResult:
     """Train per fold (or once) and score the model and baselines at every origin."""
     H = wcfg.horizon
     fold_wcfg = replace(wcfg, test_frac=0.0)
-    starts = origins(panel, H, cfg)
-    first = cut(panel, list(starts[:, 0]))
+    starts = cutoff_positions(panel, cfg.folds, cfg.step or H, H)  # (S, K)
     try:
-        check_lengths(first, fold_wcfg)
+        check_lengths(cut(panel, starts[:, 0]), fold_wcfg)
     except InputError as exc:
         raise InputError(f"before the first origin, {exc}; or lower --folds or --step") from None
-    start, frames, logs, art = time.perf_counter(), [], [], None
-    for k in range(cfg.folds):
-        train_panel = cut(panel, list(starts[:, k]))
-        if cfg.refit or art is None:
-            t0 = time.perf_counter()
-            callback = (lambda log, k=k: on_epoch(k, log)) if on_epoch else None
-            run = api.train(train_panel, fold_wcfg, tcfg, season, device=device, on_epoch=callback)
-            art = run.artifact
-            logs.append(FoldLog(k, time.perf_counter() - t0, [h.train_loss for h in run.fit.history],
-                                [h.val_loss for h in run.fit.history], run.fit.best_epoch))
-        L = wcfg.lookback
-        tails = np.stack([s.values[-L:] for s in train_panel.series])
-        preds = predict_tails(art, [s.id for s in train_panel.series], tails, H)
-        for s, o, f in zip(panel.series, starts[:, k], preds):
-            y = s.values[:, 0]
-            frames.append(origin_records(s.id, k, y[:o], y[o: o + H], f, s.time[o: o + H],
-                                         s.time[o - 1], season, y[:o]))
-    records = pd.concat(frames, ignore_index=True)
+    start, logs = time.perf_counter(), []
+    preds = np.zeros((len(panel.series), cfg.folds, H))
+    for k in range(cfg.folds if cfg.refit else 1):
+        t0 = time.perf_counter()
+        callback = (lambda log, k=k: on_epoch(k, log)) if on_epoch else None
+        run = train(cut(panel, starts[:, k]), fold_wcfg, mcfg, tcfg, device=device, on_epoch=callback)
+        logs.append(FoldLog(k, time.perf_counter() - t0, [h.train_loss for h in run.fit.history],
+                            [h.val_loss for h in run.fit.history], run.fit.best_epoch))
+        folds = [k] if cfg.refit else list(range(cfg.folds))  # without refit: every origin
+        made = run.forecaster.forecast_origins(panel, list(starts[:, folds]))
+        preds[:, folds] = made.reshape(len(panel.series), len(folds), H)
+    records = records_at(panel, list(starts), preds.reshape(-1, H), wcfg.season,
+                         folds=[np.arange(cfg.folds)] * len(panel.series))
     return BacktestResult(records, summarize(records), logs, time.perf_counter() - start)

@@ -4,62 +4,54 @@ Holds: reading and validating the job file (`load_jobs`), the lock that keeps tw
 one config apart (`config_lock`), running one job (`run_job`: retrain per policy, keep the
 better model, forecast from the end of the data, write atomically) and running them all,
 each isolated (`run_batch`). A job is a loop over the same train and predict functions as
-the CLI, not a second pipeline. Nothing here prints: events go to a callback.
+the CLI, not a second pipeline: data is read by `data.load_panel` with the job's data
+keys (`sep`, `decimal`, `fill`, ...), forecasts come from `Forecaster`. Nothing here
+prints: events go to a callback.
 """
 
 from __future__ import annotations
 
 import fcntl
-import glob
 import os
 import re
 import time
 import tomllib
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .atomic import check_output_path
+from .config import ModelConfig, TrainConfig, build_configs, key_types
 from .data import DataSpec
-from .errors import GruForecastError, InputError
-from .train import TrainConfig
+from .errors import ConfigError, GruForecastError, InputError, LockedError
+from .windows import WindowConfig
 
 RETRAIN = ("never", "always", "older-than")
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock
-
-
-class ConfigError(InputError):
-    """A bad job file: exit code 2, nothing run."""
-
-
-class LockedError(GruForecastError):
-    exit_code = EXIT_LOCKED
+CONFIGS = (DataSpec, WindowConfig, ModelConfig, TrainConfig)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One job of the file. Its keys are these fields plus every field of `DataSpec`
-    (target, time_col, ...) and of `TrainConfig` (epochs, lr, ...), flat in the TOML."""
+    """One job of the file. Its keys are these fields plus every option field of the
+    configs (`DataSpec`: target, sep, ...; `WindowConfig`: horizon, ...; `ModelConfig`;
+    `TrainConfig`: epochs, lr, ...), flat in the TOML, the same names as the CLI's options.
+    A job holds out no test part (`test_frac` is 0): it trains on all it can."""
 
     name: str
     data: str
     model: str
     output: str
-    horizon: int | None = None
-    lookback: int | None = None
-    season: int | None = None
-    scaler: str = "standard"
-    transform: str = "none"
-    val_frac: float = 0.1
     retrain: str = "older-than"
     max_age: str = "7d"
     keep_better: bool = False
     spec: DataSpec = field(default_factory=DataSpec)
+    window: WindowConfig = field(default_factory=lambda: WindowConfig(test_frac=0.0))
+    model_cfg: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -71,11 +63,10 @@ class Job:
 
     @classmethod
     def from_keys(cls, keys: dict) -> Job:
-        """Split the flat keys of a job between the job, its DataSpec and its TrainConfig."""
+        """Split the flat keys of a job between the job and its configs."""
         own = {k: v for k, v in keys.items() if k in _OWN}
-        spec = DataSpec(**{k: v for k, v in keys.items() if k in _SPEC})
-        train = TrainConfig(**{k: v for k, v in keys.items() if k in _TRAIN})
-        return cls(**own, spec=spec, train=train)
+        spec, window, model_cfg, train = build_configs({**keys, "test_frac": 0.0}, *CONFIGS)
+        return cls(**own, spec=spec, window=window, model_cfg=model_cfg, train=train)
 
 
 @dataclass
@@ -91,10 +82,9 @@ class JobResult:
     error: str | None = None
 
 
-_OWN = {f.name: f.type for f in fields(Job) if f.name not in ("spec", "train")}
-_SPEC = {f.name: f.type for f in fields(DataSpec)}
-_TRAIN = {f.name: f.type for f in fields(TrainConfig)}
-_TYPES = {**_OWN, **_SPEC, **_TRAIN}
+_OWN = {k: v for k, v in typing.get_type_hints(Job).items()
+        if k not in ("spec", "window", "model_cfg", "train")}
+_TYPES = {**_OWN, **{k: v for k, v in key_types(*CONFIGS).items() if k != "test_frac"}}
 
 
 def parse_age(text: str, job: str = "defaults") -> float:
@@ -133,9 +123,6 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         for key in ("name", "data", "model", "output"):
             if key not in merged:
                 raise ConfigError(f"{path.name} line {_job_line(text, i)}: job {i + 1} has no {key!r}; add {key} = \"...\"")
-        if isinstance(merged.get("features"), str):
-            merged["features"] = [f.strip() for f in merged["features"].split(",") if f.strip()]
-        merged["features"] = tuple(merged.get("features", ()))
         job = Job.from_keys(merged)
         if job.name in names:
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: two jobs are named {job.name!r}; names must differ")
@@ -159,10 +146,15 @@ def _check_keys(table: dict, text: str, file: str, where: str, job_index: int | 
             hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"{file} line {line}: unknown key {key!r} in {where}{hint}")
         if not _type_ok(value, _TYPES[key]):
-            raise ConfigError(f"{file} line {line}: {key} = {value!r} in {where} has the wrong type; expected {_TYPES[key]}")
+            raise ConfigError(f"{file} line {line}: {key} = {value!r} in {where} has the wrong type; expected {_type_name(_TYPES[key])}")
 
 
-def _type_ok(value, annotation: str) -> bool:
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) if isinstance(tp, type) else str(tp)
+
+
+def _type_ok(value, tp) -> bool:
+    annotation = _type_name(tp)
     if value is None:
         return "None" in annotation
     checks = {"str": isinstance(value, str), "bool": isinstance(value, bool),
@@ -235,15 +227,6 @@ def output_path(job: Job, today: date | None = None) -> Path:
         raise ConfigError(f"job {job.name!r}: output {job.output!r} has an unknown placeholder; use {{job}} and {{date}}") from None
 
 
-def _data_frame(job: Job) -> pd.DataFrame:
-    from .data import read_table
-
-    files = sorted(glob.glob(job.data)) if glob.has_magic(job.data) else [job.data]
-    if not files:
-        raise InputError(f"no file matches {job.data!r}; check the data path or glob")
-    return pd.concat([read_table(f) for f in files], ignore_index=True)
-
-
 def needs_retrain(job: Job, now: float | None = None) -> bool:
     model = Path(job.model)
     if job.retrain == "always":
@@ -273,23 +256,21 @@ def run_job(job: Job, on_event: Callable[[str, str, dict], None], today: date | 
 
 
 def _run_job(job: Job, result: JobResult, on_event, today) -> None:
-    from . import api, artifact
-    from .data import build_panel, season_length
-    from .forecast import forecast
+    from . import artifact
+    from .data import load_panel
+    from .forecaster import train, write_forecast
+    from .windows import resolve
 
     on_event(job.name, "started", {})
     out = output_path(job, today)
     check_output_path(out, (".csv", ".parquet"), create=True)
     retrain = needs_retrain(job)
     if retrain:
-        panel = build_panel(_data_frame(job), job.spec)
-        season = job.season or season_length(panel.freq)
-        wcfg = api.default_window(panel, season, horizon=job.horizon, lookback=job.lookback,
-                                  scaler=job.scaler, transform=job.transform, val_frac=job.val_frac, test_frac=0.0)
-        run = api.train(panel, wcfg, job.train, season)
-        new_score = validation_score(run.artifact, panel, wcfg)
+        panel, wcfg = resolve(load_panel(job.data, job.spec), job.window)
+        run = train(panel, wcfg, job.model_cfg, job.train)
+        new_score = validation_score(run.forecaster, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]
-        art = run.artifact
+        art = run.forecaster
         if job.keep_better and Path(job.model).exists():
             old = artifact.load(job.model)
             old_score = validation_score(old, panel, wcfg)
@@ -303,9 +284,9 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
                  {"mase": result.mase, "reason": result.kept_old})
     else:
         art = artifact.load(job.model)
-        panel = build_panel(_data_frame(job), art.data_spec)
-    fc = forecast(art, panel=panel)
-    api.write_forecast(fc, out)
+        panel = load_panel(job.data, art.data_spec)
+    fc = art.predict(panel)
+    write_forecast(fc, out)
     result.rows, result.output = len(fc.frame), str(out)
     on_event(job.name, "wrote", {"output": str(out), "rows": len(fc.frame)})
 
@@ -313,31 +294,23 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
 def validation_score(art, panel, wcfg) -> dict[str, float | None]:
     """MAE and MASE of a model on the latest validation window of each series (the last
     H points before any test part), so an old and a new model meet on the same window."""
-    from .evaluate import origin_records, summarize
-    from .forecast import predict_tails
+    from .evaluate import records_at, summarize
 
     H = wcfg.horizon
-    frames = []
-    known = [s for s in panel.series if s.id in art.series_ids]
-    if not known:
-        return {"mae": None, "mase": None}
-    L = art.window_cfg.lookback
-    tails, rows = [], []
-    for s in known:
+    known = {sid for sid in art.series_ids}
+    positions = []
+    for s in panel.series:
         n_train, n_val, _ = wcfg.part_lengths(len(s))
         o = n_train + n_val - H  # origin of the latest validation window
-        if o < L:
-            continue
-        tails.append(s.values[o - L: o])
-        rows.append((s, o))
-    if not rows:
+        ok = s.id in known and o >= art.lookback
+        positions.append(np.array([o] if ok else [], dtype=np.int64))
+    if not any(len(p) for p in positions):
         return {"mae": None, "mase": None}
-    preds = predict_tails(art, [s.id for s, _ in rows], np.stack(tails), H)
-    for (s, o), f in zip(rows, preds):
-        y = s.values[:, 0]
-        frames.append(origin_records(s.id, 0, y[:o], y[o: o + H], f, s.time[o: o + H], s.time[o - 1],
-                                     art.season, y[:o]))
-    scores = summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]["model"]
+    kept = [(s, p) for s, p in zip(panel.series, positions) if len(p)]
+    sub = replace(panel, series=[s for s, _ in kept])
+    preds = art.forecast_origins(sub, [p for _, p in kept], H)
+    records = records_at(sub, [p for _, p in kept], preds, art.season)
+    scores = summarize(records, groups=())["scores"]["model"]
     return {"mae": scores["mae"], "mase": scores["mase"]}
 
 

@@ -13,6 +13,7 @@ lookup), so 100,000 tiny series cost seconds, not a Python loop of pandas calls 
 from __future__ import annotations
 
 import difflib
+import glob
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import option
 from .errors import InputError
 
 FILL_METHODS = ("interpolate", "ffill", "zero")
@@ -33,15 +35,15 @@ class DataSpec:
     """Which columns hold what, how the CSV is written, and how to treat holes.
     Stored in the model artifact, so `predict --data` reads new files the same way."""
 
-    target: str | None = None
-    time_col: str | None = None
-    id_col: str | None = None
-    features: tuple[str, ...] = ()
-    fill: str | None = None
-    freq: str | None = None
-    sep: str = ","
-    decimal: str = "."
-    thousands: str | None = None
+    target: str | None = option(None, "target column (default: the only numeric one)")
+    time_col: str | None = option(None, "time column: dates or integer steps (default: detected)")
+    id_col: str | None = option(None, "series id column, for many series in long format")
+    features: tuple[str, ...] = option((), "covariate columns")
+    fill: str | None = option(None, "fill missing values and gaps: interpolate, ffill or zero")
+    freq: str | None = option(None, "pandas frequency, when it cannot be inferred")
+    sep: str = option(",", "CSV field separator, e.g. ';'")
+    decimal: str = option(".", "CSV decimal mark, e.g. ','")
+    thousands: str | None = option(None, "CSV thousands separator, e.g. '.' or ','")
 
     def __post_init__(self) -> None:
         if self.fill is not None and self.fill not in FILL_METHODS:
@@ -144,10 +146,17 @@ def _first_line(exc: Exception) -> str:
 
 
 def load_panel(path: str | Path, spec: DataSpec) -> Panel:
-    """Read `path` and return its validated series (see `build_panel`)."""
-    frame = read_table(path, spec)
-    panel = build_panel(frame, spec)
-    panel.fingerprint = _file_hash(Path(path))
+    """Read `path` (a file, or a glob of files read as one table) and return its validated
+    series (see `build_panel`). The one loader of every command and batch job."""
+    files = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [path]
+    if not files:
+        raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
+    frames = [read_table(f, spec) for f in files]
+    panel = build_panel(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), spec)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(_file_hash(Path(f)).encode())
+    panel.fingerprint = _file_hash(Path(files[0])) if len(files) == 1 else digest.hexdigest()
     return panel
 
 

@@ -22,3 +22,13 @@ class InputError(GruForecastError):
 
 class ArtifactError(InputError):
     """A model file that is missing, corrupt, truncated or not ours."""
+
+
+class ConfigError(InputError):
+    """A bad batch job file: exit code 2, nothing run."""
+
+
+class LockedError(GruForecastError):
+    """Another batch run of the same job file holds its lock: exit code 75 (EX_TEMPFAIL)."""
+
+    exit_code = 75

@@ -18,7 +18,6 @@ import pandas as pd
 
 from . import metrics
 from .data import Panel
-from .windows import Windows
 
 BASELINES = ("naive", "seasonal_naive", "drift")
 METHODS = ("model", *BASELINES)
@@ -42,48 +41,36 @@ def baselines_at(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) 
     return {"naive": naive, "seasonal_naive": seasonal.astype(float), "drift": drift.astype(float)}
 
 
-def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
-    """Forecasts (H,) of each baseline from the values before one origin (see `baselines_at`)."""
-    return {k: v[0] for k, v in baselines_at(np.asarray(history, float), np.array([len(history)]),
-                                             horizon, season).items()}
+def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray, season: int,
+               train_ends: list[int] | None = None, folds: list[np.ndarray] | None = None) -> pd.DataFrame:
+    """Records of forecasts from origins of a panel (`positions[i]`: the origins of series
+    i, as `Forecaster.forecast_origins` takes them; `forecasts` in the same order).
 
-
-def origin_records(series_id: str, fold: int, history: np.ndarray, actual: np.ndarray,
-                   forecast: np.ndarray, times: pd.Index, cutoff, season: int,
-                   train_part: np.ndarray) -> pd.DataFrame:
-    """Records (H rows) of one forecast origin: actuals, the model and every baseline."""
-    H = len(actual)
-    frame = pd.DataFrame({
-        "series": series_id, "fold": fold, "cutoff": cutoff, "step": np.arange(1, H + 1),
-        "time": times, "actual": actual, "model": forecast,
-    })
-    for name, values in baseline_forecasts(history, H, season).items():
-        frame[name] = values
-    frame["scale"] = metrics.mase_scale(train_part, season)
-    return frame
-
-
-def holdout_records(panel: Panel, windows: Windows, forecasts: np.ndarray,
-                    season: int) -> pd.DataFrame:
-    """Records of the held-out test windows of `train`: each window is one origin (its
-    index is the "fold"); the MASE scale comes from the series' training part. Built per
-    series with array operations: a long series has 100,000 test windows."""
-    H = windows.horizon
-    series_of = windows.series_of(windows.test)
+    Each origin is one "fold" (`folds[i]`, default its running number). The MASE scale of
+    an origin comes from the series' values before `train_ends[i]` (the training part of
+    `train`), or, by default, before the origin itself (each backtest fold's own past).
+    Built per series with array operations: a long series has 100,000 test windows.
+    """
+    H = forecasts.shape[1]
     steps = np.arange(H)
-    frames = []
-    for s_idx in np.unique(series_of):
-        rows = np.flatnonzero(series_of == s_idx)
-        s = panel.series[s_idx]
+    frames, row = [], 0
+    for i, (s, pos) in enumerate(zip(panel.series, positions)):
+        pos = np.asarray(pos, dtype=np.int64)
+        if not len(pos):
+            continue
         y = s.values[:, 0]
-        p = windows.test[rows] - windows.offsets[s_idx]  # positions of the first targets
-        idx = p[:, None] + steps[None, :]
-        frame = {"series": s.id, "fold": np.repeat(rows, H), "cutoff": np.repeat(s.time[p - 1], H),
-                 "step": np.tile(steps + 1, len(rows)), "time": s.time[idx.ravel()],
+        rows = np.arange(row, row + len(pos))
+        fold = np.asarray(folds[i]) if folds is not None else rows
+        idx = pos[:, None] + steps[None, :]
+        frame = {"series": s.id, "fold": np.repeat(fold, H), "cutoff": np.repeat(s.time[pos - 1], H),
+                 "step": np.tile(steps + 1, len(pos)), "time": s.time[idx.ravel()],
                  "actual": y[idx].ravel(), "model": forecasts[rows].ravel()}
-        frame.update({k: v.ravel() for k, v in baselines_at(y, p, H, season).items()})
-        frame["scale"] = metrics.mase_scale(y[: windows.n_train[s_idx]], season)
+        frame.update({k: v.ravel() for k, v in baselines_at(y, pos, H, season).items()})
+        ends = np.full(len(pos), train_ends[i]) if train_ends is not None else pos
+        scale = {e: metrics.mase_scale(y[:e], season) for e in np.unique(ends)}
+        frame["scale"] = np.repeat([scale[e] for e in ends], H)
         frames.append(pd.DataFrame(frame))
+        row += len(pos)
     return pd.concat(frames, ignore_index=True)
 
 

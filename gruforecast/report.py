@@ -41,6 +41,33 @@ def write_reports(folder: Path, report: dict, evaluation: dict | None, records: 
     return paths
 
 
+def base_report(panel: Panel, configs: tuple, device: str) -> dict:
+    """The keys every metrics.json shares: versions, data fingerprint, configuration, seed.
+    `configs`: the window, model and train configs, stored under their own names."""
+    import platform
+    from dataclasses import asdict
+
+    import torch
+
+    from . import __version__
+
+    wcfg, mcfg, tcfg = configs
+    return {
+        "gruforecast_version": __version__,
+        "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "data": {
+            "fingerprint_sha256": panel.fingerprint, "series": len(panel.series),
+            "points": int(sum(len(s) for s in panel.series)), "freq": panel.freq,
+        },
+        "config": {"data": asdict(panel.spec), "windows": asdict(wcfg), "model": asdict(mcfg),
+                   "train": asdict(tcfg), "season": wcfg.season, "device": device},
+        "seed": tcfg.seed,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, "pandas": pd.__version__},
+        "threads": torch.get_num_threads(),
+    }
+
+
 def jsonable(obj):
     """numpy scalars to Python numbers; NaN and inf to None (JSON has neither)."""
     if isinstance(obj, dict):

@@ -1,6 +1,6 @@
 """The training loop: Adam, gradient clipping, early stopping with the best weights restored.
 
-Holds `TrainConfig` and `fit`. Progress is reported through a callback, one `EpochLog`
+Holds `TrainConfig` (the optimiser settings) and `fit`. Progress is reported through a callback, one `EpochLog`
 per epoch; this module never prints. Same seed, same data, same numbers on the CPU.
 """
 
@@ -16,60 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import TrainConfig
 from .errors import InputError
-from .nn import Ensemble, GRURegressor
-from .windows import Windows, gather, untransform_target
-
-LOSSES = ("mae", "mse", "huber")
-WINDOW_NORMS = ("seasonal", "last", "none")
-WINDOW_SCALES = ("diff", "none")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Model size and optimisation settings. Stored in the model artifact."""
-
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 1e-3
-    patience: int = 8
-    clip: float = 1.0
-    loss: str = "mae"
-    window_norm: str = "seasonal"
-    window_scale: str = "diff"
-    base_seasons: int = 1  # the seasonal base is the mean of the window's last K seasons
-    linear_path: bool = False  # a linear map from the window to the horizon beside the GRU
-    second_season: int = 0  # a second seasonal naive (e.g. 168 hours) the GRU blends into its base
-    by_season: bool = True  # the GRU reads the window a season per step (where a season fits)
-    windows_per_epoch: int | None = None  # sample this many training windows per epoch
-    ensemble: int = 1  # models trained side by side from different initial weights
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "epochs", "batch_size", "patience", "ensemble",
-                     "base_seasons"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
-        if not self.lr > 0:
-            raise InputError(f"--lr ({self.lr}) must be > 0")
-        if self.loss not in LOSSES:
-            raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
-        if self.window_norm not in WINDOW_NORMS:
-            raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
-        if self.window_scale not in WINDOW_SCALES:
-            raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
-        if self.second_season < 0 or self.second_season == 1:
-            raise InputError(f"--second-season ({self.second_season}) must be 0 (none) or a season of at least 2")
-        if self.second_season and self.window_norm != "seasonal":
-            raise InputError(f"--second-season blends seasonal bases and needs --window-norm seasonal "
-                             f"(now {self.window_norm}); drop one of them")
-        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
-            raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"--dropout ({self.dropout}) must be in [0, 1)")
+from .model import Ensemble, GRURegressor
+from .windows import Windows
 
 
 @dataclass
@@ -93,22 +43,14 @@ class FitResult:
 Model = GRURegressor | Ensemble
 
 
-def build_model(n_inputs: int, lookback: int, horizon: int, cfg: TrainConfig, season: int = 1) -> Model:
-    if cfg.second_season > lookback:
-        raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
-                         f"{cfg.second_season} steps (now {lookback}); raise --lookback")
-    members = [GRURegressor(n_inputs, cfg.hidden_size, cfg.num_layers, horizon, dropout=cfg.dropout,
-                            window_norm=cfg.window_norm, season=season, window_scale=cfg.window_scale,
-                            base_seasons=cfg.base_seasons, lookback=lookback if cfg.linear_path else None,
-                            second_season=cfg.second_season, by_season=reads_by_season(cfg, season, lookback))
-               for _ in range(cfg.ensemble)]
-    return members[0] if cfg.ensemble == 1 else Ensemble(members)
-
-
-def reads_by_season(cfg: TrainConfig, season: int, lookback: int) -> bool:
-    """Whether the GRU reads by season: asked for, and a season of >= 2 steps that fits the
-    window (otherwise it reads step by step, as without the option)."""
-    return cfg.by_season and 2 <= season <= lookback
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but no CUDA GPU is visible; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device {name!r} is not known; use auto, cpu or cuda")
+    return torch.device(name)
 
 
 def _members(model: Model) -> list[GRURegressor]:
@@ -191,7 +133,7 @@ def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tens
     """The loss in each window's own units (see `GRURegressor.window_scale_of`), so every
     window counts alike whatever its amplitude: with MAE, a MASE-like training objective."""
     scale = model.window_scale_of(x)
-    return loss_fn(model(x) / scale, y / scale)
+    return loss_fn(model(x)[..., 0] / scale, y / scale)
 
 
 @torch.no_grad()
@@ -205,15 +147,11 @@ def evaluate_loss(model: Model, values: torch.Tensor, origins: torch.Tensor,
     return total / len(origins)
 
 
-@torch.no_grad()
-def predict_origins(model: Model, windows: Windows, origins: np.ndarray,
-                    device: torch.device, batch_size: int = 1024) -> np.ndarray:
-    """Forecasts (n, H) in original units for windows starting at `origins`."""
-    model.eval()
-    values = torch.from_numpy(windows.values).to(device)
-    idx = torch.from_numpy(origins).to(device)
-    preds = [model(gather(values, b, windows.lookback, windows.horizon)[0]).cpu()
-             for b in idx.split(batch_size)]
-    scaled = torch.cat(preds).double().numpy() if preds else np.zeros((0, windows.horizon))
-    sid = windows.series_of(origins)
-    return untransform_target(scaled * windows.scale[sid, :1] + windows.loc[sid, :1], windows.transform)
+def gather(values: torch.Tensor, origins: torch.Tensor, lookback: int,
+           horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut the windows of a batch: inputs (B, L, C) and targets (B, H) of column 0."""
+    steps_in = torch.arange(-lookback, 0, device=origins.device)
+    steps_out = torch.arange(0, horizon, device=origins.device)
+    x = values[origins[:, None] + steps_in]  # (B, L, C)
+    y = values[origins[:, None] + steps_out, 0]  # (B, H)
+    return x, y

@@ -1,5 +1,5 @@
-"""The GRU: a reference cell, a fused autograd Function with a hand-derived backward, the
-`FusedGRU` layer (drop-in for `torch.nn.GRU`'s parameters) and the `GRURegressor` head.
+"""The GRU: a reference cell, a fused autograd Function with a hand-derived backward and the
+`FusedGRU` layer (drop-in for `torch.nn.GRU`'s parameters). Nothing about forecasting.
 
 Equations (PyTorch's convention, gates ordered r, z, n in every (3H, .) weight):
 
@@ -11,7 +11,7 @@ Equations (PyTorch's convention, gates ordered r, z, n in every (3H, .) weight):
 Shapes: x (T, B, I) time-major inside the Function, h (B, H), weight_ih (3H, I),
 weight_hh (3H, H), biases (3H,). The layer accepts batch_first like `torch.nn.GRU`.
 
-Not here: training loops, scaling, data (`train.py`, `windows.py`).
+Not here: the forecasting network around it (`model.py`), training (`train.py`).
 """
 
 from __future__ import annotations
@@ -289,149 +289,3 @@ class FusedGRU(nn.Module):
             finals.append(h_last)
         out = x.transpose(0, 1) if self.batch_first else x  # (B, T, H): a view, like nn.GRU's layout
         return out, torch.stack(finals, 0)
-
-
-class GRURegressor(nn.Module):
-    """FusedGRU over the lookback window, then a linear head emitting all H steps at once.
-
-    Input (B, L, C): column 0 the scaled target, the rest scaled features. The network
-    always sees the target relative to the last value of its window; it forecasts
-    - `window_norm="last"`: the change from the last observation (keeps the forecast in
-      range when a trend leaves the training levels);
-    - `window_norm="seasonal"`: a correction to the seasonal naive forecast of the window
-      (its last season repeated), which it starts from;
-    - `window_norm="none"`: raw values in, raw values out.
-    With `window_scale="diff"` the target is also divided by the window's own amplitude,
-    the mean absolute (seasonal) difference inside it, and the head's output multiplied
-    back: a quiet window and a wild one look alike to the network, and a loss taken in
-    these units (`window_scale_of`) is the window's MASE-like error.
-
-    `base_seasons=K` starts the seasonal forecast from the mean of the window's last K
-    seasons instead of the last one alone: a calmer base for long horizons.
-    `lookback=L` adds a linear path (DLinear's linear map) from the L normalised target
-    values straight to the H outputs, beside the GRU's head; it starts at zero, so the
-    model starts as the GRU alone. A 64-unit GRU squeezes a long window into 64 numbers;
-    the linear path keeps every lag in reach.
-    `second_season=M` (e.g. 168, a week of hours) lets the GRU choose its base window by
-    window and step by step: a softmax, set from its last state, weighs the base against
-    the naive forecast of season M (and the last season's naive when the base is a mean of
-    seasons). Monday follows Sunday: the last day is the wrong base for it, last Monday is
-    the right one, and the network reads which day comes from the window.
-    `by_season=True` makes the GRU read the window a season per step: a 168-hour window
-    of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
-    points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
-    same input projection, one big product) train 5-8x faster, and the same hour a week
-    back is 6 steps away instead of 144, so the GRU compares days rather than hours.
-    """
-
-    def __init__(self, n_inputs: int, hidden_size: int, num_layers: int, horizon: int,
-                 dropout: float = 0.0, window_norm: str = "last", season: int = 1,
-                 window_scale: str = "none", base_seasons: int = 1, lookback: int | None = None,
-                 second_season: int = 0, by_season: bool = False) -> None:
-        super().__init__()
-        if by_season and season < 2:
-            raise ValueError("reading the window by season needs a season of at least 2")
-        self.window_norm, self.season, self.horizon = window_norm, season, horizon
-        self.window_scale, self.base_seasons, self.second_season = window_scale, base_seasons, second_season
-        self.by_season = by_season
-        width = n_inputs * (season if by_season else 1)  # the GRU's input: a season of points per step
-        self.gru = FusedGRU(width, hidden_size, num_layers, dropout=dropout, batch_first=True)
-        self.head = nn.Linear(hidden_size, horizon)
-        # Both start at zero: no linear contribution, equal weights for the bases.
-        self.linear = None if lookback is None else _zeroed(nn.Linear(lookback, horizon))
-        # The bases the GRU chooses between: the base, the second season's naive and, when the
-        # base is a mean of seasons, the last season's naive too.
-        n_bases = 2 + (base_seasons > 1)
-        gated = second_season > 1 and window_norm == "seasonal"
-        self.gate = _zeroed(nn.Linear(hidden_size, (n_bases - 1) * horizon)) if gated else None
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
-        if self.window_norm == "none":
-            _, h = self.gru(self._steps(x))
-            return self.head(h[-1]) + self._linear(x[..., 0])
-        last = x[:, -1:, 0]  # (B, 1)
-        scale = self.window_scale_of(x)  # (B, 1)
-        z = (x[..., 0] - last) / scale  # (B, L)
-        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)))  # h: (layers, B, hidden)
-        base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
-        return base + scale * (self.head(h[-1]) + self._linear(z))
-
-    def _steps(self, seq: Tensor) -> Tensor:
-        """What the GRU reads: (B, L, C) as it is, or by season (B, L // m, m * C)."""
-        if not self.by_season:
-            return seq
-        B, L, C = seq.shape
-        n = L // self.season
-        if n < 1:
-            raise ValueError(f"reading by season needs a window of at least {self.season} steps, not {L}")
-        return seq[:, L - n * self.season:].reshape(B, n, self.season * C)
-
-    def _linear(self, z: Tensor) -> Tensor | float:
-        return 0.0 if self.linear is None else self.linear(z)
-
-    def window_scale_of(self, x: Tensor) -> Tensor:
-        """(B, 1): the amplitude each window is divided by; ones without window scaling.
-
-        The mean absolute difference at the lag of the base forecast (the season for
-        `seasonal`, 1 for `last`): the denominator of MASE, measured on the window alone.
-        Floored at a tenth of the window's spread (mean absolute deviation), so a window
-        that repeats its season exactly is not blown up, and at 1e-3 (values are already
-        scaled per series) so a flat one stays finite.
-        """
-        if self.window_scale == "none" or self.window_norm == "none" or x.shape[1] < 2:
-            return x.new_ones(x.shape[0], 1)
-        seasonal = self.window_norm == "seasonal" and 1 < self.season < x.shape[1]
-        lag = self.season if seasonal else 1
-        v = x[..., 0]
-        diff = (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True)
-        spread = (v - v.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
-        return torch.maximum(diff, 0.1 * spread).clamp_min(1e-3)
-
-    def base(self, x: Tensor) -> Tensor:
-        """The forecast the head corrects: the last value, or the mean of the last
-        `base_seasons` seasons (the last season alone by default) repeated."""
-        L, m = x.shape[1], self.season
-        if self.window_norm != "seasonal" or m < 2 or L < m:
-            return x[:, -1:, 0]
-        k = min(self.base_seasons, L // m)
-        profile = x[:, L - k * m:, 0].reshape(x.shape[0], k, m).mean(1)  # (B, m)
-        return profile[:, torch.arange(self.horizon, device=x.device) % m]  # (B, H)
-
-    def _gated_base(self, x: Tensor, h: Tensor) -> Tensor:
-        """(B, H): the bases weighted step by step by a softmax the GRU's state sets (the
-        first base's logit fixed at 0: with two bases the second's weight is a sigmoid)."""
-        bases = [self.base(x).expand(-1, self.horizon), self._repeat(x, self.second_season)]
-        if self.base_seasons > 1:
-            bases.append(self._repeat(x, self.season))
-        logits = self.gate(h).view(x.shape[0], len(bases) - 1, self.horizon)
-        weights = torch.softmax(torch.cat([torch.zeros_like(logits[:, :1]), logits], 1), dim=1)
-        return (weights * torch.stack(bases, 1)).sum(1)
-
-    def _repeat(self, x: Tensor, m: int) -> Tensor:
-        """(B, H): the window's last m values repeated: the naive forecast of season m."""
-        L = x.shape[1]
-        if L < m:
-            raise ValueError(f"a season of {m} needs a window of at least {m} steps, not {L}")
-        return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m), 0]
-
-
-def _zeroed(layer: nn.Linear) -> nn.Linear:
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-class Ensemble(nn.Module):
-    """K regressors of the same shape from different initial weights, trained side by side
-    on the same batches (`train.fit`); the forecast is their median (the mean for K = 2),
-    which cancels much of the variance one initialisation leaves in a forecast."""
-
-    def __init__(self, members: list[GRURegressor]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
-        return torch.stack([m(x) for m in self.members]).quantile(0.5, dim=0)
-
-    def window_scale_of(self, x: Tensor) -> Tensor:
-        return self.members[0].window_scale_of(x)  # a function of x alone, the same for all

@@ -1,0 +1,235 @@
+"""The settings a user chooses, and their fields as options, defined once.
+
+Holds `ModelConfig` (the network's architecture) and `TrainConfig` (the optimiser). Every
+setting a user can choose is a field of a frozen config dataclass (these two, and
+`data.DataSpec`, `windows.WindowConfig`), declared with `option()`:
+its default, its help text and, for stored configs, the value it stands for when a file
+written before the field existed lacks it. From those fields this module builds the Typer
+options of `train` and `backtest` (`with_config_options`), the configs from a command's
+keyword arguments or a batch job's flat keys (`build_configs`), stored configs from an
+artifact's meta (`from_stored`), and the rows `gruforecast info` prints (`describe`).
+So a new option is one field and its use. No torch here: configs are built and
+checked before torch is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Annotated, Any
+
+from .errors import InputError
+
+
+def option(default, help: str, absent=None, cli: bool = True):
+    """A config field with its CLI help. `absent`: what a stored config written before the
+    field existed stands for (default: the field's default). `cli=False`: no option."""
+    meta: dict[str, Any] = {"help": help, "cli": cli}
+    if absent is not None:
+        meta["absent"] = absent
+    return field(default=default, metadata=meta)
+
+
+def option_fields(cls) -> list[Field]:
+    return [f for f in fields(cls) if f.metadata.get("cli", False)]
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _is_tuple(tp) -> bool:
+    return typing.get_origin(tp) is tuple
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def with_config_options(*classes, exclude: tuple[str, ...] = ()):
+    """Decorate a Typer command: append every option field of `classes` to its signature
+    as a keyword option. The command receives them in `**config`."""
+
+    def decorate(command):
+        sig = inspect.signature(command)
+        annotations = dict(typing.get_type_hints(command, include_extras=True))
+        params = [p.replace(annotation=annotations.get(p.name, p.annotation))
+                  for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        for cls in classes:
+            hints = _hints(cls)
+            for f in option_fields(cls):
+                if f.name in exclude:
+                    continue
+                annotation, default = _typer_param(f, hints[f.name])
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                                default=default, annotation=annotation))
+                annotations[f.name] = annotation
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            return command(**kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = annotations
+        del wrapper.__wrapped__  # Typer must read the new signature, not the original's
+        return wrapper
+
+    return decorate
+
+
+def _typer_param(f: Field, tp) -> tuple[Any, Any]:
+    import typer
+
+    help_ = f.metadata["help"]
+    default = f.default if f.default is not MISSING else None
+    if _is_tuple(tp):  # a list of names: comma-separated on the command line
+        return Annotated[str | None, typer.Option(flag(f.name), help=help_ + " (comma-separated)")], (
+            ",".join(default) or None)
+    if tp is bool:
+        return Annotated[bool, typer.Option(f"{flag(f.name)}/--no-{f.name.replace('_', '-')}",
+                                            help=help_)], default
+    return Annotated[tp, typer.Option(flag(f.name), help=help_)], default
+
+
+def _convert(value, tp):
+    if _is_tuple(tp) and isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if _is_tuple(tp) and value is None:
+        return ()
+    if _is_tuple(tp):
+        return tuple(value)
+    return value
+
+
+def build_configs(values: dict, *classes) -> list:
+    """One config of each class from flat keyword values (CLI options or batch keys); a
+    field missing from `values` keeps its default."""
+    built = []
+    for cls in classes:
+        hints = _hints(cls)
+        kwargs = {f.name: _convert(values[f.name], hints[f.name]) for f in fields(cls) if f.name in values}
+        built.append(cls(**kwargs))
+    return built
+
+
+def key_types(*classes) -> dict[str, Any]:
+    """Field name -> type of every option field (the keys a batch job may set)."""
+    out = {}
+    for cls in classes:
+        hints = _hints(cls)
+        out.update({f.name: hints[f.name] for f in option_fields(cls)})
+    return out
+
+
+def from_stored(cls, stored: dict):
+    """Rebuild a config from its stored dict: keys it lacks take their `absent` value
+    (what files written before that field existed did); unknown keys are dropped."""
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {k: v for k, v in stored.items() if k in names}
+    for name, f in names.items():
+        if name not in kwargs and "absent" in f.metadata:
+            kwargs[name] = f.metadata["absent"]
+    hints = _hints(cls)
+    return cls(**{k: (tuple(v) if _is_tuple(hints[k]) else v) for k, v in kwargs.items()})
+
+
+def describe(config) -> str:
+    """'hidden_size 64, num_layers 1, ...': every field of a config, for `info`."""
+    def show(v):
+        return ", ".join(map(str, v)) or "-" if isinstance(v, tuple) else ("-" if v is None else v)
+    return ", ".join(f"{f.name} {show(getattr(config, f.name))}" for f in fields(config))
+
+
+LOSSES = ("mae", "mse", "huber")
+WINDOW_NORMS = ("seasonal", "last", "none")
+WINDOW_SCALES = ("diff", "none")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's architecture. Stored in the model artifact, which rebuilds the model
+    from it (`build_model(ModelConfig(**stored), ...)`)."""
+
+    hidden_size: int = option(64, "GRU hidden units")
+    num_layers: int = option(1, "GRU layers")
+    dropout: float = option(0.0, "dropout between GRU layers")
+    window_norm: str = option(
+        "seasonal", "what the network forecasts: seasonal (a correction to the seasonal naive; "
+        "the last value when the season is 1), last (the change from the last value) or none")
+    window_scale: str = option(
+        "diff", "diff: divide each window by its mean absolute (seasonal) difference, so quiet "
+        "and wild series weigh alike; none", absent="none")
+    base_seasons: int = option(
+        1, "the seasonal base forecast is the mean of the window's last K seasons (1: the last "
+        "season, seasonal naive)")
+    linear_path: bool = option(
+        False, "add a linear map from the whole window to the horizon beside the GRU "
+        "(DLinear's); helps long horizons")
+    second_season: int = option(
+        0, "a second season M (e.g. 168 hours, a week; <= the lookback): the network blends its "
+        "naive forecast into the base, window by window; 0: none")
+    by_season: bool = option(
+        True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
+        "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
+        "lookback, else it reads step by step", absent=False)
+    ensemble: int = option(
+        1, "train K models side by side from different initial weights and forecast their "
+        "median (K times the training time)")
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "ensemble", "base_seasons"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
+        if self.window_norm not in WINDOW_NORMS:
+            raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
+        if self.window_scale not in WINDOW_SCALES:
+            raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
+        if self.second_season < 0 or self.second_season == 1:
+            raise InputError(f"--second-season ({self.second_season}) must be 0 (none) or a season of at least 2")
+        if self.second_season and self.window_norm != "seasonal":
+            raise InputError(f"--second-season blends seasonal bases and needs --window-norm seasonal "
+                             f"(now {self.window_norm}); drop one of them")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"--dropout ({self.dropout}) must be in [0, 1)")
+
+    def reads_by_season(self, season: int, lookback: int) -> bool:
+        """Whether the GRU reads by season: asked for, and a season of >= 2 steps that fits
+        the window (otherwise it reads step by step, as without the option)."""
+        return self.by_season and 2 <= season <= lookback
+
+    def describe(self, season: int, lookback: int) -> str:
+        """'GRU reads 7 steps of 24' or 'GRU reads step by step': for the log and `info`."""
+        if self.reads_by_season(season, lookback):
+            return f"GRU reads {lookback // season} steps of {season}"
+        return "GRU reads step by step"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Stored in the model artifact."""
+
+    epochs: int = option(50, "maximum epochs")
+    batch_size: int = option(64, "windows per batch")
+    lr: float = option(1e-3, "Adam learning rate")
+    patience: int = option(8, "early stopping: epochs without a better validation loss")
+    clip: float = option(1.0, "gradient clipping: the largest gradient norm of each member")
+    loss: str = option("mae", "mae, mse or huber, in each window's own units (see --window-scale)")
+    windows_per_epoch: int | None = option(
+        None, "train on this many randomly drawn windows per epoch (default: all); for long "
+        "series and large panels")
+    seed: int = option(0, "random seed: same seed, same numbers on CPU")
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
+        if not self.lr > 0:
+            raise InputError(f"--lr ({self.lr}) must be > 0")
+        if not self.clip > 0:
+            raise InputError(f"--clip ({self.clip}) must be > 0")
+        if self.loss not in LOSSES:
+            raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
+        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
+            raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")

@@ -1,0 +1,284 @@
+"""`Forecaster`: windows in, forecasts out, for every path that forecasts.
+
+A Forecaster holds the configs, the network, the per-series scalers and what it needs to
+forecast from the end of its training data (each series' id, last time and last
+`lookback` observations). It is what the model file stores (`artifact.py`).
+
+- `fit(panel)`: windows, scalers fitted on each series' training part, the network trained.
+- `forecast_origins(panel, positions)`: forecasts from any origins of a panel (an origin is
+  the position of a window's first target: the model reads only the `lookback` values
+  before it). The one path behind the held-out test scores of `train`, every fold of
+  `backtest`, batch's keep-better comparison and `predict --cutoffs`.
+- `predict(panel=None, horizon=None)`: from the end of the stored data or of `panel`.
+- `predict_at(panel, cutoffs, step, horizon)`: from the last `cutoffs` origins of `panel`,
+  with the actual values beside the forecasts (Nixtla's cross_validation layout).
+
+Past the trained horizon H, forecasts roll forward recursively on their own output
+(refused for models with features, whose future values are unknown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .atomic import atomic_write
+from .config import ModelConfig, TrainConfig
+from .data import DataSpec, Panel
+from .errors import InputError
+from .model import Ensemble, GRURegressor, build_model
+from .scaling import Scaling
+from .windows import WindowConfig
+
+BATCH = 1024  # windows per forward pass when forecasting: memory bounded by the batch
+MAX_HORIZON = 100_000  # steps one call may forecast (a recursive roll-out is one pass per H)
+
+
+def cutoff_positions(panel: Panel, cutoffs: int, step: int, horizon: int) -> np.ndarray:
+    """(S, N) origins of the last N windows of each series, S steps apart, the last one
+    ending at the end of the data: o_k = n - K - (N - 1 - k) S (Nixtla's cutoffs, and
+    the folds of `backtest`)."""
+    if cutoffs < 1 or step < 1:
+        raise InputError(f"--cutoffs ({cutoffs}) and --step ({step}) must be >= 1")
+    n = np.array([len(s) for s in panel.series], dtype=np.int64)[:, None]
+    return n - horizon - (cutoffs - 1 - np.arange(cutoffs))[None, :] * step
+
+
+@dataclass
+class Forecast:
+    frame: pd.DataFrame  # id column (if any), time column, "forecast" (+ "cutoff", "actual")
+    recursive: bool  # True when K > H rolled the model forward on its own forecasts
+
+
+@dataclass
+class Forecaster:
+    """A trained model and the context to forecast with it."""
+
+    window_cfg: WindowConfig  # resolved: lookback, horizon and season set
+    model_cfg: ModelConfig = field(default_factory=ModelConfig)
+    train_cfg: TrainConfig = field(default_factory=TrainConfig)
+    data_spec: DataSpec = field(default_factory=DataSpec)
+    model: GRURegressor | Ensemble | None = None
+    scaling: Scaling | None = None
+    freq: str | None = None
+    step: int = 1
+    time_dtype: str = "datetime"
+    series_ids: list[str] = field(default_factory=list)
+    last_times: list = field(default_factory=list)  # pd.Timestamp or int per series
+    tail: np.ndarray | None = None  # (S, L, C) the last lookback observations, data units
+    metrics: dict = field(default_factory=dict)
+    package_version: str = __version__
+
+    @property
+    def season(self) -> int:
+        return self.window_cfg.season
+
+    @property
+    def lookback(self) -> int:
+        return self.window_cfg.lookback
+
+    @property
+    def horizon(self) -> int:
+        return self.window_cfg.horizon
+
+    def fit(self, panel: Panel, device: str = "cpu", on_epoch: Callable | None = None):
+        """Train on `panel` (resolved with `windows.resolve`); return (FitResult, Windows)."""
+        from .train import fit, pick_device
+        from .windows import make_windows
+
+        dev = pick_device(device)
+        windows, self.scaling = make_windows(panel, self.window_cfg)
+        torch.manual_seed(self.train_cfg.seed)  # weight init is part of the seeded run
+        self.model = build_model(self.model_cfg, 1 + len(panel.spec.features), self.lookback,
+                                 self.horizon, self.season)
+        result = fit(self.model, windows, self.train_cfg, dev, on_epoch)
+        self.model.cpu().eval()
+        self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
+        self.series_ids = [s.id for s in panel.series]
+        self.last_times = [s.time[-1] for s in panel.series]
+        self.tail = np.stack([s.values[-self.lookback:] for s in panel.series])
+        return result, windows
+
+    # -- forecasting ------------------------------------------------------------------
+
+    def forecast_origins(self, panel: Panel, positions: list[np.ndarray],
+                         horizon: int | None = None) -> np.ndarray:
+        """Forecasts (n, K) in data units from the origins `positions[i]` of series i of
+        `panel`, series after series. Only the `lookback` values before an origin are read."""
+        L = self.lookback
+        index = self._index_of(panel)
+        windows = []
+        for k, (s, pos) in enumerate(zip(panel.series, positions)):
+            pos = np.asarray(pos, dtype=np.int64)
+            if len(pos) and pos.min() < L:
+                raise InputError(f"series {s.id!r} has {int(pos.min())} points before its first "
+                                 f"origin, fewer than the lookback {L}; give more history")
+            rows = s.values[pos[:, None] - L + np.arange(L)[None, :]]  # (n, L, C)
+            windows.append(self.scaling.apply(rows, index[k], s.id))
+        inputs = np.concatenate(windows) if windows else np.zeros((0, L, 1), np.float32)
+        rows_index = np.repeat(index, [len(p) for p in positions])
+        return self._forecast(inputs, rows_index, self._checked_horizon(horizon))
+
+    def predict(self, panel: Panel | None = None, horizon: int | None = None) -> Forecast:
+        """Forecast `horizon` steps (default: the trained H) after the end of each series of
+        `panel`, or of the data stored in the model."""
+        K = self._checked_horizon(horizon)
+        if panel is None:
+            ids, last = self.series_ids, self.last_times
+            inputs = self.scaling.apply(self.tail, np.arange(len(ids)))
+            values = self._forecast(inputs, np.arange(len(ids)), K)
+        else:
+            for s in panel.series:
+                if len(s) < self.lookback:
+                    raise InputError(f"series {s.id!r} has {len(s)} points, fewer than the lookback "
+                                     f"{self.lookback}; give more history")
+            values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K)
+            ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
+        frame = self._frame(ids, [self.future_times(t, K) for t in last], values)
+        return Forecast(frame, recursive=K > self.horizon)
+
+    def predict_at(self, panel: Panel, cutoffs: int, step: int | None = None,
+                   horizon: int | None = None) -> Forecast:
+        """Forecasts from the last `cutoffs` origins of each series, `step` apart (default
+        the horizon), the last window ending at the end of the data; one row per (series,
+        cutoff, time) with `cutoff` (the last time seen) and `actual` columns."""
+        K = self._checked_horizon(horizon)
+        positions = self.cutoff_positions(panel, cutoffs, step or self.horizon, K)
+        values = self.forecast_origins(panel, positions, K)
+        ids, times, cuts, actual = [], [], [], []
+        for s, pos in zip(panel.series, positions):
+            for p in pos:
+                ids.append(s.id)
+                times.append(s.time[p: p + K])
+                cuts.append(s.time[p - 1])
+                actual.append(s.values[p: p + K, 0])
+        frame = self._frame(ids, times, values)
+        frame.insert(len(frame.columns) - 1, "cutoff", pd.Index(cuts).repeat(K))
+        frame["actual"] = np.concatenate(actual)
+        return Forecast(frame, recursive=K > self.horizon)
+
+    def cutoff_positions(self, panel: Panel, cutoffs: int, step: int, horizon: int) -> list[np.ndarray]:
+        """`cutoff_positions`, refused where a first window would not fit its series."""
+        out = cutoff_positions(panel, cutoffs, step, horizon)
+        for s, pos in zip(panel.series, out):
+            if pos[0] < self.lookback:
+                raise InputError(
+                    f"series {s.id!r} has {len(s)} points, too few for {cutoffs} cutoffs {step} steps "
+                    f"apart with lookback {self.lookback} and horizon {horizon}; lower --cutoffs or --step")
+        return list(out)
+
+    def _checked_horizon(self, horizon: int | None) -> int:
+        K = self.horizon if horizon is None else horizon
+        if not 1 <= K <= MAX_HORIZON:
+            raise InputError(f"--horizon ({K}) must be between 1 and {MAX_HORIZON}")
+        if K > self.horizon and self.data_spec.features:
+            raise InputError(
+                f"--horizon {K} is beyond the trained horizon {self.horizon} and the model uses features, whose "
+                f"future values are unknown; use --horizon <= {self.horizon} or retrain with a longer --horizon"
+            )
+        return K
+
+    def _index_of(self, panel: Panel) -> np.ndarray:
+        if panel.freq != self.freq:
+            raise InputError(
+                f"the data's frequency {panel.freq} differs from the model's {self.freq}; give data at the model's frequency"
+            )
+        known = {sid: i for i, sid in enumerate(self.series_ids)}
+        index = []
+        for s in panel.series:
+            if s.id not in known:
+                raise InputError(f"series {s.id!r} is not in the model; retrain with it or drop it from --data")
+            index.append(known[s.id])
+        return np.array(index, dtype=np.int64)
+
+    @torch.no_grad()
+    def _forecast(self, inputs: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
+        """(n, L, C) windows in model units of series `index` -> (n, K) in data units."""
+        self.model.eval()
+        x = torch.from_numpy(inputs)
+        out = [self._roll(b, K) for b in x.split(BATCH)]
+        scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K))
+        return self.scaling.invert(scaled, index)
+
+    def _roll(self, x: torch.Tensor, K: int) -> torch.Tensor:
+        """(B, L, C) -> (B, K): the direct H steps, then recursively on its own output."""
+        H, L = self.horizon, self.lookback
+        chunks = [self.model(x)[..., 0]]
+        while len(chunks) * H < K:
+            x = torch.cat([x, chunks[-1].unsqueeze(-1)], dim=1)[:, -L:]
+            chunks.append(self.model(x)[..., 0])
+        return torch.cat(chunks, dim=1)[:, :K]
+
+    def future_times(self, last, K: int) -> pd.Index:
+        """The K times after `last`: the next dates at the frequency, or the next steps."""
+        if self.freq is None:
+            return pd.Index(int(last) + self.step * np.arange(1, K + 1), dtype="int64")
+        return pd.date_range(pd.Timestamp(last), periods=K + 1, freq=self.freq)[1:]
+
+    def _frame(self, ids: list[str], times: list, values: np.ndarray) -> pd.DataFrame:
+        spec = self.data_spec
+        K = values.shape[1]
+        frame = {}
+        if spec.id_col is not None:
+            frame[spec.id_col] = np.repeat(np.array(ids, dtype=object), K)
+        frame[spec.time_col] = np.concatenate([np.asarray(t) for t in times])
+        frame["forecast"] = values.ravel()
+        return pd.DataFrame(frame)
+
+
+def write_forecast(fc: Forecast, path: str | Path) -> Path:
+    """Write a forecast frame atomically as CSV or Parquet (by the extension)."""
+    path = Path(path)
+    if not np.isfinite(fc.frame["forecast"].to_numpy(dtype=float)).all():
+        raise InputError("the forecast holds NaN or infinity; nothing written; check the data's scale and retrain")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return atomic_write(path, lambda p: fc.frame.to_parquet(p, index=False, engine="pyarrow"))
+    if suffix == ".csv":
+        return atomic_write(path, lambda p: fc.frame.to_csv(p, index=False))
+    raise InputError(f"output {path.name!r} has an unknown extension; use .csv or .parquet")
+
+
+@dataclass
+class TrainRun:
+    forecaster: Forecaster
+    fit: object  # train.FitResult
+    report: dict  # the content of metrics.json
+    records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
+
+
+def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
+          device: str = "cpu", on_epoch: Callable | None = None) -> TrainRun:
+    """Fit a Forecaster on `panel` (already resolved) and score it on the held-out test
+    windows through `forecast_origins`; the report dict is what metrics.json holds."""
+    from .evaluate import records_at, summarize
+    from .report import base_report
+    from .train import pick_device
+
+    fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
+    result, windows = fc.fit(panel, device, on_epoch)
+    test, records = None, None
+    if len(windows.test):
+        positions = windows.positions(windows.test)
+        preds = fc.forecast_origins(panel, positions)
+        records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train))
+        test = {"windows": len(windows.test), "season": fc.season,
+                **summarize(records, groups=("series", "step"))}
+    report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
+    report["training"] = {
+        "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+        "train_loss": [h.train_loss for h in result.history],
+        "val_loss": [h.val_loss for h in result.history],
+    }
+    report["data"]["windows"] = {"train": len(windows.train), "val": len(windows.val),
+                                 "test": len(windows.test)}
+    report["test"] = test
+    fc.metrics = {"test": {k: test[k] for k in ("windows", "season", "series", "scores")}} if test else {}
+    return TrainRun(fc, result, report, records)

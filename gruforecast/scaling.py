@@ -1,0 +1,91 @@
+"""The only place that scales data for the network and inverts its forecasts.
+
+Two maps, applied in this order and inverted in the reverse one:
+- the target transform (`--transform log`: model log(target), forecast exp(.));
+- a per-series affine scaler, scaled = (x - loc) / scale per column, fitted on each
+  series' training part only with scikit-learn (`--scaler`). Every scaler offered is
+  affine, so it is stored as (loc, scale) arrays: JSON-free, no pickled estimator, and
+  forecasting needs neither scikit-learn nor scipy (imported only to fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+SCALERS = ("standard", "minmax", "robust", "none")
+TRANSFORMS = ("none", "log")
+
+
+@dataclass
+class Scaling:
+    """Per-series scalers (S, C) and the target transform: fit, apply, invert."""
+
+    loc: np.ndarray  # (S, C)
+    scale: np.ndarray  # (S, C)
+    transform: str = "none"
+
+    @classmethod
+    def fit(cls, train_parts: list[np.ndarray], scaler: str, transform: str,
+            ids: list[str | None]) -> Scaling:
+        """Fit one scaler per series on its training values (n_i, C), after the transform."""
+        fitted = [fit_scaler(transform_target(v, transform, i), scaler) for v, i in zip(train_parts, ids)]
+        return cls(np.stack([f[0] for f in fitted]), np.stack([f[1] for f in fitted]), transform)
+
+    def apply(self, values: np.ndarray, index: np.ndarray | int, series_id: str | None = None) -> np.ndarray:
+        """Values in data units -> float32 in model units: (n, C) or (B, L, C) of one series
+        (`index` an int), or (B, L, C) windows of the series `index` (B,)."""
+        loc, scale = self.loc[index], self.scale[index]
+        if values.ndim == 3 and loc.ndim == 2:  # one scaler per window
+            loc, scale = loc[:, None, :], scale[:, None, :]
+        values = transform_target(values, self.transform, series_id)
+        return ((values - loc) / scale).astype(np.float32)
+
+    def invert(self, target: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Target forecasts (B, K) in model units of series `index` -> data units (float64)."""
+        target = np.asarray(target, dtype=np.float64)
+        return untransform_target(target * self.scale[index, :1] + self.loc[index, :1], self.transform)
+
+
+def transform_target(values: np.ndarray, transform: str, series_id: str | None = None) -> np.ndarray:
+    """(n, C) values -> the same with the target (column 0) in model units (`--transform`).
+
+    The log turns multiplicative patterns (a daily cycle whose size follows the level)
+    additive and makes the loss relative, which is what sMAPE and MAPE measure.
+    """
+    if transform == "none":
+        return values
+    target = values[..., 0]
+    if not (target > 0).all():
+        row = int(np.argmax(~(target > 0).ravel()))
+        where = f"series {series_id!r}" if series_id is not None else "the series"
+        raise InputError(f"--transform log needs a target above 0, but {where} has {target.ravel()[row]:g} at "
+                         f"row {row + 1}; use --transform none")
+    out = values.copy()
+    out[..., 0] = np.log(target)
+    return out
+
+
+def untransform_target(target: np.ndarray, transform: str) -> np.ndarray:
+    """Forecasts in model units -> the data's units (the inverse of `transform_target`)."""
+    return np.exp(target) if transform == "log" else target
+
+
+def fit_scaler(train_values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a scikit-learn scaler on (n, C) training values; return it as (loc, scale)."""
+    C = train_values.shape[1]
+    if kind == "none":
+        return np.zeros(C), np.ones(C)
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler  # fit time only
+
+    if kind == "standard":
+        sk = StandardScaler().fit(train_values)
+        return sk.mean_, sk.scale_
+    if kind == "robust":
+        sk = RobustScaler().fit(train_values)
+        return sk.center_, sk.scale_
+    sk = MinMaxScaler().fit(train_values)  # x * scale_ + min_  ==  (x - (-min_/scale_)) / (1/scale_)
+    return -sk.min_ / sk.scale_, 1.0 / sk.scale_
