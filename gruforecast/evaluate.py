@@ -41,6 +41,12 @@ def baselines_at(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) 
     return {"naive": naive, "seasonal_naive": seasonal.astype(float), "drift": drift.astype(float)}
 
 
+def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+    """Forecasts (H,) of each baseline from the values before one origin (see `baselines_at`)."""
+    return {k: v[0] for k, v in baselines_at(np.asarray(history, float), np.array([len(history)]),
+                                             horizon, season).items()}
+
+
 def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray, season: int,
                train_ends: list[int] | None = None, folds: list[np.ndarray] | None = None) -> pd.DataFrame:
     """Records of forecasts from origins of a panel (`positions[i]`: the origins of series

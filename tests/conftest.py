@@ -30,3 +30,20 @@ def co2_model(tmp_path_factory):
                    "--horizon", "52", "--seed", "0", "--out", out / "co2.gruf")
     assert proc.returncode == 0, proc.stderr
     return out, proc
+
+
+def train_run(panel, **options):
+    """`forecaster.train` with flat keyword options split among the configs, as the CLI
+    and batch keys do (`season` may be given; everything else left to the data)."""
+    from dataclasses import fields
+
+    from gruforecast.config import ModelConfig, TrainConfig, build_configs
+    from gruforecast.forecaster import train
+    from gruforecast.windows import WindowConfig, resolve
+
+    classes = (WindowConfig, ModelConfig, TrainConfig)
+    unknown = set(options) - {f.name for c in classes for f in fields(c)}
+    assert not unknown, unknown
+    wcfg, mcfg, tcfg = build_configs(options, *classes)
+    panel, wcfg = resolve(panel, wcfg)
+    return train(panel, wcfg, mcfg, tcfg)

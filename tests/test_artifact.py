@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gruforecast import api, artifact
+from conftest import train_run
+
+from gruforecast import artifact
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.errors import ArtifactError
-from gruforecast.forecast import forecast
-from gruforecast.train import TrainConfig
-from gruforecast.windows import WindowConfig
 
 V1 = Path(__file__).parent / "data" / "model_v1.gruf"
 
@@ -20,16 +19,16 @@ def _run(**train):
     t = pd.date_range("2021-01-01", periods=300, freq="h")
     frame = pd.DataFrame({"ts": t, "load": 10 + np.sin(np.arange(300) / 4.0)})
     panel = build_panel(frame, DataSpec(target="load", time_col="ts"))
-    return api.train(panel, WindowConfig(lookback=24, horizon=6), TrainConfig(hidden_size=8, epochs=2, **train), 24)
+    return train_run(panel, lookback=24, horizon=6, season=24, hidden_size=8, epochs=2, **train)
 
 
 def test_round_trip_gives_the_same_forecast(tmp_path):
     run = _run()
-    path = artifact.save(run.artifact, tmp_path / "m.gruf")
+    path = artifact.save(run.forecaster, tmp_path / "m.gruf")
     loaded = artifact.load(path)
-    a, b = forecast(run.artifact).frame, forecast(loaded).frame
+    a, b = run.forecaster.predict().frame, loaded.predict().frame
     pd.testing.assert_frame_equal(a, b)
-    assert loaded.data_spec == run.artifact.data_spec and loaded.freq == "h"
+    assert loaded.data_spec == run.forecaster.data_spec and loaded.freq == "h"
     assert b["ts"].iloc[0] == pd.Timestamp("2021-01-13 12:00")  # one hour after the last
 
 
@@ -37,20 +36,20 @@ def test_round_trip_gives_the_same_forecast(tmp_path):
                                      {"second_season": 12}, {"by_season": False}])
 def test_model_options_round_trip_give_the_same_forecast(tmp_path, options):
     run = _run(**options)
-    loaded = artifact.load(artifact.save(run.artifact, tmp_path / "e.gruf"))
-    assert loaded.train_cfg == run.artifact.train_cfg
-    assert loaded.model.state_dict().keys() == run.artifact.model.state_dict().keys()  # members.k.*, linear.*
-    pd.testing.assert_frame_equal(forecast(run.artifact).frame, forecast(loaded).frame)
-    single = forecast(_run().artifact).frame["forecast"]
-    assert not np.allclose(single, forecast(loaded).frame["forecast"])
+    loaded = artifact.load(artifact.save(run.forecaster, tmp_path / "e.gruf"))
+    assert loaded.model_cfg == run.forecaster.model_cfg and loaded.train_cfg == run.forecaster.train_cfg
+    assert loaded.model.state_dict().keys() == run.forecaster.model.state_dict().keys()  # members.k.*, linear.*
+    pd.testing.assert_frame_equal(run.forecaster.predict().frame, loaded.predict().frame)
+    single = _run().forecaster.predict().frame["forecast"]
+    assert not np.allclose(single, loaded.predict().frame["forecast"])
 
 
 def test_committed_v1_model_still_loads_and_forecasts():
     """Forecasts pinned when gruforecast 0.1.0 wrote the file; a model from before window
     scaling existed must keep forecasting as it did (window_scale 'none')."""
     art = artifact.load(V1)
-    assert art.train_cfg.window_scale == "none"
-    fc = forecast(art, horizon=3).frame
+    assert art.model_cfg.window_scale == "none" and not art.model_cfg.by_season
+    fc = art.predict(horizon=3).frame
     np.testing.assert_allclose(fc["forecast"], [9.397699462146031, 9.394021324536025, 9.331685437553956],
                                rtol=0, atol=1e-6)
 

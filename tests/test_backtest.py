@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from conftest import ROOT, SAMPLE, run_cli
 
-from gruforecast.backtest import BacktestConfig, origins, run_backtest
-from gruforecast.data import DataSpec, build_panel
-from gruforecast.evaluate import baseline_forecasts, summarize
+from gruforecast.backtest import BacktestConfig, run_backtest
+from gruforecast.config import ModelConfig, TrainConfig
+from gruforecast.data import DataSpec, Series, build_panel
+from gruforecast.evaluate import baseline_forecasts, records_at, summarize
+from gruforecast.forecaster import cutoff_positions
 from gruforecast.report import fmt
-from gruforecast.train import TrainConfig
 from gruforecast.windows import WindowConfig
 
 M4 = ROOT.parent / "shared" / "data" / "m4_hourly.csv"
@@ -28,8 +29,8 @@ def _panel(y):
 
 
 def _run(y, refit=True):
-    return run_backtest(_panel(y), WindowConfig(lookback=24, horizon=6), TrainConfig(hidden_size=8, epochs=3),
-                        season=12, cfg=BacktestConfig(folds=3, refit=refit))
+    return run_backtest(_panel(y), WindowConfig(lookback=24, horizon=6, season=12), ModelConfig(hidden_size=8),
+                        TrainConfig(epochs=3), cfg=BacktestConfig(folds=3, refit=refit))
 
 
 @pytest.mark.parametrize("refit", [True, False])
@@ -38,7 +39,7 @@ def test_no_value_at_or_after_an_origin_reaches_its_fold(refit):
     those of the earlier folds) must not move by a bit; the actuals do."""
     y = np.sin(np.arange(300) / 4.0) + np.arange(300) / 100.0
     base = _run(y, refit).records
-    first, last = origins(_panel(y), 6, BacktestConfig(folds=3))[0, [0, -1]]
+    first, last = cutoff_positions(_panel(y), 3, 6, 6)[0, [0, -1]]
     for origin, folds_unchanged in ((last, [0, 1, 2]), (first, [0])):
         poisoned = y.copy()
         poisoned[origin:] = 1e6
@@ -51,16 +52,16 @@ def test_no_value_at_or_after_an_origin_reaches_its_fold(refit):
 
 def test_origins_end_at_the_end_of_the_data_step_apart():
     panel = _panel(np.arange(100.0))
-    assert origins(panel, 6, BacktestConfig(folds=3)).tolist() == [[82, 88, 94]]
-    assert origins(panel, 6, BacktestConfig(folds=3, step=2)).tolist() == [[90, 92, 94]]
+    assert cutoff_positions(panel, 3, 6, 6).tolist() == [[82, 88, 94]]
+    assert cutoff_positions(panel, 3, 2, 6).tolist() == [[90, 92, 94]]
 
 
 def test_too_many_folds_is_a_clear_error():
     from gruforecast.errors import InputError
 
     with pytest.raises(InputError, match="lower --folds or --step"):
-        run_backtest(_panel(np.arange(60.0)), WindowConfig(lookback=24, horizon=6), TrainConfig(epochs=1),
-                     12, BacktestConfig(folds=6))
+        run_backtest(_panel(np.arange(60.0)), WindowConfig(lookback=24, horizon=6, season=12), ModelConfig(),
+                     TrainConfig(epochs=1), BacktestConfig(folds=6))
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +134,17 @@ def test_html_report_renders_in_headless_chromium(cli_backtest, tmp_path):
 def test_m4_hourly_baselines_reproduce_the_official_scores():
     """Official M4 hourly: seasonal naive sMAPE 13.912 / MASE 1.193; naive 43.003 / 11.608."""
     data = pd.read_csv(M4)
-    frames = []
+    series, positions, actuals = [], [], []
     for sid, g in data.groupby("unique_id", sort=False):
-        train = g.loc[g.split == "train", "y"].to_numpy()
-        test = g.loc[g.split == "test", "y"].to_numpy()
-        from gruforecast.evaluate import origin_records
-
-        frames.append(origin_records(sid, 0, train, test, test, pd.RangeIndex(len(test)), len(train), 24, train))
-    summary = summarize(pd.concat(frames, ignore_index=True), groups=())
+        y = g["y"].to_numpy()
+        n_train = int((g.split == "train").sum())
+        series.append(Series(sid, pd.RangeIndex(len(y)), y[:, None]))
+        positions.append(np.array([n_train]))
+        actuals.append(y[n_train: n_train + 48])
+    panel = build_panel(pd.DataFrame({"t": [0, 1, 2], "y": [1.0, 2, 3]}), DataSpec(target="y", time_col="t"))
+    panel.series = series
+    records = records_at(panel, positions, np.stack(actuals), 24)  # the "model" is the actuals
+    summary = summarize(records, groups=())
     snaive, naive = summary["scores"]["seasonal_naive"], summary["scores"]["naive"]
     assert snaive["smape"] == pytest.approx(13.912, abs=5e-4) and snaive["mase"] == pytest.approx(1.193, abs=5e-4)
     assert naive["smape"] == pytest.approx(43.003, abs=5e-4) and naive["mase"] == pytest.approx(11.608, abs=5e-4)

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.errors import InputError
-from gruforecast.windows import SCALERS, WindowConfig, fit_scaler, gather, make_windows
+from gruforecast.scaling import SCALERS, fit_scaler
+from gruforecast.train import gather
+from gruforecast.windows import WindowConfig, make_windows
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 value = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -57,7 +59,7 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler):
     frame = pd.DataFrame({"t": np.arange(len(ys)), "y": ys})
     panel = build_panel(frame, DataSpec(target="y", time_col="t"))
     try:
-        w = make_windows(panel, WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler))
+        w, sc = make_windows(panel, WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler))
     except InputError:
         assert len(ys) - 2 * max(horizon, round(0.1 * len(ys))) < lookback + horizon
         return
@@ -67,9 +69,9 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler):
             continue
         x, target = gather(torch.from_numpy(w.values), torch.from_numpy(part), lookback, horizon)
         o = int(part[-1])
-        np.testing.assert_allclose(x[-1, :, 0].double().numpy() * w.scale[0, 0] + w.loc[0, 0],
+        np.testing.assert_allclose(x[-1, :, 0].double().numpy() * sc.scale[0, 0] + sc.loc[0, 0],
                                    y[o - lookback: o], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
-        np.testing.assert_allclose(target[-1].double().numpy() * w.scale[0, 0] + w.loc[0, 0],
+        np.testing.assert_allclose(target[-1].double().numpy() * sc.scale[0, 0] + sc.loc[0, 0],
                                    y[o: o + horizon], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
 
 

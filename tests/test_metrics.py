@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from gruforecast import metrics
-from gruforecast.evaluate import baseline_forecasts, origin_records, summarize
+from gruforecast.data import Panel, Series
+from gruforecast.evaluate import baseline_forecasts, records_at, summarize
 
 nan = float("nan")
 CASES = [
@@ -57,12 +58,11 @@ def test_baseline_forecasts():
 
 def test_summary_of_records_by_hand():
     # one series, two origins, horizon 2, season 1; training part [0, 2, 4] -> scale 2
-    train = np.array([0.0, 2.0, 4.0])
-    r1 = origin_records("a", 0, train, np.array([6.0, 8.0]), np.array([5.0, 9.0]),
-                        pd.RangeIndex(3, 5), 2, 1, train)
-    r2 = origin_records("a", 1, np.append(train, 6.0), np.array([8.0, 0.0]), np.array([8.0, 2.0]),
-                        pd.RangeIndex(4, 6), 3, 1, train)
-    summary = summarize(pd.concat([r1, r2], ignore_index=True))
+    y = np.array([0.0, 2.0, 4.0, 6.0, 8.0, 0.0])
+    panel = Panel(spec=None, series=[Series("a", pd.RangeIndex(6), y[:, None])], freq=None)
+    records = records_at(panel, [np.array([3, 4])], np.array([[5.0, 9.0], [8.0, 2.0]]), 1, train_ends=[3])
+    assert records["actual"].tolist() == [6.0, 8.0, 8.0, 0.0] and records["fold"].tolist() == [0, 0, 1, 1]
+    summary = summarize(records)
     model = summary["scores"]["model"]
     assert model["mae"] == pytest.approx((1 + 1 + 0 + 2) / 4)
     assert model["mase"] == pytest.approx(((1 + 1) / 2 / 2 + (0 + 2) / 2 / 2) / 2)

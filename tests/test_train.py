@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gruforecast import api
+from conftest import train_run
+
+from gruforecast.config import ModelConfig
 from gruforecast.data import DataSpec, build_panel
-from gruforecast.train import TrainConfig, build_model
-from gruforecast.windows import WindowConfig
+from gruforecast.model import build_model
 
 
 def _sine_panel(n=600, period=24):
@@ -17,8 +18,8 @@ def _sine_panel(n=600, period=24):
 
 
 def _train(panel, **overrides):
-    cfg = TrainConfig(**{"hidden_size": 16, "epochs": 8, "batch_size": 32, **overrides})
-    return api.train(panel, WindowConfig(lookback=48, horizon=12), cfg, season=24)
+    return train_run(panel, **{"lookback": 48, "horizon": 12, "season": 24, "hidden_size": 16, "epochs": 8,
+                               "batch_size": 32, **overrides})
 
 
 def test_a_sine_wave_is_learnt_and_beats_naive():
@@ -47,8 +48,8 @@ def test_best_weights_are_restored():
     from gruforecast.train import evaluate_loss
     from gruforecast.windows import make_windows
 
-    w = make_windows(panel, run.artifact.window_cfg)
-    got = evaluate_loss(run.artifact.model, torch.from_numpy(w.values), torch.from_numpy(w.val),
+    w, sc = make_windows(panel, run.forecaster.window_cfg)
+    got = evaluate_loss(run.forecaster.model, torch.from_numpy(w.values), torch.from_numpy(w.val),
                         w, torch.nn.L1Loss())  # the default loss, mae
     assert got == np.float64(min(val)) or abs(got - min(val)) < 1e-6
 
@@ -62,8 +63,8 @@ def test_ensemble_members_learn_as_if_alone():
     """Members train side by side on the same batches, but each exactly as it would alone:
     member 0 of an ensemble ends with the weights of the single model from the same seed."""
     panel = _sine_panel()
-    single = _train(panel, epochs=1).artifact.model
-    ens = _train(panel, epochs=1, ensemble=3).artifact.model
+    single = _train(panel, epochs=1).forecaster.model
+    ens = _train(panel, epochs=1, ensemble=3).forecaster.model
     for name, p in single.state_dict().items():
         torch.testing.assert_close(ens.members[0].state_dict()[name], p, rtol=0, atol=1e-6)
     w0, w1 = (m.gru.weight_hh_l0 for m in ens.members[:2])
@@ -73,8 +74,8 @@ def test_ensemble_members_learn_as_if_alone():
 def test_by_season_applies_only_where_a_season_fits_the_window():
     """--by-season (the default) reads a season per step when the season is >= 2 and fits
     the lookback; otherwise the GRU reads step by step (the log line and `info` say which)."""
-    cfg = TrainConfig(hidden_size=4)
-    assert build_model(1, 48, 6, cfg, season=24).gru.input_size == 24
-    assert build_model(1, 48, 6, cfg, season=1).gru.input_size == 1
-    assert build_model(1, 20, 6, cfg, season=52).gru.input_size == 1
-    assert build_model(1, 48, 6, TrainConfig(hidden_size=4, by_season=False), season=24).gru.input_size == 1
+    cfg = ModelConfig(hidden_size=4)
+    assert build_model(cfg, 1, 48, 6, season=24).gru.input_size == 24
+    assert build_model(cfg, 1, 48, 6, season=1).gru.input_size == 1
+    assert build_model(cfg, 1, 20, 6, season=52).gru.input_size == 1
+    assert build_model(ModelConfig(hidden_size=4, by_season=False), 1, 48, 6, season=24).gru.input_size == 1

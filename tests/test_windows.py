@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from gruforecast.data import DataSpec, build_panel
-from gruforecast.windows import SCALERS, WindowConfig, fit_scaler, gather, make_windows
+from gruforecast.scaling import SCALERS, fit_scaler
+from gruforecast.train import gather
+from gruforecast.windows import WindowConfig, make_windows
 
 
 def _panel(values_by_id: dict[str, np.ndarray]):
@@ -16,7 +18,7 @@ def _panel(values_by_id: dict[str, np.ndarray]):
 
 def test_exact_windows_of_an_arange_series():
     panel = _panel({"a": np.arange(100, dtype=float)})
-    w = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none"))
+    w, sc = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none"))
     x, y = gather(torch.from_numpy(w.values), torch.from_numpy(w.train[:2]), 5, 3)
     assert x[:, :, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
     assert y.tolist() == [[5, 6, 7], [6, 7, 8]]
@@ -25,7 +27,7 @@ def test_exact_windows_of_an_arange_series():
 def test_targets_never_cross_the_split_points_nor_series():
     panel = _panel({"a": np.arange(100.0), "b": np.arange(60.0)})
     cfg = WindowConfig(lookback=4, horizon=3, scaler="none", val_frac=0.1, test_frac=0.2)
-    w = make_windows(panel, cfg)
+    w, sc = make_windows(panel, cfg)
     for s, (lo, hi) in enumerate(zip(w.offsets[:-1], w.offsets[1:])):
         n_train, n_val, n_test = cfg.part_lengths(hi - lo)
         for part, (a, b) in [(w.train, (0, n_train)), (w.val, (n_train, n_train + n_val)),
@@ -42,11 +44,11 @@ def test_scaler_is_fitted_on_the_training_part_only():
     cfg = WindowConfig(lookback=10, horizon=5, val_frac=0.1, test_frac=0.1)
     n_train = cfg.part_lengths(200)[0]
     leaked[n_train:] += 1000.0  # a wildly different future
-    w1, w2 = make_windows(_panel({"a": base}), cfg), make_windows(_panel({"a": leaked}), cfg)
-    np.testing.assert_array_equal(w1.loc, w2.loc)
-    np.testing.assert_array_equal(w1.scale, w2.scale)
+    (w1, s1), (w2, s2) = make_windows(_panel({"a": base}), cfg), make_windows(_panel({"a": leaked}), cfg)
+    np.testing.assert_array_equal(s1.loc, s2.loc)
+    np.testing.assert_array_equal(s1.scale, s2.scale)
     np.testing.assert_array_equal(w1.values[:n_train], w2.values[:n_train])
-    np.testing.assert_allclose(w1.loc[0, 0], base[:n_train].mean())
+    np.testing.assert_allclose(s1.loc[0, 0], base[:n_train].mean())
 
 
 @pytest.mark.parametrize("kind", SCALERS)
@@ -69,26 +71,28 @@ def test_short_series_is_a_clear_error():
 
 
 def test_a_million_points_cost_o_n_memory_and_train():
-    from gruforecast.train import TrainConfig, build_model, fit
+    from gruforecast.config import ModelConfig, TrainConfig
+    from gruforecast.model import build_model
+    from gruforecast.train import fit
 
     n = 1_000_000
     panel = _panel({"a": np.sin(np.arange(n) / 24.0)})
-    w = make_windows(panel, WindowConfig(lookback=48, horizon=12))
+    w, sc = make_windows(panel, WindowConfig(lookback=48, horizon=12))
     assert w.values.nbytes == n * 4  # the series once, float32; no (windows x L) matrix
     assert len(w.train) > 700_000
-    cfg = TrainConfig(hidden_size=8, epochs=1, windows_per_epoch=2048, batch_size=256)
-    result = fit(build_model(1, w.lookback, 12, cfg), w, cfg, torch.device("cpu"))
+    cfg = TrainConfig(epochs=1, windows_per_epoch=2048, batch_size=256)
+    result = fit(build_model(ModelConfig(hidden_size=8), 1, w.lookback, 12), w, cfg, torch.device("cpu"))
     assert np.isfinite(result.history[0].train_loss)
 
 
 def test_log_transform_fits_the_scaler_on_the_log_and_inverts_exactly():
-    from gruforecast.windows import transform_target, untransform_target
+    from gruforecast.scaling import transform_target, untransform_target
 
     y = np.exp(np.linspace(0.0, 3.0, 60))[:, None]
-    w = make_windows(_panel({"a": y[:, 0]}), WindowConfig(lookback=6, horizon=3, transform="log", test_frac=0.0))
+    w, sc = make_windows(_panel({"a": y[:, 0]}), WindowConfig(lookback=6, horizon=3, transform="log", test_frac=0.0))
     n_train = w.n_train[0]
     logs = np.log(y[:n_train, 0])
-    np.testing.assert_allclose(w.loc[0, 0], logs.mean())
+    np.testing.assert_allclose(sc.loc[0, 0], logs.mean())
     np.testing.assert_allclose(w.values[:, 0], (np.log(y[:, 0]) - logs.mean()) / logs.std(), rtol=1e-5)
     np.testing.assert_allclose(untransform_target(transform_target(y, "log")[:, 0], "log"), y[:, 0])
     assert transform_target(y, "none") is y

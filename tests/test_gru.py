@@ -4,14 +4,18 @@ import pytest
 import torch
 
 from gruforecast import native
-from gruforecast.nn import (
-    Ensemble,
-    FusedGRU,
-    FusedGRUFunction,
-    GRURegressor,
-    gru_cell_reference,
-    use_native,
-)
+from gruforecast.config import ModelConfig
+from gruforecast.gru import FusedGRU, FusedGRUFunction, gru_cell_reference, use_native
+from gruforecast.model import Ensemble, GRURegressor
+
+
+def regressor(n_inputs, hidden, layers, horizon, season=1, lookback=None, window_norm="last",
+              window_scale="none", by_season=False, **options):
+    """A GRURegressor from the old keyword form: `lookback` given means a linear path."""
+    cfg = ModelConfig(hidden_size=hidden, num_layers=layers, window_norm=window_norm,
+                      window_scale=window_scale, by_season=by_season, linear_path=lookback is not None,
+                      **options)
+    return GRURegressor(cfg, n_inputs, lookback or 12, horizon, season)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine"))]
@@ -115,7 +119,7 @@ def test_batch_first_false_and_dropout_between_layers():
 def test_regressor_window_norm_is_shift_equivariant():
     """With window_norm='last' a constant shift of the target input shifts the forecast."""
     torch.manual_seed(0)
-    model = GRURegressor(1, 8, 1, horizon=4).eval()
+    model = regressor(1, 8, 1, horizon=4).eval()
     x = torch.randn(2, 10, 1)
     with torch.no_grad():
         torch.testing.assert_close(model(x + 3.0), model(x) + 3.0, atol=1e-5, rtol=0)
@@ -130,7 +134,7 @@ def test_regressor_window_scale_is_affine_equivariant(norm, extra):
     forecast scaled by a and shifted by b: the network sees every window in its own units
     (the linear path and a many-season base too)."""
     torch.manual_seed(0)
-    model = GRURegressor(1, 8, 1, horizon=4, window_norm=norm, season=3, window_scale="diff", **extra).eval()
+    model = regressor(1, 8, 1, horizon=4, window_norm=norm, season=3, window_scale="diff", **extra).eval()
     for part in (model.linear, model.gate):
         if part is not None:
             torch.nn.init.normal_(part.weight)  # it starts at zero; make it count here
@@ -153,7 +157,7 @@ def test_regressor_by_season_reads_a_season_per_step():
     step holding the season's points with their channels side by side; the oldest L mod m
     points are not read. The result is exactly the GRU run on that sequence by hand."""
     torch.manual_seed(0)
-    model = GRURegressor(2, 8, 1, horizon=3, window_norm="seasonal", season=4, by_season=True).eval()
+    model = regressor(2, 8, 1, horizon=3, window_norm="seasonal", season=4, by_season=True).eval()
     assert model.gru.input_size == 8
     seq = torch.arange(20.0).view(1, 10, 2)  # 10 steps, 2 channels
     steps = model._steps(seq)
@@ -165,7 +169,7 @@ def test_regressor_by_season_reads_a_season_per_step():
         scale = model.window_scale_of(x)  # 'none' here: ones
         z = torch.cat([((x[..., 0] - x[:, -1:, 0]) / scale).unsqueeze(-1), x[..., 1:]], -1)
         _, h = model.gru(z[:, 2:].reshape(5, 2, 8))
-        torch.testing.assert_close(model(x), model.base(x) + model.head(h[-1]), atol=1e-12, rtol=0)
+        torch.testing.assert_close(model.point(x), model.base(x) + model.head(h[-1]), atol=1e-12, rtol=0)
         changed = x.clone()
         changed[:, :2] += 5.0  # the unread oldest points (only the window scale would see them)
         torch.testing.assert_close(model(changed), model(x), atol=1e-12, rtol=0)
@@ -173,14 +177,13 @@ def test_regressor_by_season_reads_a_season_per_step():
         assert not torch.allclose(model(changed), model(x))
     with pytest.raises(ValueError, match="a window of at least 4 steps"):
         model(x[:, :3])
-    with pytest.raises(ValueError, match="season of at least 2"):
-        GRURegressor(1, 8, 1, horizon=3, season=1, by_season=True)
+    assert not regressor(1, 8, 1, horizon=3, season=1, by_season=True).by_season  # step by step
 
 
 def test_regressor_by_season_gradients_are_exact():
     """gradcheck through the season-folded GRU, the window scale and the gate."""
     torch.manual_seed(0)
-    model = GRURegressor(1, 4, 1, horizon=3, window_norm="seasonal", season=3, window_scale="diff",
+    model = regressor(1, 4, 1, horizon=3, window_norm="seasonal", season=3, window_scale="diff",
                          second_season=6, by_season=True).double()
     torch.nn.init.normal_(model.gate.weight)
     x = torch.randn(2, 9, 1, dtype=torch.float64, requires_grad=True)
@@ -189,7 +192,7 @@ def test_regressor_by_season_gradients_are_exact():
 
 def test_ensemble_forecasts_the_median_of_its_members():
     torch.manual_seed(0)
-    members = [GRURegressor(1, 4, 1, horizon=3) for _ in range(3)]
+    members = [regressor(1, 4, 1, horizon=3) for _ in range(3)]
     x = torch.randn(5, 8, 1)
     with torch.no_grad():
         outs = torch.stack([m.eval()(x) for m in members])
@@ -201,12 +204,12 @@ def test_ensemble_forecasts_the_median_of_its_members():
 def test_regressor_seasonal_base_is_the_seasonal_naive_forecast():
     """With the head zeroed, window_norm='seasonal' forecasts the window's last season."""
     torch.manual_seed(0)
-    model = GRURegressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3).eval()
+    model = regressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3).eval()
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     x = torch.arange(12.0).view(1, 12, 1)  # last season: 9, 10, 11
     with torch.no_grad():
-        assert model(x).tolist() == [[9.0, 10.0, 11.0, 9.0, 10.0]]
+        assert model.point(x).tolist() == [[9.0, 10.0, 11.0, 9.0, 10.0]]
 
 
 def test_regressor_base_seasons_average_the_last_seasons():
@@ -215,7 +218,7 @@ def test_regressor_base_seasons_average_the_last_seasons():
     x = torch.arange(12.0).view(1, 12, 1)  # seasons (0 1 2) (3 4 5) (6 7 8) (9 10 11)
     expected = {1: [9.0, 10.0, 11.0, 9.0, 10.0], 2: [7.5, 8.5, 9.5, 7.5, 8.5], 9: [4.5, 5.5, 6.5, 4.5, 5.5]}
     for k, want in expected.items():
-        model = GRURegressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3, base_seasons=k)
+        model = regressor(1, 8, 1, horizon=5, window_norm="seasonal", season=3, base_seasons=k)
         assert model.base(x).tolist() == [want]
 
 
@@ -223,12 +226,12 @@ def test_regressor_linear_path_starts_at_zero_and_learns():
     """The linear path adds nothing at first (the model is the GRU alone), then takes a
     gradient from the first step."""
     torch.manual_seed(0)
-    plain = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff")
-    linear = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff", lookback=10)
+    plain = regressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff")
+    linear = regressor(1, 8, 1, horizon=4, window_norm="seasonal", season=3, window_scale="diff", lookback=10)
     linear.load_state_dict(plain.state_dict(), strict=False)
     x, y = torch.randn(6, 10, 1), torch.randn(6, 4)
     torch.testing.assert_close(linear(x), plain(x), atol=0, rtol=0)
-    torch.nn.functional.mse_loss(linear(x), y).backward()
+    torch.nn.functional.mse_loss(linear.point(x), y).backward()
     assert linear.linear.weight.grad.abs().sum() > 0
     with pytest.raises(RuntimeError):  # a window of another length does not fit the map
         linear(torch.randn(6, 9, 1))
@@ -238,25 +241,25 @@ def test_regressor_second_season_blends_two_seasonal_naives():
     """second_season=M: the base moves from the first season's naive towards the naive of
     season M by a gate the GRU sets per step; halfway at the start, all the way when the
     gate is open."""
-    model = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6).eval()
+    model = regressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6).eval()
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     x = torch.arange(12.0).view(1, 12, 1)  # naive of season 2: 10 11 10 11; of season 6: 6 7 8 9
     with torch.no_grad():
-        assert model(x).tolist() == [[8.0, 9.0, 9.0, 10.0]]
+        assert model.point(x).tolist() == [[8.0, 9.0, 9.0, 10.0]]
         torch.nn.init.constant_(model.gate.bias, 30.0)
-        torch.testing.assert_close(model(x), torch.tensor([[6.0, 7.0, 8.0, 9.0]]))
+        torch.testing.assert_close(model.point(x), torch.tensor([[6.0, 7.0, 8.0, 9.0]]))
         with pytest.raises(ValueError, match="a season of 6 needs a window of at least 6 steps"):
             model(x[:, :5])
     # With a base of 2 seasons, the last season's naive is a third choice: equal weights first.
-    three = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6, base_seasons=2)
+    three = regressor(1, 8, 1, horizon=4, window_norm="seasonal", season=2, second_season=6, base_seasons=2)
     torch.nn.init.zeros_(three.head.weight)
     torch.nn.init.zeros_(three.head.bias)
     with torch.no_grad():  # mean of 2 seasons 9 10 9 10; season 6: 6 7 8 9; last season 10 11 10 11
-        torch.testing.assert_close(three(x), torch.tensor([[25 / 3, 28 / 3, 9.0, 10.0]]))
+        torch.testing.assert_close(three.point(x), torch.tensor([[25 / 3, 28 / 3, 9.0, 10.0]]))
     # Without a first season (integer steps, season 1) the base is the last value.
-    no_season = GRURegressor(1, 8, 1, horizon=4, window_norm="seasonal", season=1, second_season=3)
+    no_season = regressor(1, 8, 1, horizon=4, window_norm="seasonal", season=1, second_season=3)
     torch.nn.init.zeros_(no_season.head.weight)
     torch.nn.init.zeros_(no_season.head.bias)
     with torch.no_grad():  # last value 11; season 3: 9 10 11 9
-        torch.testing.assert_close(no_season(x), torch.tensor([[10.0, 10.5, 11.0, 10.0]]))
+        torch.testing.assert_close(no_season.point(x), torch.tensor([[10.0, 10.5, 11.0, 10.0]]))
