@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from gruforecast.train import TrainConfig
+from gruforecast.config import ModelConfig, TrainConfig, build_configs
 
-TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
+TRAIN_FIELDS = set(ModelConfig.__dataclass_fields__) | set(TrainConfig.__dataclass_fields__)
 
 
 def add_model_options(parser: argparse.ArgumentParser, **defaults) -> None:
@@ -30,9 +30,10 @@ def model_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS | {"lookback", "transform", "threads"}}
 
 
-def train_config(args: argparse.Namespace, **fixed) -> TrainConfig:
-    """The TrainConfig of the parsed options; `fixed` holds what a benchmark does not expose."""
-    return TrainConfig(**{k: v for k, v in model_options(args).items() if k in TRAIN_FIELDS}, **fixed)
+def configs(args: argparse.Namespace, **fixed) -> tuple[ModelConfig, TrainConfig]:
+    """The model and train configs of the parsed options; `fixed` holds what a benchmark
+    does not expose."""
+    return tuple(build_configs({**model_options(args), **fixed}, ModelConfig, TrainConfig))
 
 
 def describe(args: argparse.Namespace) -> str:

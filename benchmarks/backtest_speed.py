@@ -22,20 +22,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gruforecast import api  # noqa: E402
 from gruforecast.backtest import BacktestConfig, run_backtest  # noqa: E402
-from gruforecast.data import DataSpec, build_panel, load_panel, season_length  # noqa: E402
-from gruforecast.train import TrainConfig  # noqa: E402
+from gruforecast.config import ModelConfig, TrainConfig  # noqa: E402
+from gruforecast.data import DataSpec, build_panel, load_panel  # noqa: E402
+from gruforecast.forecaster import train  # noqa: E402
+from gruforecast.windows import WindowConfig, resolve  # noqa: E402
 
 
 def measure(name: str, panel, horizon: int, folds: int, fixed: int | None) -> None:
-    season = season_length(panel.freq)
-    wcfg = api.default_window(panel, season, horizon=horizon)
+    panel, wcfg = resolve(panel, WindowConfig(horizon=horizon))
     tcfg = TrainConfig() if fixed is None else TrainConfig(epochs=fixed, patience=fixed)
     start = time.perf_counter()
-    run = api.train(panel, wcfg, tcfg, season)
+    run = train(panel, wcfg, ModelConfig(), tcfg)
     one, one_epochs = time.perf_counter() - start, len(run.fit.history)
-    result = run_backtest(panel, wcfg, tcfg, season, BacktestConfig(folds=folds))
+    result = run_backtest(panel, wcfg, ModelConfig(), tcfg, BacktestConfig(folds=folds))
     epochs = sum(len(f.train_loss) for f in result.folds)
     print(f"| {name} | {sum(len(s) for s in panel.series)} | {one:.1f} s ({one_epochs} epochs) | "
           f"{result.seconds:.1f} s ({epochs} epochs) | {result.seconds / (folds * one):.2f} | "

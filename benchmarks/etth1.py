@@ -24,11 +24,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _options import add_model_options, describe, train_config  # noqa: E402
+from _options import add_model_options, configs, describe  # noqa: E402
 
-from gruforecast import api  # noqa: E402
 from gruforecast.data import DataSpec, build_panel  # noqa: E402
-from gruforecast.forecast import predict_tails  # noqa: E402
+from gruforecast.forecaster import train  # noqa: E402
 from gruforecast.windows import WindowConfig  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "ETTh1.csv"
@@ -40,21 +39,28 @@ PUBLISHED = {("S", 24): {"repeat last value": (0.034, 0.139), "LSTMa": (0.114, 0
 
 def run(raw: pd.DataFrame, setting: str, horizon: int, args) -> tuple:
     cols = ["OT"] if setting == "S" else [c for c in raw.columns if c != "date"]
-    long = raw.iloc[:VAL_END].melt(id_vars="date", value_vars=cols, var_name="col", value_name="v")
-    panel = build_panel(long, DataSpec(target="v", time_col="date", id_col="col"))
-    wcfg = WindowConfig(lookback=args.lookback, horizon=horizon, val_frac=(VAL_END - TRAIN) / VAL_END, test_frac=0.0)
-    tcfg = train_config(args, patience=4)
+    spec = DataSpec(target="v", time_col="date", id_col="col")
+
+    def panel_of(rows: pd.DataFrame):
+        return build_panel(rows.melt(id_vars="date", value_vars=cols, var_name="col", value_name="v"), spec)
+
+    panel = panel_of(raw.iloc[:VAL_END])
+    wcfg = WindowConfig(lookback=args.lookback, horizon=horizon, season=24,
+                        val_frac=(VAL_END - TRAIN) / VAL_END, test_frac=0.0)
+    mcfg, tcfg = configs(args, patience=4)
     start = time.perf_counter()
-    run_ = api.train(panel, wcfg, tcfg, season=24)
+    art = train(panel, wcfg, mcfg, tcfg).forecaster
     seconds = time.perf_counter() - start
-    art = run_.artifact
+    whole = panel_of(raw.iloc[:TEST_END])  # the inputs of the test windows are the test rows before each origin
+    origins = np.arange(VAL_END, TEST_END - horizon + 1)
+    preds = art.forecast_origins(whole, [origins] * len(whole.series)).reshape(len(whole.series), len(origins), horizon)
+    by_col = {s.id: p for s, p in zip(whole.series, preds)}
     sq, ab, base_sq, base_ab = [], [], [], []
     for col in cols:
         y = raw[col].to_numpy(dtype=float)
         mean, std = y[:TRAIN].mean(), y[:TRAIN].std()  # ddof=0, the protocol's z-scoring
-        origins = np.arange(VAL_END, TEST_END - horizon + 1)
         tails = np.stack([y[o - args.lookback: o] for o in origins])[..., None]
-        pred = predict_tails(art, [col] * len(origins), tails, horizon)
+        pred = by_col[col]
         actual = np.stack([y[o: o + horizon] for o in origins])
         err = ((pred - mean) / std) - ((actual - mean) / std)
         sq.append((err ** 2).mean())

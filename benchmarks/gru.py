@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gruforecast.nn import FusedGRU  # noqa: E402
+from gruforecast.gru import FusedGRU  # noqa: E402
 
 GRID = dict(I=(1, 8), H=(32, 64, 128, 256), T=(48, 168), B=(64, 256))
 

@@ -20,19 +20,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _options import add_model_options, cli_flags, describe, train_config  # noqa: E402
+from _options import add_model_options, cli_flags, configs, describe  # noqa: E402
 
-from gruforecast import api  # noqa: E402
-from gruforecast.data import DataSpec, build_panel  # noqa: E402
-from gruforecast.evaluate import origin_records, summarize  # noqa: E402
-from gruforecast.forecast import forecast  # noqa: E402
+from gruforecast.data import DataSpec, Series, build_panel  # noqa: E402
+from gruforecast.evaluate import records_at, summarize  # noqa: E402
+from gruforecast.forecaster import train as train_forecaster  # noqa: E402
 from gruforecast.windows import WindowConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -57,13 +58,13 @@ def main() -> None:
     test = data[data["split"] == "test"]
     assert (train.groupby("unique_id")["t"].max() < test.groupby("unique_id")["t"].min()).all()
     panel = build_panel(train, DataSpec(target="y", time_col="t", id_col="unique_id"))
-    wcfg = WindowConfig(lookback=args.lookback, horizon=48, val_frac=VAL_FRAC, test_frac=0.0,
+    wcfg = WindowConfig(lookback=args.lookback, horizon=48, season=24, val_frac=VAL_FRAC, test_frac=0.0,
                         transform=args.transform)
-    tcfg = train_config(args, patience=PATIENCE)
+    mcfg, tcfg = configs(args, patience=PATIENCE)
     start = time.perf_counter()
-    run = api.train(panel, wcfg, tcfg, season=24)
+    run = train_forecaster(panel, wcfg, mcfg, tcfg)
     seconds = time.perf_counter() - start
-    scores = score(panel, test, forecast(run.artifact).frame)  # from the end of each training part
+    scores = score(panel, test, run.forecaster.predict().frame)  # from the end of each training part
     rows = [(name, sm, ms) for name, sm, ms in PUBLISHED]
     rows.append(("seasonal naive (ours, same code path)", scores["seasonal_naive"]["smape"], scores["seasonal_naive"]["mase"]))
     rows.append((f"gruforecast GRU (global, seed {args.seed})", scores["model"]["smape"], scores["model"]["mase"]))
@@ -90,13 +91,14 @@ def main() -> None:
 
 def score(panel, test: pd.DataFrame, fc: pd.DataFrame) -> dict:
     """sMAPE / MASE of the forecasts (and the baselines) on the official test points."""
-    frames = []
+    series, forecasts = [], []
     for s in panel.series:
-        y_test = test.loc[test["unique_id"] == s.id, "y"].to_numpy()
-        f = fc.loc[fc["unique_id"] == s.id, "forecast"].to_numpy()
-        y = s.values[:, 0]
-        frames.append(origin_records(s.id, 0, y, y_test, f, pd.RangeIndex(48), len(y), 24, y))
-    return summarize(pd.concat(frames, ignore_index=True), groups=())["scores"]
+        y = np.concatenate([s.values[:, 0], test.loc[test["unique_id"] == s.id, "y"].to_numpy()])
+        series.append(Series(s.id, pd.RangeIndex(len(y)), y[:, None]))
+        forecasts.append(fc.loc[fc["unique_id"].astype(str) == s.id, "forecast"].to_numpy())
+    whole = replace(panel, series=series)  # train + test: the records read the actuals after the origin
+    records = records_at(whole, [np.array([len(s)]) for s in panel.series], np.stack(forecasts), 24)
+    return summarize(records, groups=())["scores"]
 
 
 def through_cli(train: pd.DataFrame, panel, test: pd.DataFrame, args) -> tuple[dict, float]:

@@ -22,8 +22,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gruforecast.config import ModelConfig, TrainConfig  # noqa: E402
 from gruforecast.data import DataSpec, load_panel  # noqa: E402
-from gruforecast.train import TrainConfig, build_model, fit  # noqa: E402
+from gruforecast.model import build_model  # noqa: E402
+from gruforecast.train import fit  # noqa: E402
 from gruforecast.windows import WindowConfig, make_windows  # noqa: E402
 
 
@@ -35,7 +37,7 @@ def _busy(stop) -> None:
 def per_epoch(windows, cfg: TrainConfig, threads: int) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(1, windows.lookback, windows.horizon, cfg)
+    model = build_model(ModelConfig(), 1, windows.lookback, windows.horizon)
     start = time.perf_counter()
     result = fit(model, windows, cfg, torch.device("cpu"))
     return (time.perf_counter() - start) / len(result.history)
@@ -47,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     panel = load_panel(ROOT / "sample_data" / "co2_weekly.csv",
                        DataSpec(target="co2", time_col="week", fill="interpolate"))
-    windows = make_windows(panel, WindowConfig(lookback=104, horizon=52))
+    windows, _ = make_windows(panel, WindowConfig(lookback=104, horizon=52))
     cfg = replace(TrainConfig(), epochs=args.epochs, patience=args.epochs)
     per_epoch(windows, replace(cfg, epochs=1, patience=1), 1)  # warm-up
     rows = []

@@ -26,9 +26,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gruforecast import nn as gnn  # noqa: E402
+from gruforecast import gru as gnn  # noqa: E402
+from gruforecast.config import ModelConfig  # noqa: E402
 from gruforecast.data import DataSpec, load_panel  # noqa: E402
-from gruforecast.train import TrainConfig, build_model, fit  # noqa: E402
+from gruforecast.model import build_model  # noqa: E402
+from gruforecast.train import TrainConfig, fit  # noqa: E402
 from gruforecast.windows import WindowConfig, make_windows  # noqa: E402
 
 
@@ -44,9 +46,9 @@ class TorchGRU(torch.nn.Module):
         return self.gru(x)
 
 
-def run(kind: str, windows, cfg: TrainConfig, season: int = 1) -> float:
+def run(kind: str, windows, cfg: TrainConfig, season: int = 1, by_season: bool = True) -> float:
     torch.manual_seed(cfg.seed)
-    model = build_model(1, windows.lookback, windows.horizon, cfg, season)
+    model = build_model(ModelConfig(by_season=by_season), 1, windows.lookback, windows.horizon, season)
     if kind == "nn.GRU":
         model.gru = TorchGRU(model.gru)
     gnn.use_native(kind == "FusedGRU (C loops)")
@@ -65,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     panel = load_panel(ROOT / "sample_data" / "co2_weekly.csv",
                        DataSpec(target="co2", time_col="week", fill="interpolate"))
-    windows = make_windows(panel, WindowConfig(lookback=104, horizon=52))
+    windows, _ = make_windows(panel, WindowConfig(lookback=104, horizon=52))
     cfg = replace(TrainConfig(), epochs=args.epochs, patience=args.epochs)
     print(f"threads {torch.get_num_threads()}, {len(windows.train)} training windows, "
           f"{args.epochs} epochs each")
@@ -73,7 +75,7 @@ def main() -> None:
     table("GRU", {k: lambda k=k: run(k, windows, cfg) for k in kinds}, "nn.GRU")
     print()
     reading = {"step by step (104 steps)": False, "by season (2 steps of 52)": True}
-    table("FusedGRU reads", {k: lambda b=b: run("FusedGRU (C loops)", windows, replace(cfg, by_season=b), 52)
+    table("FusedGRU reads", {k: lambda b=b: run("FusedGRU (C loops)", windows, cfg, 52, by_season=b)
                              for k, b in reading.items()}, "step by step (104 steps)")
 
 

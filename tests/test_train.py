@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import torch
-
 from conftest import train_run
 
 from gruforecast.config import ModelConfig
