@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 DEMO    := demo_out
 THREADS ?= 1
 
-.PHONY: help install demo test bench bench-accuracy lint clean
+.PHONY: help install demo test bench bench-accuracy docs lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench: $(STAMP)  ## GRU speed: FusedGRU against torch.nn.GRU, written to benchma
 bench-accuracy: $(STAMP)  ## M4 hourly and ETTh1 (reads ../shared/data), written to benchmarks/results/
 	$(PY) benchmarks/m4_hourly.py --cli
 	$(PY) benchmarks/etth1.py
+
+docs: $(STAMP)  ## regenerate the options table of docs/cli.md from the config fields
+	$(PY) -c "from gruforecast.config import update_options_doc; update_options_doc('docs/cli.md')"
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check gruforecast tests benchmarks

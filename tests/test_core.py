@@ -1,0 +1,274 @@
+"""The forecaster core: one definition of every option, one forecasting path, --debug,
+--version, literal user strings, batch through the shared loader, predict --cutoffs, and
+a light cold start. In-process where a subprocess would only add the torch import."""
+
+import subprocess
+import sys
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from conftest import ROOT, SAMPLE, train_run
+from typer.testing import CliRunner
+
+from gruforecast import artifact, cli
+from gruforecast.batch import _TYPES, load_jobs, run_job
+from gruforecast.config import (
+    ModelConfig,
+    TrainConfig,
+    build_configs,
+    from_stored,
+    option,
+    option_fields,
+    with_config_options,
+)
+from gruforecast.data import DataSpec, build_panel, load_panel
+from gruforecast.windows import WindowConfig
+
+CONFIGS = (DataSpec, WindowConfig, ModelConfig, TrainConfig)
+
+
+def run_main(monkeypatch, capsys, *args):
+    """`gruforecast ARGS` in this process, through `main` (exit codes and error lines)."""
+    monkeypatch.setattr(sys, "argv", ["gruforecast", *map(str, args)])
+    monkeypatch.setattr(cli, "DEBUG", [False])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exc.value.code or 0, captured.out, captured.err
+
+
+def _panel(ids=("a", "b"), n=120, id_col="id"):
+    t = np.arange(n)
+    frame = pd.concat([pd.DataFrame({id_col: i, "t": t, "y": 10 + k + np.sin(t / 3.0) + 0.01 * t})
+                       for k, i in enumerate(ids)])
+    return frame, build_panel(frame, DataSpec(target="y", time_col="t", id_col=id_col))
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("core")
+    frame, panel = _panel()
+    frame.to_csv(folder / "data.csv", index=False)
+    run = train_run(panel, lookback=12, horizon=4, season=6, hidden_size=4, epochs=2)
+    return folder, artifact.save(run.forecaster, folder / "m.gruf"), run.forecaster
+
+
+def _commands():
+    return {c.name: c for c in typer.main.get_command(cli.app).commands.values()}
+
+
+def test_every_option_field_reaches_the_cli_batch_keys_and_the_docs():
+    """A new option is one field: each config field is an option of train (and backtest,
+    but for test_frac), a batch key, and listed in docs/cli.md."""
+    commands = _commands()
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    for cls in CONFIGS:
+        for f in option_fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            for name in ("train", "backtest"):
+                if name == "backtest" and f.name == "test_frac":
+                    continue
+                opts = {o for p in commands[name].params for o in p.opts}
+                assert flag in opts, (name, flag)
+            assert f.name == "test_frac" or f.name in _TYPES, f.name
+            assert f"`{flag}`" in doc, f"docs/cli.md lacks {flag}"
+            assert f.metadata["help"]
+
+
+def test_docs_list_every_command_and_option():
+    """docs/cli.md names every command and every option of the real Typer app."""
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    for name, command in _commands().items():
+        assert f"## gruforecast {name}" in doc, name
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in doc, f"docs/cli.md: {name} {opt}"
+    for opt in ("--debug", "--version"):
+        assert opt in doc
+
+
+def test_the_option_machinery_on_a_new_config():
+    """What a new field gets without any other edit: a typed CLI option with its help,
+    a value from flat keys, and its `absent` value when a stored config lacks it."""
+    @dataclass(frozen=True)
+    class Extra:
+        width: int = option(3, "a new width")
+        fancy: bool = option(True, "a new switch", absent=False)
+        names: tuple[str, ...] = option((), "some names")
+
+    app = typer.Typer()
+
+    @app.command()
+    @with_config_options(Extra)
+    def go(**config) -> None:
+        print(build_configs(config, Extra)[0])
+
+    result = CliRunner().invoke(app, ["--width", "5", "--no-fancy", "--names", "a, b"])
+    assert result.exit_code == 0, result.output
+    assert "Extra(width=5, fancy=False, names=('a', 'b'))" in result.output
+    assert "a new width" in CliRunner().invoke(app, ["--help"]).output
+    assert from_stored(Extra, {"width": 7}) == Extra(width=7, fancy=False)
+    assert from_stored(Extra, {"width": 7, "gone": 1, "fancy": True}) == Extra(width=7, fancy=True)
+
+
+def test_info_prints_every_stored_field_literally(tmp_path, monkeypatch, capsys):
+    """`info` lists the stored configs generically; an id like "[/]" is shown as written."""
+    _, panel = _panel(ids=("[/]", "[bold]x"))
+    run = train_run(panel, lookback=12, horizon=4, season=6, hidden_size=4, epochs=1)
+    path = artifact.save(run.forecaster, tmp_path / "m.gruf")
+    code, out, err = run_main(monkeypatch, capsys, "info", path)
+    assert code == 0, err
+    assert "[/]" in out and "[bold]x" in out
+    for cls in (WindowConfig, ModelConfig, TrainConfig):
+        for f in fields(cls):
+            assert f.name in out, f.name
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(small_model, monkeypatch, capsys):
+    _, model, _ = small_model
+
+    def broken(path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(artifact, "load", broken)
+    code, _, err = run_main(monkeypatch, capsys, "info", model)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip() == "gruforecast: unexpected error: RuntimeError: boom (rerun with --debug for the traceback)"
+    code, _, err = run_main(monkeypatch, capsys, "--debug", "info", model)
+    assert code == 1 and "Traceback (most recent call last)" in err and 'raise RuntimeError("boom")' in err
+
+
+def test_version(monkeypatch, capsys):
+    from gruforecast import __version__
+
+    code, out, _ = run_main(monkeypatch, capsys, "--version")
+    assert code == 0 and out.strip() == f"gruforecast {__version__}"
+
+
+def test_an_output_path_with_markup_is_written_and_printed_literally(small_model, tmp_path, monkeypatch, capsys):
+    _, model, _ = small_model
+    target = tmp_path / "o[b]p[red].csv"
+    code, out, err = run_main(monkeypatch, capsys, "predict", model, "--out", target)
+    assert code == 0, err
+    assert str(target) in out and target.exists()
+
+
+def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
+    """predict --cutoffs N --step S: one row per (id, cutoff, time), the last window ending
+    at the end of the data, the actual beside; forecasts from forecast_origins itself, and
+    no value at or after a cutoff reaches its forecast."""
+    folder, model, fc = small_model
+    out = tmp_path / "cv.csv"
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", folder / "data.csv",
+                            "--cutoffs", 5, "--step", 2, "--out", out)
+    assert code == 0, err
+    cv = pd.read_csv(out)
+    assert list(cv.columns) == ["id", "t", "cutoff", "forecast", "actual"]
+    assert len(cv) == 2 * 5 * 4
+    a = cv[cv.id == "a"]
+    assert sorted(a.cutoff.unique()) == [107, 109, 111, 113, 115]  # n - H - k S - 1, n = 120
+    assert (a.groupby("cutoff").t.min() == a.groupby("cutoff").t.min().index + 1).all()
+    frame, panel = _panel()
+    y = frame[frame.id == "a"].set_index("t")["y"]
+    np.testing.assert_allclose(a.actual, y.loc[a.t].to_numpy())
+    direct = fc.forecast_origins(panel, [np.array([108, 110, 112, 114, 116])] * 2)
+    np.testing.assert_allclose(cv.forecast.to_numpy(), direct.ravel(), rtol=0, atol=1e-9)
+    poisoned = panel.series[0].values.copy()
+    poisoned[112:] = 1e6
+    panel.series[0].values = poisoned
+    again = fc.predict_at(panel, 5, 2).frame
+    np.testing.assert_array_equal(again.forecast.to_numpy()[:3 * 4], cv.forecast.to_numpy()[:3 * 4])
+    assert not np.allclose(again.forecast.to_numpy()[3 * 4: 5 * 4], cv.forecast.to_numpy()[3 * 4: 5 * 4])
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--cutoffs", 3, "--out", out)
+    assert code == 2 and "--cutoffs needs --data" in err
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", folder / "data.csv",
+                            "--cutoffs", 100, "--out", out)
+    assert code == 2 and "too few for 100 cutoffs 4 steps apart" in err
+
+
+def test_a_semicolon_job_reads_through_the_shared_loader(tmp_path):
+    """A job's data keys (sep, decimal) reach the loader `train` uses."""
+    frame, _ = _panel()
+    frame.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    (tmp_path / "jobs.toml").write_text(
+        'defaults = {}\n[[jobs]]\nname = "semi"\ndata = "semi.csv"\nsep = ";"\ndecimal = ","\n'
+        'target = "y"\ntime_col = "t"\nid_col = "id"\nhorizon = 4\nlookback = 12\nseason = 6\n'
+        'epochs = 1\nhidden_size = 4\nmodel = "m.gruf"\noutput = "out/{job}.csv"\n')
+    [job] = load_jobs(tmp_path / "jobs.toml")
+    result = run_job(job, lambda *a: None)
+    assert result.status == "ok", result.error
+    assert len(pd.read_csv(tmp_path / "out" / "semi.csv")) == 2 * 4
+    assert artifact.load(tmp_path / "m.gruf").model_cfg.hidden_size == 4
+
+
+def test_a_meta_that_claims_a_huge_model_is_refused_before_allocating(small_model, tmp_path):
+    import json
+
+    import torch
+
+    _, model, _ = small_model
+    payload = torch.load(model, weights_only=True)
+    meta = json.loads(payload["meta"])
+    meta["model_cfg"]["hidden_size"] = 12_000  # 1.7e9 weights if built
+    payload["meta"] = json.dumps(meta)
+    payload["checksum"] = artifact.checksum(payload)
+    torch.save(payload, tmp_path / "huge.gruf")
+    with pytest.raises(artifact.ArtifactError, match="is damaged"):
+        artifact.load(tmp_path / "huge.gruf")
+
+
+def test_the_network_returns_horizon_by_quantiles():
+    import torch
+
+    from gruforecast.model import build_model
+
+    for ensemble in (1, 3):
+        model = build_model(ModelConfig(hidden_size=4, ensemble=ensemble), 1, 12, 5, 6)
+        assert model(torch.randn(7, 12, 1)).shape == (7, 5, 1)
+
+
+def test_predict_info_and_check_stay_light(small_model):
+    """Cold start: predict, info and check import neither scikit-learn, scipy nor
+    matplotlib (one real process runs all three, then reads sys.modules)."""
+    folder, model, _ = small_model
+    script = f"""
+import sys
+from gruforecast import cli
+for args in (["check", {str(folder / 'data.csv')!r}, "--target", "y", "--time-col", "t", "--id-col", "id"],
+             ["predict", {str(model)!r}, "--out", {str(folder / 'light.csv')!r}],
+             ["info", {str(model)!r}]):
+    sys.argv = ["gruforecast", *args]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert not exc.code, (args, exc.code)
+heavy = sorted({{m.split('.')[0] for m in sys.modules}} & {{'sklearn', 'scipy', 'matplotlib'}})
+print('HEAVY', heavy)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout
+
+
+def test_load_panel_reads_a_glob_as_one_table(tmp_path):
+    frame, _ = _panel(ids=("a", "b", "c"))
+    for i in ("a", "b", "c"):
+        frame[frame.id == i].to_csv(tmp_path / f"part-{i}.csv", index=False)
+    panel = load_panel(tmp_path / "part-*.csv", DataSpec(target="y", time_col="t", id_col="id"))
+    assert [s.id for s in panel.series] == ["a", "b", "c"] and len(panel.fingerprint) == 64
+    assert SAMPLE.exists()
+
+
+def test_the_generated_options_table_is_current(tmp_path):
+    import shutil
+
+    from gruforecast.config import update_options_doc
+
+    copy = tmp_path / "cli.md"
+    shutil.copy(ROOT / "docs" / "cli.md", copy)
+    assert not update_options_doc(copy), "docs/cli.md's options table is stale: run `make docs`"
