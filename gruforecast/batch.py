@@ -297,19 +297,18 @@ def validation_score(art, panel, wcfg) -> dict[str, float | None]:
     from .evaluate import records_at, summarize
 
     H = wcfg.horizon
-    known = {sid for sid in art.series_ids}
-    positions = []
+    known = set(art.series_ids)
+    series, positions = [], []
     for s in panel.series:
         n_train, n_val, _ = wcfg.part_lengths(len(s))
         o = n_train + n_val - H  # origin of the latest validation window
-        ok = s.id in known and o >= art.lookback
-        positions.append(np.array([o] if ok else [], dtype=np.int64))
-    if not any(len(p) for p in positions):
+        if s.id in known and o >= art.lookback:
+            series.append(s)
+            positions.append(np.array([o]))
+    if not series:
         return {"mae": None, "mase": None}
-    kept = [(s, p) for s, p in zip(panel.series, positions) if len(p)]
-    sub = replace(panel, series=[s for s, _ in kept])
-    preds = art.forecast_origins(sub, [p for _, p in kept], H)
-    records = records_at(sub, [p for _, p in kept], preds, art.season)
+    sub = replace(panel, series=series)
+    records = records_at(sub, positions, art.forecast_origins(sub, positions, H), art.season)
     scores = summarize(records, groups=())["scores"]["model"]
     return {"mae": scores["mae"], "mase": scores["mase"]}
 

@@ -63,11 +63,6 @@ def _global(
     DEBUG[0] = debug
 
 
-def _configs(o: dict):
-    """(DataSpec, WindowConfig, ModelConfig, TrainConfig) from a command's options."""
-    return build_configs(o, DataSpec, WindowConfig, ModelConfig, TrainConfig)
-
-
 def _setup(o: dict):
     """A command's options -> (panel, window, model and train configs), all validated and
     resolved against the data before any training."""
@@ -75,12 +70,10 @@ def _setup(o: dict):
     from .train import pick_device
     from .windows import resolve
 
-    spec, wcfg, mcfg, tcfg = _configs(o)
-    if o["threads"] < 1:
-        raise InputError(f"--threads ({o['threads']}) must be >= 1")
+    spec, wcfg, mcfg, tcfg = build_configs(o, DataSpec, WindowConfig, ModelConfig, TrainConfig)
+    _threads(o["threads"])
     pick_device(o["device"])
     panel, wcfg = resolve(load_panel(o["data"], spec), wcfg)
-    _threads(o["threads"])
     for note in panel.notes:
         _log(note)
     _log(f"{len(panel.series)} series, {sum(len(s) for s in panel.series)} points, freq "

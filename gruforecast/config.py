@@ -23,21 +23,18 @@ from typing import Annotated, Any
 from .errors import InputError
 
 
-def option(default, help: str, absent=None, cli: bool = True):
+def option(default, help: str, absent=None):
     """A config field with its CLI help. `absent`: what a stored config written before the
-    field existed stands for (default: the field's default). `cli=False`: no option."""
-    meta: dict[str, Any] = {"help": help, "cli": cli}
+    field existed stands for (default: the field's default)."""
+    meta: dict[str, Any] = {"help": help}
     if absent is not None:
         meta["absent"] = absent
     return field(default=default, metadata=meta)
 
 
 def option_fields(cls) -> list[Field]:
-    return [f for f in fields(cls) if f.metadata.get("cli", False)]
-
-
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
+    """The fields of a config declared with `option()`: each one a CLI option and key."""
+    return [f for f in fields(cls) if "help" in f.metadata]
 
 
 def _is_tuple(tp) -> bool:
@@ -58,7 +55,7 @@ def with_config_options(*classes, exclude: tuple[str, ...] = ()):
         params = [p.replace(annotation=annotations.get(p.name, p.annotation))
                   for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
         for cls in classes:
-            hints = _hints(cls)
+            hints = typing.get_type_hints(cls)
             for f in option_fields(cls):
                 if f.name in exclude:
                     continue
@@ -88,19 +85,21 @@ def _typer_param(f: Field, tp) -> tuple[Any, Any]:
         return Annotated[str | None, typer.Option(flag(f.name), help=help_ + " (comma-separated)")], (
             ",".join(default) or None)
     if tp is bool:
-        return Annotated[bool, typer.Option(f"{flag(f.name)}/--no-{f.name.replace('_', '-')}",
-                                            help=help_)], default
+        return Annotated[bool, typer.Option(f"{flag(f.name)}/{_no(f.name)}", help=help_)], default
     return Annotated[tp, typer.Option(flag(f.name), help=help_)], default
 
 
+def _no(name: str) -> str:
+    return "--no-" + name.replace("_", "-")
+
+
 def _convert(value, tp):
-    if _is_tuple(tp) and isinstance(value, str):
+    """A list of names from "a, b" (the CLI), a list (TOML, JSON) or None, as a tuple."""
+    if not _is_tuple(tp):
+        return value
+    if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
-    if _is_tuple(tp) and value is None:
-        return ()
-    if _is_tuple(tp):
-        return tuple(value)
-    return value
+    return tuple(value or ())
 
 
 def build_configs(values: dict, *classes) -> list:
@@ -108,7 +107,7 @@ def build_configs(values: dict, *classes) -> list:
     field missing from `values` keeps its default."""
     built = []
     for cls in classes:
-        hints = _hints(cls)
+        hints = typing.get_type_hints(cls)
         kwargs = {f.name: _convert(values[f.name], hints[f.name]) for f in fields(cls) if f.name in values}
         built.append(cls(**kwargs))
     return built
@@ -118,7 +117,7 @@ def key_types(*classes) -> dict[str, Any]:
     """Field name -> type of every option field (the keys a batch job may set)."""
     out = {}
     for cls in classes:
-        hints = _hints(cls)
+        hints = typing.get_type_hints(cls)
         out.update({f.name: hints[f.name] for f in option_fields(cls)})
     return out
 
@@ -131,8 +130,8 @@ def from_stored(cls, stored: dict):
     for name, f in names.items():
         if name not in kwargs and "absent" in f.metadata:
             kwargs[name] = f.metadata["absent"]
-    hints = _hints(cls)
-    return cls(**{k: (tuple(v) if _is_tuple(hints[k]) else v) for k, v in kwargs.items()})
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _convert(v, hints[k]) for k, v in kwargs.items()})
 
 
 def describe(config) -> str:
@@ -241,9 +240,8 @@ def options_markdown(*classes) -> str:
     for cls in classes:
         for f in option_fields(cls):
             default = f.default
-            shown = ("-" if default in (None, ()) else
-                     f"`--{f.name.replace('_', '-')}`" if default is True else
-                     f"`--no-{f.name.replace('_', '-')}`" if default is False else f"`{default}`")
+            shown = ("-" if default in (None, ()) else f"`{flag(f.name)}`" if default is True else
+                     f"`{_no(f.name)}`" if default is False else f"`{default}`")
             rows.append(f"| `{flag(f.name)}` | {shown} | {f.metadata['help']} |")
     return "\n".join(rows)
 

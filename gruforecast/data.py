@@ -153,10 +153,8 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
         raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
     frames = [read_table(f, spec) for f in files]
     panel = build_panel(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), spec)
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(_file_hash(Path(f)).encode())
-    panel.fingerprint = _file_hash(Path(files[0])) if len(files) == 1 else digest.hexdigest()
+    hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
+    panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel
 
 

@@ -117,7 +117,7 @@ class Forecaster:
         for k, (s, pos) in enumerate(zip(panel.series, positions)):
             pos = np.asarray(pos, dtype=np.int64)
             if len(pos) and pos.min() < L:
-                raise InputError(f"series {s.id!r} has {int(pos.min())} points before its first "
+                raise InputError(f"series {s.id!r} has {int(pos.min())} points before a forecast "
                                  f"origin, fewer than the lookback {L}; give more history")
             rows = s.values[pos[:, None] - L + np.arange(L)[None, :]]  # (n, L, C)
             windows.append(self.scaling.apply(rows, index[k], s.id))
@@ -134,10 +134,6 @@ class Forecaster:
             inputs = self.scaling.apply(self.tail, np.arange(len(ids)))
             values = self._forecast(inputs, np.arange(len(ids)), K)
         else:
-            for s in panel.series:
-                if len(s) < self.lookback:
-                    raise InputError(f"series {s.id!r} has {len(s)} points, fewer than the lookback "
-                                     f"{self.lookback}; give more history")
             values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K)
             ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
         frame = self._frame(ids, [self.future_times(t, K) for t in last], values)
@@ -148,8 +144,13 @@ class Forecaster:
         """Forecasts from the last `cutoffs` origins of each series, `step` apart (default
         the horizon), the last window ending at the end of the data; one row per (series,
         cutoff, time) with `cutoff` (the last time seen) and `actual` columns."""
-        K = self._checked_horizon(horizon)
-        positions = self.cutoff_positions(panel, cutoffs, step or self.horizon, K)
+        K, step = self._checked_horizon(horizon), step or self.horizon
+        positions = cutoff_positions(panel, cutoffs, step, K)
+        for s, pos in zip(panel.series, positions):  # the first window must fit: say why not
+            if pos[0] < self.lookback:
+                raise InputError(
+                    f"series {s.id!r} has {len(s)} points, too few for {cutoffs} cutoffs {step} steps "
+                    f"apart with lookback {self.lookback} and horizon {K}; lower --cutoffs or --step")
         values = self.forecast_origins(panel, positions, K)
         ids, times, cuts, actual = [], [], [], []
         for s, pos in zip(panel.series, positions):
@@ -162,16 +163,6 @@ class Forecaster:
         frame.insert(len(frame.columns) - 1, "cutoff", pd.Index(cuts).repeat(K))
         frame["actual"] = np.concatenate(actual)
         return Forecast(frame, recursive=K > self.horizon)
-
-    def cutoff_positions(self, panel: Panel, cutoffs: int, step: int, horizon: int) -> list[np.ndarray]:
-        """`cutoff_positions`, refused where a first window would not fit its series."""
-        out = cutoff_positions(panel, cutoffs, step, horizon)
-        for s, pos in zip(panel.series, out):
-            if pos[0] < self.lookback:
-                raise InputError(
-                    f"series {s.id!r} has {len(s)} points, too few for {cutoffs} cutoffs {step} steps "
-                    f"apart with lookback {self.lookback} and horizon {horizon}; lower --cutoffs or --step")
-        return list(out)
 
     def _checked_horizon(self, horizon: int | None) -> int:
         K = self.horizon if horizon is None else horizon

@@ -1,8 +1,8 @@
-"""The forecasting network: `GRURegressor`, a `FusedGRU` over the lookback window with a head emitting every horizon
-step at once, and `Ensemble`, K of them side by side.
+"""The forecasting network: `GRURegressor`, a `FusedGRU` over the lookback window with a
+head emitting every horizon step at once, and `Ensemble`, K of them side by side.
 
-The architecture is `config.ModelConfig`. A model maps windows (B, L, C) in scaled units (column 0 the target) to forecasts
-(B, H, Q) in the same units: Q outputs per step (1 today, the point forecast), so a
+The architecture is `config.ModelConfig`. A model maps windows (B, L, C) in scaled units
+(column 0 the target) to forecasts (B, H, Q) in the same units: Q outputs per step (1 today, the point forecast), so a
 quantile head needs no new shape anywhere. Scaling and inverting live in `scaling.py`,
 training in `train.py`.
 
@@ -68,12 +68,9 @@ class GRURegressor(nn.Module):
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                  season: int = 1) -> None:
         super().__init__()
-        self.cfg = cfg
-        by_season = cfg.reads_by_season(season, lookback)
-        self.window_norm, self.season, self.horizon = cfg.window_norm, season, horizon
-        self.window_scale, self.base_seasons, self.second_season = cfg.window_scale, cfg.base_seasons, cfg.second_season
-        self.by_season = by_season
-        width = n_inputs * (season if by_season else 1)  # the GRU's input: a season of points per step
+        self.cfg, self.season, self.horizon = cfg, season, horizon
+        self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
+        width = n_inputs * (season if self.by_season else 1)  # the GRU's input: a season of points per step
         self.gru = FusedGRU(width, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, batch_first=True)
         self.head = nn.Linear(cfg.hidden_size, horizon)
         # Both start at zero: no linear contribution, equal weights for the bases.
@@ -88,7 +85,7 @@ class GRURegressor(nn.Module):
         return self.point(x).unsqueeze(-1)
 
     def point(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
-        if self.window_norm == "none":
+        if self.cfg.window_norm == "none":
             _, h = self.gru(self._steps(x))
             return self.head(h[-1]) + self._linear(x[..., 0])
         last = x[:, -1:, 0]  # (B, 1)
@@ -120,9 +117,9 @@ class GRURegressor(nn.Module):
         that repeats its season exactly is not blown up, and at 1e-3 (values are already
         scaled per series) so a flat one stays finite.
         """
-        if self.window_scale == "none" or self.window_norm == "none" or x.shape[1] < 2:
+        if self.cfg.window_scale == "none" or self.cfg.window_norm == "none" or x.shape[1] < 2:
             return x.new_ones(x.shape[0], 1)
-        seasonal = self.window_norm == "seasonal" and 1 < self.season < x.shape[1]
+        seasonal = self.cfg.window_norm == "seasonal" and 1 < self.season < x.shape[1]
         lag = self.season if seasonal else 1
         v = x[..., 0]
         diff = (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True)
@@ -133,17 +130,17 @@ class GRURegressor(nn.Module):
         """The forecast the head corrects: the last value, or the mean of the last
         `base_seasons` seasons (the last season alone by default) repeated."""
         L, m = x.shape[1], self.season
-        if self.window_norm != "seasonal" or m < 2 or L < m:
+        if self.cfg.window_norm != "seasonal" or m < 2 or L < m:
             return x[:, -1:, 0]
-        k = min(self.base_seasons, L // m)
+        k = min(self.cfg.base_seasons, L // m)
         profile = x[:, L - k * m:, 0].reshape(x.shape[0], k, m).mean(1)  # (B, m)
         return profile[:, torch.arange(self.horizon, device=x.device) % m]  # (B, H)
 
     def _gated_base(self, x: Tensor, h: Tensor) -> Tensor:
         """(B, H): the bases weighted step by step by a softmax the GRU's state sets (the
         first base's logit fixed at 0: with two bases the second's weight is a sigmoid)."""
-        bases = [self.base(x).expand(-1, self.horizon), self._repeat(x, self.second_season)]
-        if self.base_seasons > 1:
+        bases = [self.base(x).expand(-1, self.horizon), self._repeat(x, self.cfg.second_season)]
+        if self.cfg.base_seasons > 1:
             bases.append(self._repeat(x, self.season))
         logits = self.gate(h).view(x.shape[0], len(bases) - 1, self.horizon)
         weights = torch.softmax(torch.cat([torch.zeros_like(logits[:, :1]), logits], 1), dim=1)
@@ -171,7 +168,6 @@ class Ensemble(nn.Module):
     def __init__(self, members: list[GRURegressor]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.cfg = members[0].cfg
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
         return torch.stack([m(x) for m in self.members]).quantile(0.5, dim=0)
