@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 DEMO    := demo_out
 THREADS ?= 1
 
-.PHONY: help install demo test bench bench-accuracy docs lint clean
+.PHONY: help install demo test bench bench-accuracy bench-suite docs lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,16 @@ bench-accuracy: $(STAMP)  ## M4 hourly and ETTh1 (reads ../shared/data), written
 	$(PY) benchmarks/m4_hourly.py --cli
 	$(PY) benchmarks/etth1.py
 
+# statsforecast pins an older pandas: the suite gets its own venv, so .venv stays as CI's.
+.venv-bench/.installed: pyproject.toml
+	test -x .venv-bench/bin/python || python3 -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q torch==2.13.0
+	.venv-bench/bin/python -m pip install -q -e ".[bench]"
+	touch .venv-bench/.installed
+
+bench-suite: .venv-bench/.installed  ## the development suite: defaults on every set of ../shared/data beside statsforecast
+	.venv-bench/bin/python benchmarks/suite.py --threads $(THREADS)
+
 docs: $(STAMP)  ## regenerate the options table of docs/cli.md from the config fields
 	$(PY) -c "from gruforecast.config import update_options_doc; update_options_doc('docs/cli.md')"
 
@@ -46,4 +56,4 @@ lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check gruforecast tests benchmarks
 
 clean:  ## remove the venv and demo outputs
-	rm -rf .venv $(DEMO)
+	rm -rf .venv .venv-bench $(DEMO)

@@ -30,7 +30,7 @@ from gruforecast.windows import WindowConfig, resolve  # noqa: E402
 
 
 def measure(name: str, panel, horizon: int, folds: int, fixed: int | None) -> None:
-    panel, wcfg = resolve(panel, WindowConfig(horizon=horizon))
+    panel, wcfg, _ = resolve(panel, WindowConfig(horizon=horizon))
     tcfg = TrainConfig() if fixed is None else TrainConfig(epochs=fixed, patience=fixed)
     start = time.perf_counter()
     run = train(panel, wcfg, ModelConfig(), tcfg)

@@ -117,7 +117,7 @@ def _from_payload(payload: dict) -> Forecaster:
     # Before format 3 the model's fields were stored among the training ones.
     model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
     train_cfg = from_stored(TrainConfig, meta["train_cfg"])
-    model = _rebuild(model_cfg, 1 + len(data_spec.features), window_cfg, payload["state_dict"])
+    model = _rebuild(model_cfg, window_cfg.channels(len(data_spec.features)), window_cfg, payload["state_dict"])
     time_dtype = meta["time_dtype"]
     return Forecaster(
         window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,

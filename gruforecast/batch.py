@@ -266,8 +266,8 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     check_output_path(out, (".csv", ".parquet"), create=True)
     retrain = needs_retrain(job)
     if retrain:
-        panel, wcfg = resolve(load_panel(job.data, job.spec), job.window)
-        run = train(panel, wcfg, job.model_cfg, job.train)
+        panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg)
+        run = train(panel, wcfg, mcfg, job.train)
         new_score = validation_score(run.forecaster, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]
         art = run.forecaster

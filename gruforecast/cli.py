@@ -73,7 +73,7 @@ def _setup(o: dict):
     spec, wcfg, mcfg, tcfg = build_configs(o, DataSpec, WindowConfig, ModelConfig, TrainConfig)
     _threads(o["threads"])
     pick_device(o["device"])
-    panel, wcfg = resolve(load_panel(o["data"], spec), wcfg)
+    panel, wcfg, mcfg = resolve(load_panel(o["data"], spec), wcfg, mcfg)
     for note in panel.notes:
         _log(note)
     _log(f"{len(panel.series)} series, {sum(len(s) for s in panel.series)} points, freq "
@@ -166,7 +166,7 @@ def check(data: Data, **config) -> None:
     problems, panel = check_file(data, spec)
     if panel is not None:
         try:
-            panel, _ = resolve(panel, wcfg)
+            panel, wcfg, mcfg = resolve(panel, wcfg)
         except InputError as exc:
             problems.append(str(exc))
     for problem in problems:

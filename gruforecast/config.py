@@ -166,9 +166,11 @@ class ModelConfig:
     linear_path: bool = option(
         False, "add a linear map from the whole window to the horizon beside the GRU "
         "(DLinear's); helps long horizons")
-    second_season: int = option(
-        0, "a second season M (e.g. 168 hours, a week; <= the lookback): the network blends its "
-        "naive forecast into the base, window by window; 0: none")
+    second_season: int | None = option(
+        None, "a second season M (e.g. 168 hours, a week; <= the lookback): the network blends "
+        "its naive forecast into the base, window by window; 0: none (default: the week of "
+        "sub-daily data, the year of daily data, or detected for integer steps, where the "
+        "history holds two)", absent=0)
     by_season: bool = option(
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
@@ -185,7 +187,7 @@ class ModelConfig:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:
             raise InputError(f"--window-scale {self.window_scale!r} is not known; use one of {', '.join(WINDOW_SCALES)}")
-        if self.second_season < 0 or self.second_season == 1:
+        if self.second_season is not None and (self.second_season < 0 or self.second_season == 1):
             raise InputError(f"--second-season ({self.second_season}) must be 0 (none) or a season of at least 2")
         if self.second_season and self.window_norm != "seasonal":
             raise InputError(f"--second-season blends seasonal bases and needs --window-norm seasonal "
@@ -219,6 +221,10 @@ class TrainConfig:
         None, "train on this many randomly drawn windows per epoch (default: all); for long "
         "series and large panels")
     seed: int = option(0, "random seed: same seed, same numbers on CPU")
+    full_refit: bool = option(
+        True, "after early stopping and the held-out scores, retrain on every point (the "
+        "validation and test parts too) for the best epoch count: the model written has seen "
+        "the latest data", absent=False)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):

@@ -20,7 +20,7 @@ Past the trained horizon H, forecasts roll forward recursively on their own outp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from .data import DataSpec, Panel
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
-from .windows import WindowConfig
+from .windows import MIN_HISTORY, WindowConfig, window_rows, with_mask
 
 BATCH = 1024  # windows per forward pass when forecasting: memory bounded by the batch
 MAX_HORIZON = 100_000  # steps one call may forecast (a recursive roll-out is one pass per H)
@@ -71,7 +71,8 @@ class Forecaster:
     time_dtype: str = "datetime"
     series_ids: list[str] = field(default_factory=list)
     last_times: list = field(default_factory=list)  # pd.Timestamp or int per series
-    tail: np.ndarray | None = None  # (S, L, C) the last lookback observations, data units
+    tail: np.ndarray | None = None  # (S, L, C) the last lookback observations, data units;
+    # a series shorter than L is NaN before its first point
     metrics: dict = field(default_factory=dict)
     package_version: str = __version__
 
@@ -87,22 +88,29 @@ class Forecaster:
     def horizon(self) -> int:
         return self.window_cfg.horizon
 
-    def fit(self, panel: Panel, device: str = "cpu", on_epoch: Callable | None = None):
-        """Train on `panel` (resolved with `windows.resolve`); return (FitResult, Windows)."""
+    def fit(self, panel: Panel, device: str = "cpu", on_epoch: Callable | None = None,
+            epochs: int | None = None):
+        """Train on `panel` (resolved with `windows.resolve`); return (FitResult, Windows).
+        With `epochs`, train on every point (no held-out parts) for exactly that many
+        epochs: the refit that `train` ends with."""
         from .train import fit, pick_device
         from .windows import make_windows
 
         dev = pick_device(device)
-        windows, self.scaling = make_windows(panel, self.window_cfg)
-        torch.manual_seed(self.train_cfg.seed)  # weight init is part of the seeded run
-        self.model = build_model(self.model_cfg, 1 + len(panel.spec.features), self.lookback,
-                                 self.horizon, self.season)
-        result = fit(self.model, windows, self.train_cfg, dev, on_epoch)
+        wcfg, tcfg = self.window_cfg, self.train_cfg
+        if epochs is not None:
+            wcfg = replace(wcfg, val_frac=0.0, test_frac=0.0)
+            tcfg = replace(tcfg, epochs=epochs, patience=epochs)
+        windows, self.scaling = make_windows(panel, wcfg)
+        torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
+        self.model = build_model(self.model_cfg, self.window_cfg.channels(len(panel.spec.features)),
+                                 self.lookback, self.horizon, self.season)
+        result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
         self.series_ids = [s.id for s in panel.series]
         self.last_times = [s.time[-1] for s in panel.series]
-        self.tail = np.stack([s.values[-self.lookback:] for s in panel.series])
+        self.tail = np.stack([_tail(s.values, self.lookback) for s in panel.series])
         return result, windows
 
     # -- forecasting ------------------------------------------------------------------
@@ -116,14 +124,25 @@ class Forecaster:
         windows = []
         for k, (s, pos) in enumerate(zip(panel.series, positions)):
             pos = np.asarray(pos, dtype=np.int64)
-            if len(pos) and pos.min() < L:
+            if len(pos) and pos.min() < self.min_history:
                 raise InputError(f"series {s.id!r} has {int(pos.min())} points before a forecast "
-                                 f"origin, fewer than the lookback {L}; give more history")
-            rows = s.values[pos[:, None] - L + np.arange(L)[None, :]]  # (n, L, C)
-            windows.append(self.scaling.apply(rows, index[k], s.id))
-        inputs = np.concatenate(windows) if windows else np.zeros((0, L, 1), np.float32)
+                                 f"origin, fewer than the {self.min_history} this model needs "
+                                 f"(its lookback); give more history")
+            rows, observed = window_rows(s.values, pos, L)  # (n, L, C), (n, L)
+            windows.append(self._inputs(self.scaling.apply(rows, index[k], s.id), observed))
+        width = self.window_cfg.channels(len(self.data_spec.features))
+        inputs = np.concatenate(windows) if windows else np.zeros((0, L, width), np.float32)
         rows_index = np.repeat(index, [len(p) for p in positions])
         return self._forecast(inputs, rows_index, self._checked_horizon(horizon))
+
+    @property
+    def min_history(self) -> int:
+        """Observed points a forecast origin needs: the lookback, or one with padding."""
+        return MIN_HISTORY if self.window_cfg.mask else self.lookback
+
+    def _inputs(self, scaled: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """Scaled windows as the model reads them: with the mask channel if it has one."""
+        return with_mask(scaled, observed) if self.window_cfg.mask else scaled
 
     def predict(self, panel: Panel | None = None, horizon: int | None = None) -> Forecast:
         """Forecast `horizon` steps (default: the trained H) after the end of each series of
@@ -131,7 +150,10 @@ class Forecaster:
         K = self._checked_horizon(horizon)
         if panel is None:
             ids, last = self.series_ids, self.last_times
-            inputs = self.scaling.apply(self.tail, np.arange(len(ids)))
+            observed = np.isfinite(self.tail[..., 0])  # (S, L): padded rows are NaN
+            first = np.argmax(observed, axis=1)[:, None]  # the series' first stored row
+            rows = np.take_along_axis(self.tail, np.maximum(np.arange(self.lookback), first)[..., None], 1)
+            inputs = self._inputs(self.scaling.apply(rows, np.arange(len(ids))), observed)
             values = self._forecast(inputs, np.arange(len(ids)), K)
         else:
             values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K)
@@ -147,7 +169,7 @@ class Forecaster:
         K, step = self._checked_horizon(horizon), step or self.horizon
         positions = cutoff_positions(panel, cutoffs, step, K)
         for s, pos in zip(panel.series, positions):  # the first window must fit: say why not
-            if pos[0] < self.lookback:
+            if pos[0] < self.min_history:
                 raise InputError(
                     f"series {s.id!r} has {len(s)} points, too few for {cutoffs} cutoffs {step} steps "
                     f"apart with lookback {self.lookback} and horizon {K}; lower --cutoffs or --step")
@@ -202,7 +224,10 @@ class Forecaster:
         H, L = self.horizon, self.lookback
         chunks = [self.model(x)[..., 0]]
         while len(chunks) * H < K:
-            x = torch.cat([x, chunks[-1].unsqueeze(-1)], dim=1)[:, -L:]
+            new = chunks[-1].unsqueeze(-1)  # (B, H, 1): the forecast, observed from now on
+            if self.window_cfg.mask:
+                new = torch.cat([new, torch.ones_like(new)], dim=-1)
+            x = torch.cat([x, new], dim=1)[:, -L:]
             chunks.append(self.model(x)[..., 0])
         return torch.cat(chunks, dim=1)[:, :K]
 
@@ -221,6 +246,13 @@ class Forecaster:
         frame[spec.time_col] = np.concatenate([np.asarray(t) for t in times])
         frame["forecast"] = values.ravel()
         return pd.DataFrame(frame)
+
+
+def _tail(values: np.ndarray, L: int) -> np.ndarray:
+    """A series' last L rows, NaN before its first when it has fewer (see `predict`)."""
+    tail = np.full((L, values.shape[1]), np.nan)
+    tail[L - min(L, len(values)):] = values[-L:]
+    return tail
 
 
 def write_forecast(fc: Forecast, path: str | Path) -> Path:
@@ -254,19 +286,27 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
 
     fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
     result, windows = fc.fit(panel, device, on_epoch)
-    test, records = None, None
+    test, records, refit = None, None, None
     if len(windows.test):
         positions = windows.positions(windows.test)
         preds = fc.forecast_origins(panel, positions)
         records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train))
         test = {"windows": len(windows.test), "season": fc.season,
                 **summarize(records, groups=("series", "step"))}
+    if tcfg.full_refit and (len(windows.val) or len(windows.test)):
+        # The scores above are the early-stopped fit's, which never saw the test part; the
+        # model written is trained on every point, for as many epochs as that fit chose.
+        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
+        refit, _ = final.fit(panel, device, on_epoch, epochs=result.best_epoch)
+        fc = final
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
     report["training"] = {
         "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
         "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
         "train_loss": [h.train_loss for h in result.history],
         "val_loss": [h.val_loss for h in result.history],
+        "refit": None if refit is None else {"epochs": len(refit.history),
+                                             "seconds": round(refit.seconds, 3)},
     }
     report["data"]["windows"] = {"train": len(windows.train), "val": len(windows.val),
                                  "test": len(windows.test)}

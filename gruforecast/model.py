@@ -24,7 +24,7 @@ from .gru import FusedGRU
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                 season: int = 1) -> GRURegressor | Ensemble:
     """The network for these shapes: one regressor, or an ensemble of `cfg.ensemble`."""
-    if cfg.second_season > lookback:
+    if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     members = [GRURegressor(cfg, n_inputs, lookback, horizon, season) for _ in range(cfg.ensemble)]
@@ -78,7 +78,7 @@ class GRURegressor(nn.Module):
         # The bases the GRU chooses between: the base, the second season's naive and, when the
         # base is a mean of seasons, the last season's naive too.
         n_bases = 2 + (cfg.base_seasons > 1)
-        gated = cfg.second_season > 1 and cfg.window_norm == "seasonal"
+        gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)

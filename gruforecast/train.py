@@ -30,6 +30,7 @@ class EpochLog:
     val_loss: float | None
     best_epoch: int
     seconds: float
+    phase: str = "fit"  # "refit": the final training on every point
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _members(model: Model) -> list[GRURegressor]:
 
 
 def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
-        on_epoch: Callable[[EpochLog], None] | None = None) -> FitResult:
+        on_epoch: Callable[[EpochLog], None] | None = None, phase: str = "fit") -> FitResult:
     """Train `model` on the training windows; early-stop on the validation loss.
 
     Without validation windows (val_frac = 0) the training loss decides the best epoch.
@@ -66,7 +67,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    values = torch.from_numpy(windows.values).to(device)
+    values = Flat.of(windows, device)
     train = torch.from_numpy(windows.train).to(device)
     val = torch.from_numpy(windows.val).to(device)
     model.to(device)
@@ -85,7 +86,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         else:
             since_best += 1
         log = EpochLog(epoch, cfg.epochs, train_loss, val_loss, result.best_epoch,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, phase)
         result.history.append(log)
         if on_epoch is not None:
             on_epoch(log)
@@ -105,7 +106,7 @@ def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarra
 
 
 def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
-                 values: torch.Tensor, origins: torch.Tensor, windows: Windows,
+                 values: Flat, origins: torch.Tensor, windows: Windows,
                  cfg: TrainConfig, epoch: int) -> float:
     model.train()
     total, count = 0.0, 0
@@ -137,7 +138,7 @@ def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tens
 
 
 @torch.no_grad()
-def evaluate_loss(model: Model, values: torch.Tensor, origins: torch.Tensor,
+def evaluate_loss(model: Model, values: Flat, origins: torch.Tensor,
                   windows: Windows, loss_fn: nn.Module, batch_size: int = 1024) -> float:
     model.eval()
     total = 0.0
@@ -147,11 +148,32 @@ def evaluate_loss(model: Model, values: torch.Tensor, origins: torch.Tensor,
     return total / len(origins)
 
 
-def gather(values: torch.Tensor, origins: torch.Tensor, lookback: int,
+@dataclass
+class Flat:
+    """The scaled panel on the device: values (N, C), series offsets (S + 1,), and whether
+    windows carry the mask channel."""
+
+    values: torch.Tensor
+    offsets: torch.Tensor
+    mask: bool = False
+
+    @classmethod
+    def of(cls, windows: Windows, device: torch.device | str = "cpu") -> Flat:
+        return cls(torch.from_numpy(windows.values).to(device),
+                   torch.from_numpy(windows.offsets).to(device), windows.mask)
+
+
+def gather(flat: Flat, origins: torch.Tensor, lookback: int,
            horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut the windows of a batch: inputs (B, L, C) and targets (B, H) of column 0."""
+    """Cut the windows of a batch: inputs (B, L, C[+1]) and targets (B, H) of column 0.
+    Input rows before the start of their series repeat its first row (padding), and the
+    mask channel says which rows were observed: `windows.window_rows`, on the device."""
     steps_in = torch.arange(-lookback, 0, device=origins.device)
     steps_out = torch.arange(0, horizon, device=origins.device)
-    x = values[origins[:, None] + steps_in]  # (B, L, C)
-    y = values[origins[:, None] + steps_out, 0]  # (B, H)
+    start = flat.offsets[torch.searchsorted(flat.offsets, origins, right=True) - 1][:, None]
+    idx = origins[:, None] + steps_in
+    x = flat.values[torch.maximum(idx, start)]  # (B, L, C)
+    if flat.mask:
+        x = torch.cat([x, (idx >= start).unsqueeze(-1).to(x.dtype)], dim=-1)
+    y = flat.values[origins[:, None] + steps_out, 0]  # (B, H)
     return x, y

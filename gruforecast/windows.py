@@ -14,16 +14,18 @@ Split rule (per series of n points, targets never shared across a split point):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import option
-from .data import Panel, season_length
+from .config import ModelConfig, option
+from .data import Panel
 from .errors import InputError
 from .scaling import SCALERS, TRANSFORMS, Scaling
+from .seasons import detect_season, second_season_of, season_of
 
-SHORT_SERIES = ("fail", "skip")
+SHORT_SERIES = ("pad", "fail", "skip")
+MIN_HISTORY = 1  # observed points a padded window needs before its origin
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,21 @@ class WindowConfig:
     """Window lengths, the season, split fractions, the target transform and the scaler.
     Stored in the model artifact, resolved (no `None` left)."""
 
-    lookback: int | None = option(None, "input window L (default: 2 seasons or 2 horizons)")
+    lookback: int | None = option(None, "input window L (default: 2 seasons, 2 horizons or the "
+                                        "second season, whichever is longest)")
     horizon: int | None = option(None, "forecast horizon H (default: one season)")
-    season: int | None = option(None, "season length (default: from the frequency; 1 for integer steps)")
+    season: int | None = option(None, "season length (default: from the frequency; detected from "
+                                      "the training data for integer steps)")
     scaler: str = option("standard", "standard, minmax, robust or none (fitted on train only)")
     transform: str = option("none", "log: model the log of the target (positive data; relative "
                                     "errors, multiplicative seasons) or none")
     val_frac: float = option(0.1, "share of each series held out for validation")
     test_frac: float = option(0.1, "share of each series held out for the test metrics")
-    short_series: str = option("fail", "a series too short to train on: fail, or skip it with a note")
+    short_series: str = option(
+        "pad", "a series shorter than lookback + horizon: pad (its windows are left-padded and "
+        "the model sees a mask of the padding), fail, or skip it with a note", absent="fail")
+    # Resolved, not an option: whether the model reads a mask channel (some series is padded).
+    mask: bool = field(default=False, metadata={"absent": False})
 
     def __post_init__(self) -> None:
         for name in ("horizon", "lookback", "season"):
@@ -51,48 +59,105 @@ class WindowConfig:
         if self.transform not in TRANSFORMS:
             raise InputError(f"--transform {self.transform!r} is not known; use one of {', '.join(TRANSFORMS)}")
         if self.short_series not in SHORT_SERIES:
-            raise InputError(f"--short-series {self.short_series!r} is not known; use fail or skip")
+            raise InputError(f"--short-series {self.short_series!r} is not known; use pad, fail or skip")
         for name, frac in (("val_frac", self.val_frac), ("test_frac", self.test_frac)):
             if not 0.0 <= frac < 0.5:
                 raise InputError(f"{name} ({frac}) must be in [0, 0.5)")
 
+    @property
+    def padded(self) -> bool:
+        return self.short_series == "pad"
+
+    def channels(self, n_features: int) -> int:
+        """The model's input columns: the target, the features, and the mask if any."""
+        return 1 + n_features + int(self.mask)
+
     def part_lengths(self, n: int) -> tuple[int, int, int]:
-        """(n_train, n_val, n_test) target points for a series of n points."""
-        n_val = max(self.horizon, round(self.val_frac * n)) if self.val_frac > 0 else 0
-        n_test = max(self.horizon, round(self.test_frac * n)) if self.test_frac > 0 else 0
+        """(n_train, n_val, n_test) target points for a series of n points.
+
+        Each held-out part is max(H, its share of n). With padding, a series too short for
+        that keeps its training windows first: its held-out parts shrink to H each, then
+        the test part goes, then the validation part (the series is still forecast)."""
+        H = self.horizon
+        n_val = max(H, round(self.val_frac * n)) if self.val_frac > 0 else 0
+        n_test = max(H, round(self.test_frac * n)) if self.test_frac > 0 else 0
+        if self.padded:
+            need = MIN_HISTORY + H  # the shortest training part that holds a window
+            if n - n_val - n_test < need:
+                n_val, n_test = min(n_val, H), min(n_test, H)
+            if n - n_val - n_test < need:
+                n_test = 0
+            if n - n_val - n_test < need:
+                n_val = 0
         return n - n_val - n_test, n_val, n_test
+
+    def first_origin(self, n_train: int) -> int:
+        """Where a series' windows start: after a full lookback, or (padding) after
+        MIN_HISTORY points when its training part holds no full window."""
+        if self.padded and n_train < self.lookback + self.horizon:
+            return MIN_HISTORY
+        return self.lookback
 
     def fits(self, n: int) -> bool:
         """Whether a series of n points holds at least one training window."""
-        return self.part_lengths(n)[0] >= self.lookback + self.horizon
+        n_train = self.part_lengths(n)[0]
+        return n_train >= self.first_origin(n_train) + self.horizon
 
 
-def resolve(panel: Panel, cfg: WindowConfig, check: bool = True) -> tuple[Panel, WindowConfig]:
-    """Fill in what `cfg` leaves to the data, apply `short_series`, check the lengths.
+def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
+            check: bool = True) -> tuple[Panel, WindowConfig, ModelConfig]:
+    """Fill in what `cfg` and `mcfg` leave to the data, apply `short_series`, check lengths.
 
-    The season follows the frequency; the horizon is one season (at least 1); the
-    lookback two seasons or two horizons, whichever is longer, shortened to fit the
-    shortest series."""
-    season = cfg.season if cfg.season is not None else season_length(panel.freq)
+    The seasons follow the frequency, or for integer steps the pooled autocorrelation of
+    the series' training parts (`seasons.detect_season`; the validation and test parts
+    are never read). The horizon is one season (at least 1); the second season (the week
+    of sub-daily data, the year of daily data) is used where the median series' training
+    part holds two of them; the lookback is the longest of 2 seasons, 2 horizons and the
+    second season (without padding, shortened to fit the shortest series)."""
+    mcfg = mcfg or ModelConfig()
+    season, second = cfg.season, mcfg.second_season
+    if season is None or second is None:
+        found, found2 = _seasons(panel, cfg)
+        if panel.freq is None and season is None:
+            panel.notes.append(f"season {found} detected from the training data's autocorrelation "
+                               f"(integer steps; --season sets it)")
+        season = found if season is None else season
+        second = (found2 if cfg.season is None or found2 % season == 0 else 0) if second is None else second
     H = cfg.horizon if cfg.horizon is not None else max(season, 1)
-    auto = cfg.lookback is None
     cfg = replace(cfg, season=season, horizon=H)
+    if second and np.median([cfg.part_lengths(len(s))[0] for s in panel.series]) < 2 * second + H:
+        second = 0  # the history does not cover the second season
+    mcfg = replace(mcfg, second_season=second) if mcfg.second_season is None else mcfg
+    auto = cfg.lookback is None
     if auto:
-        cfg = replace(cfg, lookback=_default_lookback(panel, cfg))
+        cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
     if cfg.short_series == "skip":
         panel = drop_short(panel, cfg)
         if auto:  # the shortest series left sets the room
-            cfg = replace(cfg, lookback=_default_lookback(panel, cfg))
+            cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
+    cfg = replace(cfg, mask=cfg.padded and any(
+        cfg.first_origin(cfg.part_lengths(len(s))[0]) < cfg.lookback or len(s) < cfg.lookback
+        for s in panel.series))
     if check:
         check_lengths(panel, cfg)
-    return panel, cfg
+    return panel, cfg, mcfg
 
 
-def _default_lookback(panel: Panel, cfg: WindowConfig) -> int:
+def _seasons(panel: Panel, cfg: WindowConfig) -> tuple[int, int]:
+    """(season, second season) from the frequency, or detected on the training parts."""
+    if panel.freq is not None:
+        return season_of(panel.freq), second_season_of(panel.freq)
+    share = 1.0 - cfg.val_frac - cfg.test_frac  # the horizon may not be known yet
+    return detect_season([s.values[: int(share * len(s)), 0] for s in panel.series])
+
+
+def _default_lookback(panel: Panel, cfg: WindowConfig, second: int) -> int:
     H, m = cfg.horizon, cfg.season
+    wanted = max(2 * m, 2 * H, second)
+    if cfg.padded:
+        return wanted
     probe = replace(cfg, lookback=1)
     room = min(probe.part_lengths(len(s))[0] - H for s in panel.series)
-    wanted = max(2 * m, 2 * H)
     return max(1, min(wanted, room)) if room >= 1 else wanted
 
 
@@ -103,7 +168,8 @@ def drop_short(panel: Panel, cfg: WindowConfig) -> Panel:
         (keep if cfg.fits(len(s)) else dropped).append(s)
     if not keep:
         raise InputError(f"every series is shorter than lookback {cfg.lookback} + horizon "
-                         f"{cfg.horizon} plus the held-out parts; lower --lookback or --horizon")
+                         f"{cfg.horizon} plus the held-out parts; use --short-series pad, or "
+                         "lower --lookback or --horizon")
     if dropped:
         panel.notes.append(f"skipped {len(dropped)} series too short to train on "
                            f"(first: {dropped[0].id!r}, {len(dropped[0])} points)")
@@ -111,23 +177,45 @@ def drop_short(panel: Panel, cfg: WindowConfig) -> Panel:
 
 
 def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
-    """Every series must hold at least one training window after the held-out parts."""
+    """Without padding every series must hold a training window after the held-out parts;
+    with padding, some series must (the others are still forecast)."""
     L, H = cfg.lookback, cfg.horizon
+    if cfg.padded:
+        if not any(cfg.fits(len(s)) for s in panel.series):
+            longest = max(len(s) for s in panel.series)
+            raise InputError(
+                f"no series holds a training window: the longest has {longest} points, and "
+                f"horizon {H} needs at least {MIN_HISTORY + H} before the held-out parts; "
+                "lower --horizon, or --val-frac / --test-frac, or give more data")
+        return
     for s in panel.series:
         n = len(s)
         name = f"series {s.id!r}" if panel.spec.id_col else "the series"
         if n < L + H:
             raise InputError(
                 f"{name} has {n} points, fewer than lookback {L} + horizon {H}; "
-                "lower --lookback or --horizon, or give more data"
+                "use --short-series pad, lower --lookback or --horizon, or give more data"
             )
         if not cfg.fits(n):
             n_train, n_val, n_test = cfg.part_lengths(n)
             raise InputError(
                 f"{name} has {n} points: after {n_val} validation and {n_test} test points, "
                 f"{n_train} remain for training, fewer than lookback {L} + horizon {H}; "
-                "lower --lookback or --horizon, or give more data"
+                "use --short-series pad, lower --lookback or --horizon, or give more data"
             )
+
+
+def window_rows(values: np.ndarray, positions: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs (n, L, C) of one series' windows with origins `positions`, and (n, L)
+    whether each row was observed. Rows before the series' start repeat its first value:
+    the padding `train.gather` applies to training windows too."""
+    idx = np.asarray(positions, dtype=np.int64)[:, None] - lookback + np.arange(lookback)[None, :]
+    return values[np.maximum(idx, 0)], idx >= 0
+
+
+def with_mask(rows: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(n, L, C) -> (n, L, C + 1): the mask channel (1 observed, 0 padding) appended."""
+    return np.concatenate([rows, observed[..., None].astype(rows.dtype)], axis=-1)
 
 
 @dataclass
@@ -135,7 +223,8 @@ class Windows:
     """All series scaled into one flat array, and the window origins of each part.
 
     An origin is the flat index of a window's first target; its inputs are the `lookback`
-    rows before it and its targets the `horizon` rows from it on (column 0).
+    rows before it and its targets the `horizon` rows from it on (column 0). Inputs
+    before the start of the origin's series are padding (`train.gather`, `window_rows`).
     """
 
     values: np.ndarray  # (N, C) float32, scaled, series concatenated
@@ -146,6 +235,7 @@ class Windows:
     test: np.ndarray
     lookback: int
     horizon: int
+    mask: bool = False  # windows reaching before their series' start are padded, with a mask
 
     def series_of(self, origins: np.ndarray) -> np.ndarray:
         """Index of the series each origin belongs to."""
@@ -169,14 +259,16 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
         n = len(s)
         chunks.append(scaling.apply(s.values, k, ids[k]))
-        bounds = [(L, n_train), (n_train, n_train + n_val), (n - n_test, n)]
+        first = cfg.first_origin(n_train)  # L, or MIN_HISTORY for a padded series
+        bounds = [(first, n_train), (n_train, n_train + n_val), (n - n_test, n)]
         for part, (lo, hi) in zip(parts, bounds):
-            part.append(offset + np.arange(max(lo, L), hi - H + 1, dtype=np.int64))
+            part.append(offset + np.arange(max(lo, first), hi - H + 1, dtype=np.int64))
         offset += n
     windows = Windows(
         values=np.concatenate(chunks),
         offsets=np.concatenate([[0], np.cumsum([len(s) for s in panel.series])]),
         n_train=np.array([n for n, _, _ in lengths]), train=np.concatenate(parts[0]),
         val=np.concatenate(parts[1]), test=np.concatenate(parts[2]), lookback=L, horizon=H,
+        mask=cfg.mask,
     )
     return windows, scaling

@@ -45,5 +45,5 @@ def train_run(panel, **options):
     unknown = set(options) - {f.name for c in classes for f in fields(c)}
     assert not unknown, unknown
     wcfg, mcfg, tcfg = build_configs(options, *classes)
-    panel, wcfg = resolve(panel, wcfg)
+    panel, wcfg, mcfg = resolve(panel, wcfg, mcfg)
     return train(panel, wcfg, mcfg, tcfg)

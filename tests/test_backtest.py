@@ -61,7 +61,7 @@ def test_too_many_folds_is_a_clear_error():
 
     with pytest.raises(InputError, match="lower --folds or --step"):
         run_backtest(_panel(np.arange(60.0)), WindowConfig(lookback=24, horizon=6, season=12), ModelConfig(),
-                     TrainConfig(epochs=1), BacktestConfig(folds=6))
+                     TrainConfig(epochs=1), BacktestConfig(folds=9))  # 6 points before the first
 
 
 @pytest.fixture(scope="module")

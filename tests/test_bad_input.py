@@ -89,17 +89,23 @@ CASES = [
     ("gaps", "data.csv", csv(series().drop(index=[40, 41, 42])), [], 2,
      "3 missing values or gaps in the time index, first at 2021-02-10 00:00:00; pass --fill interpolate|ffill|zero"),
     ("short series in a panel", "data.csv",
-     csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])), ["--id-col", "id"] + FAST, 2,
-     "series 'b' has 10 points, fewer than lookback 14 + horizon 7; lower --lookback or --horizon, or give more data"),
+     csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])),
+     ["--id-col", "id", "--short-series", "fail"] + FAST, 2,
+     "series 'b' has 10 points, fewer than lookback 14 + horizon 7; use --short-series pad, lower --lookback or --horizon, or give more data"),
+    ("short series in a panel padded", "data.csv",
+     csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])), ["--id-col", "id"] + FAST, 0,
+     "lookback 14, horizon 7"),
     ("short series skipped by option", "data.csv",
      csv(pd.concat([series().assign(id="a"), series(n=1).assign(id="b")])),
      ["--id-col", "id", "--short-series", "skip"] + FAST, 0, "skipped 1 series too short to train on (first: 'b', 1 points)"),
     ("id with a single row", "data.csv", csv(pd.concat([series().assign(id="a"), series(n=1).assign(id="b")])),
-     ["--id-col", "id"] + FAST, 2, "series 'b' has 1 points, fewer than lookback"),
+     ["--id-col", "id", "--short-series", "fail"] + FAST, 2, "series 'b' has 1 points, fewer than lookback"),
+    ("no series long enough to train", "data.csv", csv(series(n=5)), ["--horizon", "7"] + FAST, 2,
+     "no series holds a training window: the longest has 5 points, and horizon 7 needs at least 8"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
-    ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7"], 2,
-     "the series has 120 points, fewer than lookback 500 + horizon 7; lower --lookback or --horizon, or give more data"),
+    ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
+     "the series has 120 points, fewer than lookback 500 + horizon 7; use --short-series pad, lower --lookback or --horizon, or give more data"),
     ("epochs 0", "data.csv", csv(series()), ["--epochs", "0"], 2, "--epochs (0) must be >= 1"),
     ("batch size 0", "data.csv", csv(series()), ["--batch-size", "0"], 2, "--batch-size (0) must be >= 1"),
     ("learning rate NaN", "data.csv", csv(series()), ["--lr", "nan"], 2, "--lr (nan) must be > 0"),
@@ -173,7 +179,7 @@ def test_100000_tiny_series_fail_fast_and_clearly(tmp_path):
     start = time.perf_counter()
     proc = run_cli("train", tmp_path / "d.csv", "--id-col", "id", "--out", tmp_path / "m.gruf", timeout=120)
     assert proc.returncode == 2
-    assert "series '0' has 3 points, fewer than lookback 14 + horizon 7" in proc.stderr
+    assert "no series holds a training window: the longest has 3 points" in proc.stderr
     assert time.perf_counter() - start < 60  # vectorised checks: seconds, not a loop per series
     assert not (tmp_path / "m.gruf").exists()
 

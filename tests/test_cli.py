@@ -71,7 +71,8 @@ def test_integer_steps_continue_the_steps(tmp_path):
     proc = run_cli("train", tmp_path / "steps.csv", "--time-col", "t", "--horizon", "6", "--epochs", "2",
                    "--out", tmp_path / "m.gruf")
     assert proc.returncode == 0, proc.stderr
-    assert "season 1," in proc.stderr and "GRU reads step by step" in proc.stderr  # no season
+    # integer steps: the season found in the data (sin(t / 7) every 3: 14.7 steps)
+    assert "season 15 detected" in proc.stderr and "season 15," in proc.stderr
     fc = pd.read_csv(tmp_path / "m-forecast.csv")
     assert fc["t"].tolist() == [t[-1] + 3 * k for k in range(1, 7)]
 
@@ -95,7 +96,7 @@ BAD = [
      [], "1 duplicate timestamps, first at 2020-01-06 00:00:00; remove or aggregate them"),
     ("non-numeric target", lambda: _series_csv(fn=lambda f: f.assign(y=f["y"].astype(object)).replace({f["y"].iloc[3]: "abc"})),
      ["--target", "y"], "column 'y' is not numeric: row 5 holds 'abc'; clean the column or choose another"),
-    ("too short", lambda: _series_csv(n=20), ["--horizon", "7"],
+    ("too short", lambda: _series_csv(n=20), ["--horizon", "7", "--short-series", "fail"],
      "fewer than lookback"),
     ("empty file", lambda: "", [], "is empty; give a file with a header and rows"),
     ("header only", lambda: "date,y\n", [], "has no rows; give a file with data under the header"),

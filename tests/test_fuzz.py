@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.errors import InputError
 from gruforecast.scaling import SCALERS, fit_scaler
-from gruforecast.train import gather
+from gruforecast.train import Flat, gather
 from gruforecast.windows import WindowConfig, make_windows
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,23 +54,35 @@ def test_loader_is_right_or_says_why(case):
 
 @SETTINGS
 @given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=120), st.integers(1, 30), st.integers(1, 10),
-       st.sampled_from(SCALERS))
-def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler):
+       st.sampled_from(SCALERS), st.sampled_from(["pad", "fail"]))
+def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler, short):
+    """Every window is the slice of the series before its origin; rows before the start
+    (padding) repeat the first value and the mask channel marks them; targets never padded."""
     frame = pd.DataFrame({"t": np.arange(len(ys)), "y": ys})
     panel = build_panel(frame, DataSpec(target="y", time_col="t"))
+    cfg = WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler, short_series=short,
+                       mask=short == "pad")
     try:
-        w, sc = make_windows(panel, WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler))
+        w, sc = make_windows(panel, cfg)
     except InputError:
-        assert len(ys) - 2 * max(horizon, round(0.1 * len(ys))) < lookback + horizon
+        assert not cfg.fits(len(ys))
         return
     y = np.asarray(ys)
     for part in (w.train, w.val, w.test):
         if not len(part):
             continue
-        x, target = gather(torch.from_numpy(w.values), torch.from_numpy(part), lookback, horizon)
+        x, target = gather(Flat.of(w), torch.from_numpy(part), lookback, horizon)
+        o = int(part[0])
+        assert o >= (1 if short == "pad" else lookback)
+        idx = np.arange(o - lookback, o)
+        np.testing.assert_allclose(x[0, :, 0].double().numpy() * sc.scale[0, 0] + sc.loc[0, 0],
+                                   y[np.maximum(idx, 0)], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
+        if short == "pad":
+            np.testing.assert_array_equal(x[0, :, 1].numpy(), (idx >= 0).astype(np.float32))
         o = int(part[-1])
         np.testing.assert_allclose(x[-1, :, 0].double().numpy() * sc.scale[0, 0] + sc.loc[0, 0],
-                                   y[o - lookback: o], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
+                                   y[np.maximum(np.arange(o - lookback, o), 0)], rtol=1e-5,
+                                   atol=1e-6 * max(1.0, np.abs(y).max()))
         np.testing.assert_allclose(target[-1].double().numpy() * sc.scale[0, 0] + sc.loc[0, 0],
                                    y[o: o + horizon], rtol=1e-5, atol=1e-6 * max(1.0, np.abs(y).max()))
 

@@ -7,7 +7,7 @@ import torch
 
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.scaling import SCALERS, fit_scaler
-from gruforecast.train import gather
+from gruforecast.train import Flat, gather
 from gruforecast.windows import WindowConfig, make_windows
 
 
@@ -19,7 +19,7 @@ def _panel(values_by_id: dict[str, np.ndarray]):
 def test_exact_windows_of_an_arange_series():
     panel = _panel({"a": np.arange(100, dtype=float)})
     w, sc = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none"))
-    x, y = gather(torch.from_numpy(w.values), torch.from_numpy(w.train[:2]), 5, 3)
+    x, y = gather(Flat.of(w), torch.from_numpy(w.train[:2]), 5, 3)
     assert x[:, :, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
     assert y.tolist() == [[5, 6, 7], [6, 7, 8]]
 
@@ -67,7 +67,7 @@ def test_short_series_is_a_clear_error():
     from gruforecast.errors import InputError
 
     with pytest.raises(InputError, match="fewer than lookback 20 \\+ horizon 5"):
-        make_windows(_panel({"a": np.arange(12.0)}), WindowConfig(lookback=20, horizon=5))
+        make_windows(_panel({"a": np.arange(12.0)}), WindowConfig(lookback=20, horizon=5, short_series="fail"))
 
 
 def test_a_million_points_cost_o_n_memory_and_train():
