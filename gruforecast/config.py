@@ -218,8 +218,8 @@ class TrainConfig:
     clip: float = option(1.0, "gradient clipping: the largest gradient norm of each member")
     loss: str = option("mae", "mae, mse or huber, in each window's own units (see --window-scale)")
     windows_per_epoch: int | None = option(
-        None, "train on this many randomly drawn windows per epoch (default: all); for long "
-        "series and large panels")
+        20_000, "train on this many randomly drawn windows per epoch (all when there are "
+        "fewer): an epoch's time is bounded whatever the panel's size", absent=None)
     seed: int = option(0, "random seed: same seed, same numbers on CPU")
     full_refit: bool = option(
         True, "after early stopping and the held-out scores, retrain on every point (the "

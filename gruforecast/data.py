@@ -160,9 +160,10 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
 
 def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
     """Resolve the columns of `frame`, validate them, fill holes and split by series."""
-    spec = _resolve_columns(frame, spec)
+    spec, notes0 = _resolve_columns(frame, spec)
+    frame_in = frame
     frame, time_dtype, notes = _typed_frame(frame, spec)
-    frame, notes2 = _sorted_unique(frame, spec)
+    frame, notes2 = _sorted_unique(frame, spec, frame_in)
     ids, starts, ends = _boundaries(frame, spec)
     t = frame[spec.time_col].to_numpy()
     if time_dtype == "integer":
@@ -178,7 +179,7 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         raise InputError(_holes_message(holes, series, spec))
     series = [_fill(s, spec.fill) for s in series]
     return Panel(spec=spec, series=series, freq=freq, step=step, time_dtype=time_dtype,
-                 notes=notes + notes2)
+                 notes=notes0 + notes + notes2)
 
 
 def season_length(freq: str | None) -> int:
@@ -198,13 +199,23 @@ def _missing_column(col: str, option: str, cols: list) -> InputError:
     return InputError(f"column {col!r} ({option}) is not in the file{hint}")
 
 
-def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> DataSpec:
+def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, list[str]]:
     cols = list(frame.columns)
     for name, col in [("--time-col", spec.time_col), ("--id-col", spec.id_col),
                       ("--target", spec.target)] + [("--features", f) for f in spec.features]:
         if col is not None and col not in cols:
             raise _missing_column(col, name, cols)
+    notes = []
+    if spec.id_col is None and "unique_id" in cols and spec.time_col != "unique_id":
+        spec = replace(spec, id_col="unique_id")  # Nixtla's long format: unique_id, ds, y
+        notes.append("read as a panel: id column 'unique_id' (Nixtla's long format)")
     time_col = spec.time_col or _detect_time_col(frame, spec)
+    if spec.id_col is None:
+        text = [c for c in cols if c != time_col and c != spec.target and c not in spec.features
+                and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+        if len(text) == 1 and frame[text[0]].nunique() < len(frame):
+            spec = replace(spec, id_col=text[0])  # the one text column names the series
+            notes.append(f"read as a panel: id column {text[0]!r}, the only text column (--id-col sets another)")
     target = spec.target
     if target is None:
         taken = {time_col, spec.id_col, *spec.features}
@@ -217,7 +228,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> DataSpec:
         target = numeric[0]
     if target == time_col or target == spec.id_col or target in spec.features:
         raise InputError(f"column {target!r} is used twice; give the target, time, id and features distinct columns")
-    return replace(spec, target=target, time_col=time_col)
+    return replace(spec, target=target, time_col=time_col), notes
 
 
 def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
@@ -315,8 +326,9 @@ def _numeric(values: pd.Series, col: str) -> pd.Series:
     return out
 
 
-def _sorted_unique(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, list[str]]:
-    """Sort by (id, time) once; refuse duplicate timestamps within a series."""
+def _sorted_unique(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Sort by (id, time) once; refuse duplicate timestamps within a series (naming the
+    column of `given`, the file as read, that would tell the series apart)."""
     keys = [c for c in (spec.id_col, spec.time_col) if c is not None]
     order = frame.sort_values(keys, kind="stable")
     notes = [] if order.index.equals(frame.index) else [
@@ -325,11 +337,21 @@ def _sorted_unique(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, l
     if dup.any():
         first = order[dup].iloc[0]
         where = f" in series {first[spec.id_col]!r}" if spec.id_col else ""
-        hint = "" if spec.id_col else " (many series? pass --id-col)"
+        hint = "" if spec.id_col else _id_hint(given, spec)
         raise InputError(
             f"{int(dup.sum())} duplicate timestamps{where}, first at {first[spec.time_col]}; remove or aggregate them{hint}"
         )
     return order.reset_index(drop=True), notes
+
+
+def _id_hint(given: pd.DataFrame, spec: DataSpec) -> str:
+    """' (many series? pass --id-col COLUMN)' naming a column that makes (it, time) unique."""
+    for col in given.columns:
+        if col in (spec.time_col, spec.target) or col in spec.features:
+            continue
+        if given[col].nunique() < len(given) and not given.duplicated([col, spec.time_col]).any():
+            return f" (many series? pass --id-col {col})"
+    return " (many series? pass --id-col)"
 
 
 def _boundaries(frame: pd.DataFrame, spec: DataSpec) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -471,7 +493,7 @@ def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | Non
     if problems:
         return problems, None
     try:
-        spec = _resolve_columns(frame, spec)
+        spec, _ = _resolve_columns(frame, spec)
     except InputError as exc:
         return [str(exc)], None
     for col in [spec.target, *spec.features]:
@@ -484,7 +506,8 @@ def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | Non
     dup = frame.duplicated(keys, keep=False)
     if dup.any():
         rows = ", ".join(str(r + 2) for r in np.flatnonzero(dup.to_numpy())[:4])
-        problems.append(f"{int(dup.sum())} rows share a timestamp with another row of their series (rows {rows}, ...); remove or aggregate them")
+        problems.append(f"{int(dup.sum())} rows share a timestamp with another row of their series (rows {rows}, ...); remove or aggregate them"
+                        + ("" if spec.id_col else _id_hint(frame, spec)))
     if problems:
         return problems, None
     try:

@@ -1,0 +1,332 @@
+"""The development suite: gruforecast's CLI defaults on every data set of ../shared/data,
+beside statsforecast's SeasonalNaive, AutoETS and AutoTheta (MSTL on the multi-seasonal
+sets), on the same splits, in the same run.
+
+    make bench-suite                    # .venv-bench/bin/python benchmarks/suite.py
+    python benchmarks/suite.py --sets m3_yearly,tourism_yearly --threads 1
+
+Each set follows its protocol (../shared/data/README.md): the competition panels forecast
+their `test` rows from the end of their `train` rows (one origin); pedestrian (14 daily
+origins of h = 24), bank calls (5 daily origins of h = 169) and electricity (7 daily
+origins of h = 24) are trained once on the data before their test part and forecast from
+each origin with `predict --data --cutoffs`; ETTh1 S/96 trains on the rows before 11,520
+and forecasts every origin of the test rows (stride 1, scored on the z-scored values).
+gruforecast is run as a user would: `gruforecast train` with only the options needed to
+read the data and the horizon, then `predict`. Nothing here reads a test part before the
+forecasts are made. Rows are appended to benchmarks/results/suite.md as each set ends,
+so a partial run keeps what it measured. statsforecast comes from the `bench` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "suite.md"
+
+
+@dataclass
+class Protocol:
+    name: str
+    h: int
+    m: int  # the season of MASE and of the reference models
+    metric: str  # the primary metric: smape, mape, mae or mse
+    args: list[str] = field(default_factory=list)  # what the CLI needs to read the data
+    origins: int = 1  # > 1: daily origins, h steps apart (step), from one model
+    step: int | None = None
+    seasons: tuple[int, ...] = ()  # MSTL's seasons where the data has two
+
+
+SETS = {
+    "m4_hourly": Protocol("m4_hourly", 48, 24, "smape", ["--time-col", "t"]),
+    "m4_weekly": Protocol("m4_weekly", 13, 1, "smape", ["--time-col", "t"]),
+    "m1_monthly": Protocol("m1_monthly", 18, 12, "smape", ["--time-col", "t"]),
+    "m1_quarterly": Protocol("m1_quarterly", 8, 4, "smape", ["--time-col", "t"]),
+    "m3_quarterly": Protocol("m3_quarterly", 8, 4, "smape", ["--time-col", "t"]),
+    "m3_yearly": Protocol("m3_yearly", 6, 1, "smape", ["--time-col", "t"]),
+    "m3_other": Protocol("m3_other", 8, 1, "smape", ["--time-col", "t"]),
+    "tourism_yearly": Protocol("tourism_yearly", 4, 1, "mape", ["--time-col", "t"]),
+    "etth1": Protocol("etth1", 96, 24, "mse", ["--target", "OT"]),
+    "pedestrian_hourly": Protocol("pedestrian_hourly", 24, 24, "mae", ["--fill", "interpolate"], 14, 24, (24, 168)),
+    "bank_calls_5min": Protocol("bank_calls_5min", 169, 169, "mae", [], 5, 169, (169, 845)),
+    "electricity_short_hourly": Protocol("electricity_short_hourly", 24, 24, "mae", ["--target", "y"], 7, 24, (24, 168)),
+}
+
+
+# -- data: (history for training, full data for the origins, the actual test rows) ------
+
+def competition(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows (unique_id, t, y) and the test rows of a competition panel."""
+    d = pd.read_csv(DATA / f"{name}.csv", dtype={"unique_id": str})
+    return d[d.split == "train"].drop(columns="split"), d[d.split == "test"].drop(columns="split")
+
+
+def daily_origins(path: Path, id_col: str | None, time_col: str, target: str, proto: Protocol):
+    """(history, full, test): the last origins x step points of each series are the test."""
+    d = pd.read_csv(path)
+    d[time_col] = pd.to_datetime(d[time_col], utc=True).dt.tz_localize(None)
+    keys = [id_col] if id_col else []
+    d = d.sort_values(keys + [time_col]).reset_index(drop=True)
+    n_test = (proto.origins - 1) * proto.step + proto.h
+    rank = d.groupby(id_col).cumcount(ascending=False) if id_col else pd.Series(np.arange(len(d))[::-1])
+    if proto.name == "pedestrian_hourly":  # gaps: the last 14 days of the calendar, not of rows
+        end = d.groupby(id_col)[time_col].transform("max")
+        test_mask = d[time_col] > end - pd.Timedelta(hours=n_test)
+    else:
+        test_mask = rank < n_test
+    return d[~test_mask], d, d[test_mask]
+
+
+# -- scores ---------------------------------------------------------------------------
+
+def per_series(metric: str, y: np.ndarray, f: np.ndarray, scale: float) -> float:
+    if metric == "smape":
+        return float(np.mean(200 * np.abs(y - f) / np.maximum(np.abs(y) + np.abs(f), 1e-12)))
+    if metric == "mape":
+        return float(np.mean(100 * np.abs(y - f) / np.maximum(np.abs(y), 1e-12)))
+    if metric == "mae":
+        return float(np.mean(np.abs(y - f)))
+    if metric == "mse":
+        return float(np.mean((y - f) ** 2))
+    if metric == "mase":
+        return float(np.mean(np.abs(y - f)) / scale)
+    raise ValueError(metric)
+
+
+def score(forecasts: pd.DataFrame, col: str, scales: dict, metric: str) -> tuple[float, float]:
+    """(primary metric, MASE), averaged per series then over series; `forecasts` holds
+    id, y (actual) and the forecast column, test rows only."""
+    prim, mase = [], []
+    for sid, g in forecasts.groupby("id"):
+        y, f = g["y"].to_numpy(float), g[col].to_numpy(float)
+        prim.append(per_series(metric, y, f, 1.0))
+        mase.append(per_series("mase", y, f, scales[sid]))
+    return float(np.mean(prim)), float(np.mean(mase))
+
+
+def mase_scales(history: pd.DataFrame, m: int) -> dict:
+    out = {}
+    for sid, g in history.groupby("id"):
+        v = g["y"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        d = np.abs(v[m:] - v[:-m]) if len(v) > m else np.abs(np.diff(v))
+        out[sid] = float(np.mean(d)) if len(d) and np.mean(d) > 0 else 1.0
+    return out
+
+
+# -- gruforecast through the CLI ------------------------------------------------------
+
+def run_cli(*args, threads: int) -> tuple[float, str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "gruforecast", *map(str, args), "--threads", str(threads)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gruforecast {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-600:]}")
+    return time.perf_counter() - start, proc.stderr
+
+
+def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols: dict,
+         threads: int, tmp: Path) -> tuple[pd.DataFrame, float, str]:
+    """Forecasts (id, time, forecast) of the test rows, training seconds, the train log."""
+    train_csv, model = tmp / f"{proto.name}.csv", tmp / f"{proto.name}.gruf"
+    history.to_csv(train_csv, index=False)
+    seconds, log = run_cli("train", train_csv, *proto.args, "--horizon", proto.h, "--out", model,
+                           "--report-dir", tmp, threads=threads)
+    out = tmp / f"{proto.name}-fc.csv"
+    if full is None:
+        run_cli("predict", model, "--out", out, threads=threads)
+    else:
+        full_csv = tmp / f"{proto.name}-full.csv"
+        full.to_csv(full_csv, index=False)
+        run_cli("predict", model, "--data", full_csv, "--cutoffs", proto.origins, "--step", proto.step,
+                "--out", out, threads=threads)
+    fc = pd.read_csv(out)
+    fc = fc.rename(columns={cols["id"]: "id", cols["time"]: "time"}) if cols["id"] else \
+        fc.rename(columns={cols["time"]: "time"}).assign(id="series")
+    keep = ["id", "time", "forecast"] + (["cutoff"] if "cutoff" in fc.columns else [])
+    return fc[keep], seconds, log
+
+
+# -- statsforecast on the same split --------------------------------------------------
+
+def references(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, freq) -> tuple[pd.DataFrame, float]:
+    """Forecasts of the reference models (columns named by model) and their seconds."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
+
+    models = [SeasonalNaive(season_length=proto.m), AutoETS(season_length=proto.m),
+              AutoTheta(season_length=proto.m)]
+    if proto.seasons:
+        models.append(MSTL(season_length=list(proto.seasons), trend_forecaster=AutoETS(model="ZZN")))
+    sf = StatsForecast(models=models, freq=freq, n_jobs=1)
+    start = time.perf_counter()
+    if full is None:
+        fc = sf.forecast(df=history.rename(columns={"time": "ds"})[["unique_id", "ds", "y"]], h=proto.h)
+    else:
+        fc = sf.cross_validation(df=full.rename(columns={"time": "ds"})[["unique_id", "ds", "y"]], h=proto.h,
+                                 n_windows=proto.origins, step_size=proto.step, refit=False)
+    seconds = time.perf_counter() - start
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    fc = fc.rename(columns={"unique_id": "id", "ds": "time"})
+    return fc.drop(columns=[c for c in ("y", "cutoff") if c in fc.columns]), seconds
+
+
+# -- one set --------------------------------------------------------------------------
+
+def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[tuple]:
+    """Rows (method, primary, MASE, seconds) of one set."""
+    if proto.name.startswith(("m1_", "m3_", "m4_", "tourism")):
+        history, test = competition(proto.name)
+        cols, full, freq = {"id": "unique_id", "time": "t"}, None, 1
+        h_std, t_std = history.rename(columns={"t": "time"}), test.rename(columns={"t": "time"})
+    elif proto.name == "etth1":
+        d = pd.read_csv(DATA / "ETTh1.csv")[["date", "OT"]].iloc[:14400]
+        mu, sd = d.OT.iloc[:8640].mean(), d.OT.iloc[:8640].std(ddof=0)
+        d["OT"] = (d.OT - mu) / sd  # the protocol scores z-scored values
+        history, full = d.iloc[:11520], d
+        proto.origins, proto.step = 14400 - 11520 - proto.h + 1, 1
+        cols, freq = {"id": None, "time": "date"}, "h"
+        h_std = history.rename(columns={"date": "time", "OT": "y"}).assign(unique_id="series")
+        t_std = None  # every origin's own window: scored below
+    else:
+        spec = {"pedestrian_hourly": ("sensor", "time_utc", "count"), "bank_calls_5min": (None, "DateTime", "Calls"),
+                "electricity_short_hourly": ("unique_id", "ds", "y")}[proto.name]
+        history, full, test = daily_origins(DATA / f"{proto.name}.csv", *spec, proto)
+        cols, freq = {"id": spec[0], "time": spec[1]}, ("h" if proto.m == 24 else "5min")
+        rename = {spec[1]: "time", spec[2]: "y", **({spec[0]: "unique_id"} if spec[0] else {})}
+        h_std = history.rename(columns=rename)
+        t_std = test.rename(columns=rename)
+        if not spec[0]:
+            h_std, t_std = h_std.assign(unique_id="series"), t_std.assign(unique_id="series")
+        if proto.name == "electricity_short_hourly":  # the target alone: covariates are another issue
+            history, full = history[["unique_id", "ds", "y"]], full[["unique_id", "ds", "y"]]
+    with tempfile.TemporaryDirectory(dir=tmp) as work:
+        fc, seconds, log = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
+                                cols, threads, Path(work))
+    scales = mase_scales(h_std.rename(columns={"unique_id": "id"}), proto.m)
+    fc["time"] = _times(fc["time"])
+    if t_std is None:  # ETTh1: the actual value of every (cutoff, step) row
+        actual = full.rename(columns={"date": "time", "OT": "y"})
+        actual["time"] = _times(actual["time"])
+        merged = fc.merge(actual[["time", "y"]], on="time")
+        scales = {"series": 1.0}
+    else:
+        t_std = t_std.rename(columns={"unique_id": "id"}).dropna(subset=["y"])
+        t_std["time"] = _times(t_std["time"])
+        t_std["id"] = t_std["id"].astype(str)
+        fc["id"] = fc["id"].astype(str)
+        merged = t_std[["id", "time", "y"]].merge(fc, on=["id", "time"])
+    rows = [("gruforecast defaults", *score(merged, "forecast", scales, proto.metric), seconds,
+             _setting(log))]
+    if with_refs:
+        rows += _reference_rows(proto, h_std, full, cols, t_std, scales, freq, merged)
+    return rows
+
+
+def _reference_rows(proto, h_std, full, cols, t_std, scales, freq, merged) -> list[tuple]:
+    if proto.name == "etth1":  # stride-1 ETS over 2,785 origins is hours: every 24th origin
+        full_std = full.rename(columns={"date": "time", "OT": "y"}).assign(unique_id="series")
+        full_std["time"] = _times(full_std["time"])
+        ref, seconds = _etth1_refs(proto, full_std, freq)
+        ref["cutoff"] = _times(ref["cutoff"])
+        on = ref.merge(full_std[["time", "y"]], on="time").assign(id="series")
+        same = merged.assign(cutoff=_times(merged["cutoff"])).merge(ref[["time", "cutoff"]], on=["time", "cutoff"])
+        rows = [("gruforecast defaults, the references' origins", *score(same, "forecast", scales, proto.metric),
+                 np.nan, f"{same['cutoff'].nunique()} origins")]
+        return rows + [(c, *score(on, c, scales, proto.metric), seconds, f"{ref['cutoff'].nunique()} origins")
+                       for c in ref.columns if c not in ("id", "time", "cutoff")]
+    full_std = None
+    if proto.origins > 1:
+        target = {"pedestrian_hourly": "count", "bank_calls_5min": "Calls"}.get(proto.name, "y")
+        full_std = full.rename(columns={cols["time"]: "time", target: "y",
+                                        **({cols["id"]: "unique_id"} if cols["id"] else {})})
+        if not cols["id"]:
+            full_std = full_std.assign(unique_id="series")
+        full_std = _filled(full_std, freq)
+    ref, seconds = references(proto, h_std, full_std, freq)
+    ref["time"], ref["id"] = _times(ref["time"]), ref["id"].astype(str)
+    on = t_std[["id", "time", "y"]].merge(ref, on=["id", "time"])
+    return [(c, *score(on, c, scales, proto.metric), seconds, "")
+            for c in ref.columns if c not in ("id", "time", "cutoff", "y")]
+
+
+def _etth1_refs(proto: Protocol, full_std: pd.DataFrame, freq):
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, SeasonalNaive
+
+    sf = StatsForecast(models=[SeasonalNaive(season_length=24), AutoETS(season_length=24)], freq=freq, n_jobs=1)
+    start = time.perf_counter()
+    fc = sf.cross_validation(df=full_std.rename(columns={"time": "ds"})[["unique_id", "ds", "y"]], h=proto.h,
+                             n_windows=(proto.origins - 1) // 24 + 1, step_size=24, refit=False)
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    return fc.rename(columns={"unique_id": "id", "ds": "time"}).drop(columns=["y"]), time.perf_counter() - start
+
+
+def _filled(d: pd.DataFrame, freq) -> pd.DataFrame:
+    """Each series on its regular grid with holes interpolated, as `--fill interpolate`."""
+    out = []
+    for sid, g in d.groupby("unique_id"):
+        g = g.set_index("time")[["y"]]
+        g.index = pd.to_datetime(g.index)
+        g = g.asfreq(freq).interpolate(limit_direction="both")
+        out.append(g.reset_index().assign(unique_id=sid))
+    return pd.concat(out, ignore_index=True)
+
+
+def _times(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(col):
+        return col.astype("int64")
+    return pd.to_datetime(col)
+
+
+def _setting(log: str) -> str:
+    """What the defaults chose, from the train log line (season, lookback, ...)."""
+    for line in log.splitlines():
+        if " series, " in line and "season" in line:
+            return line.split("freq", 1)[-1].strip().replace("|", "/")
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-references", action="store_true", help="gruforecast rows only")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads} (torch {torch.__version__}); sets: {args.sets}", flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as out:
+        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s))\n\n"
+                  "| set | metric | method | primary | MASE | seconds | what the defaults chose |\n"
+                  "|---|---|---|---|---|---|---|\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets.split(","):
+            proto = SETS[name]
+            try:
+                rows = run_set(proto, args.threads, Path(tmp), not args.no_references)
+            except Exception as exc:  # one set failing must not lose the others' rows
+                rows = [("gruforecast defaults", np.nan, np.nan, np.nan, f"FAILED: {exc}".replace("\n", " ")[:300])]
+            with RESULTS.open("a") as out:
+                for method, prim, mase, secs, note in rows:
+                    line = f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {secs:.1f} | {note} |"
+                    print(line, flush=True)
+                    out.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
