@@ -34,6 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "suite.md"
+EXTRA: list[str] = []  # --extra: options added to every train, to compare a candidate default
 
 
 @dataclass
@@ -142,7 +143,7 @@ def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols
     """Forecasts (id, time, forecast) of the test rows, training seconds, the train log."""
     train_csv, model = tmp / f"{proto.name}.csv", tmp / f"{proto.name}.gruf"
     history.to_csv(train_csv, index=False)
-    seconds, log = run_cli("train", train_csv, *proto.args, "--horizon", proto.h, "--out", model,
+    seconds, log = run_cli("train", train_csv, *proto.args, *EXTRA, "--horizon", proto.h, "--out", model,
                            "--report-dir", tmp, threads=threads)
     out = tmp / f"{proto.name}-fc.csv"
     if full is None:
@@ -228,7 +229,7 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         t_std["id"] = t_std["id"].astype(str)
         fc["id"] = fc["id"].astype(str)
         merged = t_std[["id", "time", "y"]].merge(fc, on=["id", "time"])
-    rows = [("gruforecast defaults", *score(merged, "forecast", scales, proto.metric), seconds,
+    rows = [("gruforecast defaults" + (f" {' '.join(EXTRA)}" if EXTRA else ""), *score(merged, "forecast", scales, proto.metric), seconds,
              _setting(log))]
     if with_refs:
         rows += _reference_rows(proto, h_std, full, cols, t_std, scales, freq, merged)
@@ -304,14 +305,18 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-references", action="store_true", help="gruforecast rows only")
+    parser.add_argument("--extra", default="", help="train options to try beside the defaults, e.g. '--transform log'")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the table is appended")
     args = parser.parse_args()
+    EXTRA.extend(args.extra.split())
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads} (torch {torch.__version__}); sets: {args.sets}", flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as out:
-        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s))\n\n"
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with args.results.open("a") as out:
+        extra = f", train {args.extra}" if args.extra else ""
+        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
                   "| set | metric | method | primary | MASE | seconds | what the defaults chose |\n"
                   "|---|---|---|---|---|---|---|\n")
     with tempfile.TemporaryDirectory() as tmp:
@@ -321,7 +326,7 @@ def main() -> None:
                 rows = run_set(proto, args.threads, Path(tmp), not args.no_references)
             except Exception as exc:  # one set failing must not lose the others' rows
                 rows = [("gruforecast defaults", np.nan, np.nan, np.nan, f"FAILED: {exc}".replace("\n", " ")[:300])]
-            with RESULTS.open("a") as out:
+            with args.results.open("a") as out:
                 for method, prim, mase, secs, note in rows:
                     line = f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {secs:.1f} | {note} |"
                     print(line, flush=True)

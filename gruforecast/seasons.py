@@ -32,7 +32,7 @@ def _parts(freq: str) -> tuple[str, int, float | None]:
     import pandas as pd
 
     offset = pd.tseries.frequencies.to_offset(freq)
-    code = offset.name.split("-")[0]  # "W-SAT" -> "W", "QS-OCT" -> "QS"
+    code = offset.rule_code.split("-")[0]  # "W-SAT" -> "W", "QS-OCT" -> "QS"
     base = code if code in ("s", "B") else code.rstrip("SE")  # "MS", "ME", "QS" -> "M", "Q"
     try:
         seconds = pd.Timedelta(offset).total_seconds()
@@ -95,7 +95,9 @@ def detect_season(parts: list[np.ndarray]) -> tuple[int, int]:
     # A lag only counts where most of the panel reaches it: a few long series alone
     # make noisy peaks at long lags.
     acf = np.where(weight >= _COVERAGE * weight[1], total / np.maximum(weight, 1), np.nan)
-    peaks = [k for k in range(2, _MAX_LAG) if np.isfinite(acf[k - 1: k + 2]).all()
+    # From lag 3: noise makes the lag-1 autocorrelation of differences negative, so lag 2
+    # of any smooth cycle looks like a peak (a season of 2 must be given with --season).
+    peaks = [k for k in range(3, _MAX_LAG) if np.isfinite(acf[k - 1: k + 2]).all()
              and acf[k] >= acf[k - 1] and acf[k] > acf[k + 1] and acf[k] >= _MIN_PEAK]
     if not peaks:
         return 1, 0

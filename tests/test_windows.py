@@ -96,3 +96,38 @@ def test_log_transform_fits_the_scaler_on_the_log_and_inverts_exactly():
     np.testing.assert_allclose(w.values[:, 0], (np.log(y[:, 0]) - logs.mean()) / logs.std(), rtol=1e-5)
     np.testing.assert_allclose(untransform_target(transform_target(y, "log")[:, 0], "log"), y[:, 0])
     assert transform_target(y, "none") is y
+
+
+def test_short_series_are_padded_with_a_mask_and_every_series_is_forecast():
+    """--short-series pad (the default): a panel of 67-, 12- and 3-point series trains; the
+    short ones' windows are padded (first value repeated, mask 0), their held-out parts
+    shrink before their training part does, and every series gets a forecast."""
+    from conftest import train_run
+
+    rng = np.random.default_rng(0)
+    panel = _panel({"long": 10 + np.sin(np.arange(67) / 2) + rng.normal(0, 0.1, 67),
+                    "short": 5 + np.arange(12.0), "tiny": np.array([1.0, 2.0, 3.0])})
+    run = train_run(panel, horizon=6, lookback=24, epochs=2)
+    wcfg = run.forecaster.window_cfg
+    assert wcfg.mask and wcfg.short_series == "pad"
+    assert wcfg.part_lengths(67) == (55, 6, 6)  # a full window: the usual parts
+    assert wcfg.part_lengths(12) == (6, 6, 0)  # too short for both: the test part goes first
+    assert wcfg.part_lengths(3) == (3, 0, 0)  # no window at all: still forecast
+    frame = run.forecaster.predict().frame
+    assert sorted(frame["id"].unique()) == ["long", "short", "tiny"]
+    assert np.isfinite(frame["forecast"]).all() and len(frame) == 3 * 6
+    # the stored tail of the 3-point series: NaN before its first point, the mask says so
+    tail = run.forecaster.tail[2, :, 0]
+    assert np.isnan(tail[:-3]).all() and tail[-3:].tolist() == [1.0, 2.0, 3.0]
+    # predict from fresh data pads the same way: identical to the stored tail's forecast
+    again = run.forecaster.predict(panel).frame
+    np.testing.assert_allclose(again["forecast"], frame["forecast"], rtol=1e-6)
+
+
+def test_a_padded_window_is_the_series_start_repeated():
+    from gruforecast.windows import window_rows
+
+    values = np.arange(1.0, 6.0)[:, None]
+    rows, observed = window_rows(values, np.array([2, 5]), 4)
+    assert rows[..., 0].tolist() == [[1, 1, 1, 2], [2, 3, 4, 5]]
+    assert observed.tolist() == [[False, False, True, True], [True, True, True, True]]

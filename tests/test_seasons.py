@@ -1,0 +1,81 @@
+"""Seasons: from every pandas frequency, and detected from integer-step data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.seasons import detect_season, second_season_of, season_of
+from gruforecast.windows import WindowConfig, resolve
+
+
+@pytest.mark.parametrize("freq,season,second", [
+    ("h", 24, 168), ("30min", 48, 336), ("15min", 96, 672), ("10min", 144, 1008), ("5min", 288, 2016),
+    ("min", 1440, 0), ("2h", 12, 84), ("s", 60, 0), ("D", 7, 365), ("B", 5, 0), ("W-SUN", 52, 0),
+    ("MS", 12, 0), ("ME", 12, 0), ("QS-OCT", 4, 0), ("YS", 1, 0), ("2D", 1, 0), (None, 1, 0),
+])
+def test_season_of_every_frequency(freq, season, second):
+    assert (season_of(freq), second_season_of(freq)) == (season, second)
+
+
+def _hourly_like(n_series=20, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    day = np.sin(2 * np.pi * t / 24)
+    week = np.where((t // 24) % 7 >= 5, -1.5, 0.3)  # weekends low
+    return [10 + day * rng.uniform(1, 3) + week + rng.normal(0, 0.3, n) for _ in range(n_series)]
+
+
+def test_detect_season_finds_the_day_and_the_week():
+    assert detect_season(_hourly_like()) == (24, 168)
+
+
+def test_detect_season_of_noise_and_of_a_trend_is_none():
+    rng = np.random.default_rng(1)
+    assert detect_season([rng.normal(size=300) for _ in range(10)]) == (1, 0)
+    assert detect_season([np.cumsum(rng.normal(size=300)) for _ in range(10)]) == (1, 0)
+
+
+def test_integer_steps_get_the_detected_seasons_and_the_test_part_is_never_read():
+    series = _hourly_like(n_series=3, n=1200)
+    frame = pd.concat([pd.DataFrame({"id": str(k), "t": np.arange(len(v)), "y": v}) for k, v in enumerate(series)])
+    panel = build_panel(frame, DataSpec(target="y", time_col="t", id_col="id"))
+    _, wcfg, mcfg = resolve(panel, WindowConfig(horizon=24))
+    assert (wcfg.season, mcfg.second_season, wcfg.lookback) == (24, 168, 168)
+    assert any("season 24 detected" in note for note in panel.notes)
+    # the last 20% (validation and test) replaced by noise: the same seasons
+    for s in panel.series:
+        s.values = s.values.copy()
+        s.values[960:, 0] = np.random.default_rng(2).normal(size=len(s) - 960) * 100
+    _, wcfg2, mcfg2 = resolve(panel, WindowConfig(horizon=24))
+    assert (wcfg2.season, mcfg2.second_season) == (24, 168)
+    # --season and --second-season win
+    _, wcfg3, mcfg3 = resolve(panel, WindowConfig(season=12, horizon=24))
+    assert wcfg3.season == 12 and mcfg3.second_season == 168  # 168 is a multiple of 12
+
+
+def test_second_season_needs_the_history():
+    t = pd.date_range("2024-01-01", periods=300, freq="h")  # under 2 weeks + a day
+    frame = pd.DataFrame({"ds": t, "y": np.sin(np.arange(300) / 3.8)})
+    _, wcfg, mcfg = resolve(build_panel(frame, DataSpec(target="y")), WindowConfig())
+    assert (wcfg.season, mcfg.second_season, wcfg.lookback) == (24, 0, 48)
+
+
+def test_nixtla_long_format_and_a_lone_text_column_are_read_as_panels():
+    t = np.tile(pd.date_range("2024-01-01", periods=30, freq="D").astype(str), 2)
+    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 30), "ds": t, "y": np.arange(60.0)})
+    panel = build_panel(frame, DataSpec())
+    assert panel.spec.id_col == "unique_id" and len(panel.series) == 2
+    assert any("Nixtla" in n for n in panel.notes)
+    shop = frame.rename(columns={"unique_id": "shop"})
+    assert build_panel(shop, DataSpec()).spec.id_col == "shop"
+
+
+def test_rows_sharing_timestamps_name_the_column_that_separates_them():
+    from gruforecast.errors import InputError
+
+    t = np.tile(pd.date_range("2024-01-01", periods=30, freq="D").astype(str), 2)
+    frame = pd.DataFrame({"ds": t, "y": np.arange(60.0), "shop": np.repeat(["a", "b"], 30),
+                          "region": np.repeat(["x", "y"], 30)})  # two text columns: no guess
+    with pytest.raises(InputError, match="pass --id-col shop"):
+        build_panel(frame, DataSpec(target="y"))
