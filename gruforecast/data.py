@@ -25,9 +25,7 @@ from .config import option
 from .errors import InputError
 
 FILL_METHODS = ("interpolate", "ffill", "zero")
-# Season length for a pandas offset's base code, used for seasonal naive, MASE and the
-# default lookback. Hourly data repeats daily, daily data weekly, and so on.
-_SEASONS = {"h": 24, "min": 60, "s": 60, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,8 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         grid = pd.Index(t.min() + step * np.arange(int(pos.max()) + 1, dtype="int64"))
     else:
         freq, step = _infer_freq(t, starts, ends, spec), 1
-        grid, pos = _grid_positions(t, freq)
+        grid, pos, freq, more = _time_grid(t, freq, spec.freq is None)
+        notes += more
     values = frame[[spec.target, *spec.features]].to_numpy(dtype="float64")
     series, holes = _series(ids, starts, ends, pos, values, grid)
     if holes and spec.fill is None:
@@ -182,15 +181,101 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
                  notes=notes0 + notes + notes2)
 
 
-def season_length(freq: str | None) -> int:
-    """Season length implied by a pandas frequency alias (1 when unknown or no dates)."""
-    if freq is None:
-        return 1
-    offset = pd.tseries.frequencies.to_offset(freq)
-    code = offset.name.split("-")[0]  # "W-SAT" -> "W", "QS-OCT" -> "QS"
-    base = code if code in ("s", "B") else code.rstrip("SE")  # "MS", "ME", "QS" -> "M", "Q"
-    season = _SEASONS.get(base, 1)
-    return season // offset.n if season % offset.n == 0 else 1  # "2h" data: 12 steps a day
+@dataclass(frozen=True)
+class Session:
+    """A business-hours grid: steps of `base` from `start` to `end` (times of day, both
+    included) on the weekdays `days` (0 = Monday). Written as a frequency, e.g.
+    "5min Mon-Fri 07:00-21:00": that string is the panel's and the model's `freq`, and
+    `--freq` takes it. Days of `days` absent from the data are closed days (holidays)."""
+
+    base: str
+    days: tuple[int, ...]
+    start: pd.Timedelta
+    end: pd.Timedelta
+
+    @classmethod
+    def parse(cls, freq: str | None) -> Session | None:
+        """The session a frequency string names, or None for a plain pandas frequency."""
+        parts = (freq or "").split()
+        if len(parts) != 3:
+            return None
+        base, days, hours = parts
+        try:
+            base = pd.tseries.frequencies.to_offset(base).freqstr
+            start, end = (pd.Timedelta(h + ":00") for h in hours.split("-"))
+            picked = set()
+            for run in days.split(","):
+                lo, _, hi = run.partition("-")
+                picked.update(range(_DAYS.index(lo), _DAYS.index(hi or lo) + 1))
+        except ValueError:
+            raise InputError(f"frequency {freq!r} is not a session; write it like '5min Mon-Fri 07:00-21:00'") from None
+        if not start <= end < pd.Timedelta("1D") or not picked:
+            raise InputError(f"frequency {freq!r} is not a session; write it like '5min Mon-Fri 07:00-21:00'")
+        return cls(base, tuple(sorted(picked)), start, end)
+
+    def __str__(self) -> str:
+        runs, days = [], list(self.days)
+        while days:  # contiguous weekdays as runs: Mon-Fri
+            k = 1
+            while k < len(days) and days[k] == days[0] + k:
+                k += 1
+            runs.append(_DAYS[days[0]] + (f"-{_DAYS[days[k - 1]]}" if k > 1 else ""))
+            days = days[k:]
+        hm = lambda t: f"{int(t.total_seconds()) // 3600:02d}:{int(t.total_seconds()) % 3600 // 60:02d}"  # noqa: E731
+        return f"{self.base} {','.join(runs)} {hm(self.start)}-{hm(self.end)}"
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.base))
+
+    @property
+    def steps_per_day(self) -> int:
+        return int((self.end - self.start) / self.step) + 1
+
+    def keep(self, times: pd.DatetimeIndex) -> np.ndarray:
+        tod = times - times.normalize()
+        return np.asarray(times.day_of_week.isin(self.days) & (tod >= self.start) & (tod <= self.end))
+
+    def grid(self, first, last, open_days: pd.DatetimeIndex | None = None) -> pd.DatetimeIndex:
+        """The session's steps from `first` to `last`, on `open_days` only if given."""
+        full = pd.date_range(first, last, freq=self.base)
+        grid = full[self.keep(full)]
+        return grid if open_days is None else grid[grid.normalize().isin(open_days)]
+
+    def after(self, last, K: int) -> pd.DatetimeIndex:
+        """The K session steps after `last` (every weekday of the session open)."""
+        out, start = [], pd.Timestamp(last)
+        per_week = self.steps_per_day * len(self.days)
+        while sum(len(o) for o in out) < K:
+            span = pd.date_range(start, periods=int((K // per_week + 2) * 7 * 86400 / self.step.total_seconds()),
+                                 freq=self.base)[1:]
+            out.append(span[self.keep(span)])
+            start = span[-1]
+        return pd.DatetimeIndex(np.concatenate([o.to_numpy() for o in out])[:K])
+
+
+def _detect_session(t: np.ndarray, freq: str) -> tuple[Session, pd.DatetimeIndex] | None:
+    """A business-hours session in timestamps that leave most of the regular grid empty:
+    the weekdays they fall on and their first and last time of day. Used when the grid
+    restricted to it, on the days that hold data, is (nearly) complete."""
+    try:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    except (ValueError, TypeError):
+        return None
+    if step >= pd.Timedelta("1D"):
+        return None
+    times = pd.DatetimeIndex(np.unique(t))
+    tod = times - times.normalize()
+    days = tuple(sorted(int(d) for d in np.unique(times.day_of_week)))
+    session = Session(freq, days, tod.min(), tod.max())
+    if len(days) == 7 and session.steps_per_day * step >= pd.Timedelta("1D"):
+        return None  # every hour of every day: no session
+    open_days = times.normalize().unique()
+    grid = session.grid(times.min(), times.max(), open_days)
+    full = pd.date_range(times.min(), times.max(), freq=freq)
+    if len(grid) < 0.9 * len(full) and len(times) >= 0.98 * len(grid):
+        return session, grid
+    return None
 
 
 def _missing_column(col: str, option: str, cols: list) -> InputError:
@@ -367,6 +452,8 @@ def _boundaries(frame: pd.DataFrame, spec: DataSpec) -> tuple[list[str], np.ndar
 
 def _infer_freq(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: DataSpec) -> str:
     if spec.freq is not None:
+        if Session.parse(spec.freq) is not None:
+            return str(Session.parse(spec.freq))
         try:
             return pd.tseries.frequencies.to_offset(spec.freq).freqstr
         except ValueError:
@@ -391,6 +478,32 @@ def _infer(idx: pd.DatetimeIndex) -> str | None:
     except (KeyError, pd.errors.OptionError):  # pandas without that option returns a string
         freq = pd.infer_freq(idx)
     return None if freq is None else pd.tseries.frequencies.to_offset(freq).freqstr
+
+
+def _time_grid(t: np.ndarray, freq: str, detect: bool) -> tuple[pd.DatetimeIndex, np.ndarray, str, list[str]]:
+    """(grid, positions, freq, notes): the regular grid at `freq`, or a session's grid
+    (a given session frequency, or one detected when `detect`) on its open days."""
+    session, notes = Session.parse(freq), []
+    if session is None:
+        grid, pos = _grid_positions(t, freq)
+        found = _detect_session(t, freq) if detect and len(np.unique(pos)) < 0.9 * len(grid) else None
+        if found is None:
+            return grid, pos, freq, notes
+    if session is None:
+        session, grid = found
+        notes.append(f"business-hours grid: {session} (nights and other days are not steps; "
+                     "--freq sets another)")
+    else:
+        grid = session.grid(t.min(), t.max(), pd.DatetimeIndex(t).normalize().unique())
+    closed = session.grid(t.min(), t.max()).normalize().unique().difference(grid.normalize().unique())
+    if len(closed):
+        notes.append(f"{len(closed)} days of the session hold no data and are taken as closed "
+                     f"(first {closed[0].date()})")
+    pos = grid.get_indexer(pd.DatetimeIndex(t))
+    if (pos < 0).any():
+        bad = t[np.flatnonzero(pos < 0)[0]]
+        raise InputError(f"timestamp {pd.Timestamp(bad)} is outside the session {session}; pass --freq or align the times")
+    return grid, pos, str(session), notes
 
 
 def _grid_positions(t: np.ndarray, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray]:

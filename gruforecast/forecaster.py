@@ -30,7 +30,7 @@ import torch
 from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
-from .data import DataSpec, Panel
+from .data import DataSpec, Panel, Session
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
@@ -108,6 +108,9 @@ class Forecaster:
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
+        if Session.parse(panel.freq) is not None and panel.spec.freq is None:
+            # fresh data (`predict --data`) is read on the same session, not detected again
+            self.data_spec = replace(panel.spec, freq=panel.freq)
         self.series_ids = [s.id for s in panel.series]
         self.last_times = [s.time[-1] for s in panel.series]
         self.tail = np.stack([_tail(s.values, self.lookback) for s in panel.series])
@@ -235,6 +238,9 @@ class Forecaster:
         """The K times after `last`: the next dates at the frequency, or the next steps."""
         if self.freq is None:
             return pd.Index(int(last) + self.step * np.arange(1, K + 1), dtype="int64")
+        session = Session.parse(self.freq)
+        if session is not None:  # the next open steps (every weekday of the session)
+            return session.after(last, K)
         return pd.date_range(pd.Timestamp(last), periods=K + 1, freq=self.freq)[1:]
 
     def _frame(self, ids: list[str], times: list, values: np.ndarray) -> pd.DataFrame:

@@ -41,10 +41,19 @@ def _parts(freq: str) -> tuple[str, int, float | None]:
     return base, offset.n, seconds
 
 
+def _session(freq: str):
+    from .data import Session
+
+    return Session.parse(freq)
+
+
 def season_of(freq: str | None) -> int:
     """The season implied by a pandas frequency alias; 1 for integer steps or no rhythm."""
     if freq is None:
         return 1
+    session = _session(freq)
+    if session is not None:  # a business day of steps
+        return session.steps_per_day
     base, n, seconds = _parts(freq)
     if seconds is not None and seconds < 86400:
         for period in (86400, 3600, 60):  # a day of steps; for seconds data an hour, a minute
@@ -61,6 +70,10 @@ def second_season_of(freq: str | None) -> int:
     for daily data."""
     if freq is None:
         return 0
+    session = _session(freq)
+    if session is not None:  # a business week of steps
+        week = session.steps_per_day * len(session.days)
+        return week if len(session.days) > 1 and week <= _MAX_SECOND else 0
     base, n, seconds = _parts(freq)
     if seconds is not None and seconds < 86400:
         day = 86400 / seconds

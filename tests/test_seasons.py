@@ -79,3 +79,35 @@ def test_rows_sharing_timestamps_name_the_column_that_separates_them():
                           "region": np.repeat(["x", "y"], 30)})  # two text columns: no guess
     with pytest.raises(InputError, match="pass --id-col shop"):
         build_panel(frame, DataSpec(target="y"))
+
+
+def _business_hours_frame(days=30, closed=("2024-01-17",)):
+    """5-minute steps 09:00-17:00 on weekdays, one weekday closed (a holiday)."""
+    t = pd.date_range("2024-01-01", periods=days * 288, freq="5min")
+    tod = t - t.normalize()
+    keep = (t.day_of_week < 5) & (tod >= pd.Timedelta("9h")) & (tod <= pd.Timedelta("17h"))
+    keep &= ~t.normalize().isin(pd.DatetimeIndex(closed))
+    t = t[keep]
+    return pd.DataFrame({"ds": t, "y": np.sin(np.arange(len(t)) * 2 * np.pi / 97) + 5})
+
+
+def test_a_business_hours_grid_is_detected_and_continued():
+    from gruforecast.data import Session
+
+    panel = build_panel(_business_hours_frame(), DataSpec(target="y"))
+    assert panel.freq == "5min Mon-Fri 09:00-17:00"
+    assert any("1 days of the session hold no data" in n for n in panel.notes)
+    assert len(panel.series[0]) == 21 * 97  # 22 weekdays in 30 days, one closed
+    _, wcfg, mcfg = resolve(panel, WindowConfig())
+    assert (wcfg.season, mcfg.second_season) == (97, 485)
+    session = Session.parse(panel.freq)
+    nxt = session.after(pd.Timestamp("2024-01-26 17:00"), 98)  # a Friday's close
+    assert nxt[0] == pd.Timestamp("2024-01-29 09:00") and nxt[96] == pd.Timestamp("2024-01-29 17:00")
+    assert nxt[97] == pd.Timestamp("2024-01-30 09:00")
+    # the session as --freq reads the same panel; a malformed one is a clear error
+    again = build_panel(_business_hours_frame(), DataSpec(target="y", freq="5min Mon-Fri 09:00-17:00"))
+    assert again.freq == panel.freq and len(again.series[0]) == len(panel.series[0])
+    from gruforecast.errors import InputError
+
+    with pytest.raises(InputError, match="write it like '5min Mon-Fri 07:00-21:00'"):
+        Session.parse("5min Mon-Fri 9-17")
