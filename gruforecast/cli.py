@@ -234,6 +234,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         ("series", f"{len(art.series_ids)}: {', '.join(art.series_ids[:5])}{' ...' if len(art.series_ids) > 5 else ''}"),
         ("data ends", ", ".join(str(x) for x in art.last_times[:3]) + (" ..." if len(art.last_times) > 3 else "")),
     ]
+    rows += [(f"chose {key}", why) for key, why in art.metrics.get("choices", {}).items()]
     for key, value in rows:
         table.add_row(key, str(value))
     out.print(table)

@@ -76,6 +76,7 @@ class Panel:
     time_dtype: str = "datetime"  # "datetime" or "integer"
     fingerprint: str = field(default="")
     notes: list[str] = field(default_factory=list)  # things done to the data, for the log
+    choices: dict[str, str] = field(default_factory=dict)  # setting -> what the defaults chose and why
 
 
 def read_table(path: str | Path, spec: DataSpec | None = None) -> pd.DataFrame:

@@ -318,4 +318,5 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
                                  "test": len(windows.test)}
     report["test"] = test
     fc.metrics = {"test": {k: test[k] for k in ("windows", "season", "series", "scores")}} if test else {}
+    fc.metrics["choices"] = dict(panel.choices)
     return TrainRun(fc, result, report, records)

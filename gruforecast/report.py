@@ -61,6 +61,7 @@ def base_report(panel: Panel, configs: tuple, device: str) -> dict:
         },
         "config": {"data": asdict(panel.spec), "windows": asdict(wcfg), "model": asdict(mcfg),
                    "train": asdict(tcfg), "season": wcfg.season, "device": device},
+        "choices": dict(panel.choices),  # what the defaults chose from the data, and why
         "seed": tcfg.seed,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__},

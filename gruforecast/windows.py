@@ -116,28 +116,44 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     second season (without padding, shortened to fit the shortest series)."""
     mcfg = mcfg or ModelConfig()
     season, second = cfg.season, mcfg.second_season
+    why = panel.choices
     if season is None or second is None:
         found, found2 = _seasons(panel, cfg)
-        if panel.freq is None and season is None:
-            panel.notes.append(f"season {found} detected from the training data's autocorrelation "
-                               f"(integer steps; --season sets it)")
+        source = (f"from the frequency {panel.freq}" if panel.freq is not None else
+                  "detected from the training parts' autocorrelation (integer steps)")
+        if season is None:
+            why["season"] = f"{found}: {source}"
+            if panel.freq is None:
+                panel.notes.append(f"season {found} detected from the training data's autocorrelation "
+                                   f"(integer steps; --season sets it)")
         season = found if season is None else season
-        second = (found2 if cfg.season is None or found2 % season == 0 else 0) if second is None else second
+        if second is None:
+            second = found2 if cfg.season is None or found2 % season == 0 else 0
+            why["second_season"] = f"{second}: {source}" if second else "0: none found"
     H = cfg.horizon if cfg.horizon is not None else max(season, 1)
     cfg = replace(cfg, season=season, horizon=H)
-    if second and np.median([cfg.part_lengths(len(s))[0] for s in panel.series]) < 2 * second + H:
-        second = 0  # the history does not cover the second season
+    if mcfg.second_season is None and second:
+        median = float(np.median([cfg.part_lengths(len(s))[0] for s in panel.series]))
+        if median < 2 * second + H:
+            why["second_season"] = (f"0: {second} found, but the median training part ({median:g} points) "
+                                    f"holds fewer than two of it and a horizon")
+            second = 0
     mcfg = replace(mcfg, second_season=second) if mcfg.second_season is None else mcfg
     auto = cfg.lookback is None
     if auto:
         cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
+        why["lookback"] = (f"{cfg.lookback}: the longest of 2 seasons, 2 horizons and the second season"
+                           + ("" if cfg.padded else ", within the shortest series"))
     if cfg.short_series == "skip":
         panel = drop_short(panel, cfg)
         if auto:  # the shortest series left sets the room
             cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
-    cfg = replace(cfg, mask=cfg.padded and any(
-        cfg.first_origin(cfg.part_lengths(len(s))[0]) < cfg.lookback or len(s) < cfg.lookback
-        for s in panel.series))
+    padded = sum(cfg.first_origin(cfg.part_lengths(len(s))[0]) < cfg.lookback or len(s) < cfg.lookback
+                 for s in panel.series) if cfg.padded else 0
+    cfg = replace(cfg, mask=padded > 0)
+    if padded:
+        why["short_series"] = (f"pad: {padded} of {len(panel.series)} series are shorter than lookback + "
+                               "horizon after their held-out parts; their windows are padded, with a mask")
     if check:
         check_lengths(panel, cfg)
     return panel, cfg, mcfg
