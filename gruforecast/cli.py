@@ -113,8 +113,9 @@ def train(
                                  run.records, panel, losses,
                                  f"gruforecast train: {model_path.name}, held-out test windows"))
     _print_scores(run.report.get("test"))
-    out.print(f"trained in {run.fit.seconds:.1f}s (best epoch {run.fit.best_epoch} of "
-              f"{len(run.fit.history)})")
+    out.print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
+              f"{run.fit.best_epoch} of {len(run.fit.history)}"
+              + (", then refit on every point)" if run.report["training"]["refit"] else ")"))
     for name, path in written.items():
         out.print(f"{name + ':':12}{path}")
 

@@ -282,6 +282,43 @@ class TrainRun:
     records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
+def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
+                    device: str, on_epoch: Callable | None):
+    """Fit one Forecaster, or with `--transform auto` one per candidate transform (log
+    only where every value is positive), and keep the best validation MASE: scored in
+    the data's units on the validation windows, so the candidates are comparable. The
+    test part is not read. The choice and its reason go to `panel.choices`."""
+    from .evaluate import records_at, scores
+
+    positive = all((s.values[:, 0] > 0).all() for s in panel.series)
+    if wcfg.transform != "auto":
+        fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
+        return fc, *fc.fit(panel, device, on_epoch)
+    candidates = ("none", "log") if positive else ("none",)
+    fits = {}
+    for transform in candidates:
+        fc = Forecaster(window_cfg=replace(wcfg, transform=transform), model_cfg=mcfg, train_cfg=tcfg)
+        result, windows = fc.fit(panel, device, on_epoch)
+        mase = None
+        if len(candidates) > 1 and len(windows.val):
+            positions = windows.positions(windows.val)
+            records = records_at(panel, positions, fc.forecast_origins(panel, positions), fc.season,
+                                 train_ends=list(windows.n_train))
+            mase = scores(records, "model")["mase"]
+        fits[transform] = (fc, result, windows, mase)
+    scored = {t: f[3] for t, f in fits.items() if f[3] is not None}
+    best = min(scored, key=scored.get) if len(scored) == len(candidates) > 1 else "none"
+    if len(candidates) == 1:
+        panel.choices["transform"] = "none: the data is not all positive, so the log is not a candidate"
+    elif len(scored) < len(candidates):
+        panel.choices["transform"] = "none: no validation windows to compare the candidates on"
+    else:
+        other = next(t for t in candidates if t != best)
+        panel.choices["transform"] = (f"{best}: validation MASE {scored[best]:.4g}, against "
+                                      f"{scored[other]:.4g} with {other}")
+    return fits[best][:3]
+
+
 def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
           device: str = "cpu", on_epoch: Callable | None = None) -> TrainRun:
     """Fit a Forecaster on `panel` (already resolved) and score it on the held-out test
@@ -290,8 +327,11 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     from .report import base_report
     from .train import pick_device
 
-    fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
-    result, windows = fc.fit(panel, device, on_epoch)
+    import time
+
+    start = time.perf_counter()
+    fc, result, windows = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
+    wcfg = fc.window_cfg
     test, records, refit = None, None, None
     if len(windows.test):
         positions = windows.positions(windows.test)
@@ -313,6 +353,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         "val_loss": [h.val_loss for h in result.history],
         "refit": None if refit is None else {"epochs": len(refit.history),
                                              "seconds": round(refit.seconds, 3)},
+        "total_seconds": round(time.perf_counter() - start, 3),  # candidates and refit included
     }
     report["data"]["windows"] = {"train": len(windows.train), "val": len(windows.val),
                                  "test": len(windows.test)}

@@ -86,7 +86,7 @@ def second_season_of(freq: str | None) -> int:
 def detect_season(parts: list[np.ndarray]) -> tuple[int, int]:
     """(season, second season) of integer-step data from its pooled autocorrelation.
 
-    Each part's first differences are autocorrelated up to a third of its length (and
+    Each part's first differences are autocorrelated up to half its length (and
     `_MAX_LAG`); the panel's curve is the mean over the parts that reach each lag, weighted
     by their length, over the lags that most of the panel reaches. The season is the smallest local peak within 90% of the highest one
     and above `_MIN_PEAK` (1 when there is none); the second season see `_second_peak`.
@@ -95,7 +95,7 @@ def detect_season(parts: list[np.ndarray]) -> tuple[int, int]:
     for values in parts:
         d = np.diff(np.asarray(values, dtype=np.float64))
         d = d[np.isfinite(d)]
-        max_lag = min(_MAX_LAG, len(d) // 3)
+        max_lag = min(_MAX_LAG, len(d) // 2)
         if max_lag < 2:
             continue
         d = d - d.mean()

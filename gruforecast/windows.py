@@ -39,8 +39,10 @@ class WindowConfig:
     season: int | None = option(None, "season length (default: from the frequency; detected from "
                                       "the training data for integer steps)")
     scaler: str = option("standard", "standard, minmax, robust or none (fitted on train only)")
-    transform: str = option("none", "log: model the log of the target (positive data; relative "
-                                    "errors, multiplicative seasons) or none")
+    transform: str = option(
+        "auto", "log: model the log of the target (positive data; relative errors, "
+        "multiplicative seasons), none, or auto: for positive data, train both and keep the "
+        "one with the better validation MASE", absent="none")
     val_frac: float = option(0.1, "share of each series held out for validation")
     test_frac: float = option(0.1, "share of each series held out for the test metrics")
     short_series: str = option(
@@ -56,8 +58,8 @@ class WindowConfig:
                 raise InputError(f"--{name} ({value}) must be >= 1")
         if self.scaler not in SCALERS:
             raise InputError(f"--scaler {self.scaler!r} is not known; use one of {', '.join(SCALERS)}")
-        if self.transform not in TRANSFORMS:
-            raise InputError(f"--transform {self.transform!r} is not known; use one of {', '.join(TRANSFORMS)}")
+        if self.transform not in ("auto", *TRANSFORMS):
+            raise InputError(f"--transform {self.transform!r} is not known; use auto, {', '.join(TRANSFORMS)}")
         if self.short_series not in SHORT_SERIES:
             raise InputError(f"--short-series {self.short_series!r} is not known; use pad, fail or skip")
         for name, frac in (("val_frac", self.val_frac), ("test_frac", self.test_frac)):

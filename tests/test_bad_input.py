@@ -113,7 +113,7 @@ CASES = [
      ["--transform", "log"], 2,
      "--transform log needs a target above 0, but the series has -0.5 at row 3; use --transform none"),
     ("unknown transform", "data.csv", csv(series()), ["--transform", "sqrt"], 2,
-     "--transform 'sqrt' is not known; use one of none, log"),
+     "--transform 'sqrt' is not known; use auto, none, log"),
     ("unknown window scale", "data.csv", csv(series()), ["--window-scale", "std"], 2,
      "--window-scale 'std' is not known; use one of diff, none"),
     ("no base seasons", "data.csv", csv(series()), ["--base-seasons", "0"], 2,

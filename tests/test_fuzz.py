@@ -61,7 +61,7 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler, short):
     frame = pd.DataFrame({"t": np.arange(len(ys)), "y": ys})
     panel = build_panel(frame, DataSpec(target="y", time_col="t"))
     cfg = WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler, short_series=short,
-                       mask=short == "pad")
+                       mask=short == "pad", transform="none")
     try:
         w, sc = make_windows(panel, cfg)
     except InputError:

@@ -18,7 +18,7 @@ def _panel(values_by_id: dict[str, np.ndarray]):
 
 def test_exact_windows_of_an_arange_series():
     panel = _panel({"a": np.arange(100, dtype=float)})
-    w, sc = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none"))
+    w, sc = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none", transform="none"))
     x, y = gather(Flat.of(w), torch.from_numpy(w.train[:2]), 5, 3)
     assert x[:, :, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
     assert y.tolist() == [[5, 6, 7], [6, 7, 8]]
@@ -26,7 +26,7 @@ def test_exact_windows_of_an_arange_series():
 
 def test_targets_never_cross_the_split_points_nor_series():
     panel = _panel({"a": np.arange(100.0), "b": np.arange(60.0)})
-    cfg = WindowConfig(lookback=4, horizon=3, scaler="none", val_frac=0.1, test_frac=0.2)
+    cfg = WindowConfig(lookback=4, horizon=3, scaler="none", val_frac=0.1, test_frac=0.2, transform="none")
     w, sc = make_windows(panel, cfg)
     for s, (lo, hi) in enumerate(zip(w.offsets[:-1], w.offsets[1:])):
         n_train, n_val, n_test = cfg.part_lengths(hi - lo)
@@ -41,7 +41,7 @@ def test_scaler_is_fitted_on_the_training_part_only():
     """Changing the validation and test values must not change the scaler or train windows."""
     base = np.sin(np.arange(200) / 5.0)
     leaked = base.copy()
-    cfg = WindowConfig(lookback=10, horizon=5, val_frac=0.1, test_frac=0.1)
+    cfg = WindowConfig(lookback=10, horizon=5, val_frac=0.1, test_frac=0.1, transform="none")
     n_train = cfg.part_lengths(200)[0]
     leaked[n_train:] += 1000.0  # a wildly different future
     (w1, s1), (w2, s2) = make_windows(_panel({"a": base}), cfg), make_windows(_panel({"a": leaked}), cfg)
@@ -67,7 +67,7 @@ def test_short_series_is_a_clear_error():
     from gruforecast.errors import InputError
 
     with pytest.raises(InputError, match="fewer than lookback 20 \\+ horizon 5"):
-        make_windows(_panel({"a": np.arange(12.0)}), WindowConfig(lookback=20, horizon=5, short_series="fail"))
+        make_windows(_panel({"a": np.arange(12.0)}), WindowConfig(lookback=20, horizon=5, short_series="fail", transform="none"))
 
 
 def test_a_million_points_cost_o_n_memory_and_train():
@@ -77,7 +77,7 @@ def test_a_million_points_cost_o_n_memory_and_train():
 
     n = 1_000_000
     panel = _panel({"a": np.sin(np.arange(n) / 24.0)})
-    w, sc = make_windows(panel, WindowConfig(lookback=48, horizon=12))
+    w, sc = make_windows(panel, WindowConfig(lookback=48, horizon=12, transform="none"))
     assert w.values.nbytes == n * 4  # the series once, float32; no (windows x L) matrix
     assert len(w.train) > 700_000
     cfg = TrainConfig(epochs=1, windows_per_epoch=2048, batch_size=256)
@@ -99,19 +99,20 @@ def test_log_transform_fits_the_scaler_on_the_log_and_inverts_exactly():
 
 
 def test_short_series_are_padded_with_a_mask_and_every_series_is_forecast():
-    """--short-series pad (the default): a panel of 67-, 12- and 3-point series trains; the
+    """--short-series pad (the default): a panel of 67-, 14- and 3-point series trains; the
     short ones' windows are padded (first value repeated, mask 0), their held-out parts
     shrink before their training part does, and every series gets a forecast."""
     from conftest import train_run
 
     rng = np.random.default_rng(0)
     panel = _panel({"long": 10 + np.sin(np.arange(67) / 2) + rng.normal(0, 0.1, 67),
-                    "short": 5 + np.arange(12.0), "tiny": np.array([1.0, 2.0, 3.0])})
+                    "short": 5 + np.arange(14.0), "tiny": np.array([1.0, 2.0, 3.0])})
     run = train_run(panel, horizon=6, lookback=24, epochs=2)
     wcfg = run.forecaster.window_cfg
     assert wcfg.mask and wcfg.short_series == "pad"
-    assert wcfg.part_lengths(67) == (55, 6, 6)  # a full window: the usual parts
-    assert wcfg.part_lengths(12) == (6, 6, 0)  # too short for both: the test part goes first
+    assert wcfg.part_lengths(67) == (53, 7, 7)  # a full window: the usual parts (10%)
+    assert wcfg.part_lengths(14) == (8, 6, 0)  # too short for both: the test part goes first
+    assert wcfg.part_lengths(12) == (12, 0, 0)  # then the validation part
     assert wcfg.part_lengths(3) == (3, 0, 0)  # no window at all: still forecast
     frame = run.forecaster.predict().frame
     assert sorted(frame["id"].unique()) == ["long", "short", "tiny"]
