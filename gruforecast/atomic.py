@@ -55,13 +55,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def check_output_path(path: str | Path, suffixes: tuple[str, ...], create: bool = False) -> Path:
-    """Fail before any work when an output path cannot be written.
+def check_output_path(path: str | Path, suffixes: tuple[str, ...], create: bool = False,
+                      inputs: tuple = ()) -> Path:
+    """Fail before any work when an output path cannot be written, or is one of the
+    command's `inputs` (a data or model file, or another output already checked): an
+    output never replaces what the command reads.
 
     A missing folder is an error (a typo in a path should not scatter files), unless
     `create`: batch jobs name their output folders in the job file and get them made.
     """
     path = Path(path)
+    for given in inputs:
+        if given is not None and _same_file(path, Path(given)):
+            raise InputError(f"output {str(path)!r} is also {str(given)!r}, an input or output of this "
+                             "command; write it to another path")
     if path.suffix.lower() not in suffixes:
         raise InputError(f"output {path.name!r} has an unknown extension; use {' or '.join(suffixes)}")
     if path.is_dir():
@@ -74,3 +81,26 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...], create: bool 
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} is not writable; choose another path")
     return path
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """A folder outputs go into (--report-dir): refused when it is a file or not writable."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--report-dir {str(folder)!r} is a file, not a folder; give a folder")
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise InputError(f"cannot write into {str(folder)!r}: {str(probe)!r} is not writable; choose another folder")
+    return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same file on disk, or the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()

@@ -92,11 +92,14 @@ def train(
     **config,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
-    from .atomic import check_output_path
+    from .atomic import check_output_folder, check_output_path
 
-    model_path = check_output_path(out_path, (".gruf", ".pt"))
+    inputs = _files(data)
+    model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
     forecast_path = check_output_path(
-        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"))
+        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"),
+        inputs=(*inputs, model_path))
+    check_output_folder(report_dir or model_path.parent)
     panel, wcfg, mcfg, tcfg = _setup({**config, "data": data, "device": device, "threads": threads})
     from . import artifact
     from .forecaster import train as train_forecaster
@@ -135,7 +138,10 @@ def backtest(
     from .backtest import BacktestConfig, run_backtest
     from .report import base_report, write_reports
 
+    from .atomic import check_output_folder
+
     cfg = BacktestConfig(folds=folds, step=step, refit=refit)
+    check_output_folder(report_dir)
     panel, wcfg, mcfg, tcfg = _setup({**config, "test_frac": 0.0, "data": data, "device": device,
                                       "threads": threads})
     progress = _EpochProgress(tcfg.epochs * (folds if refit else 1))
@@ -194,7 +200,7 @@ def predict(
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
     from .atomic import check_output_path
 
-    path = check_output_path(out_path, (".csv", ".parquet"))
+    path = check_output_path(out_path, (".csv", ".parquet"), inputs=(model, *(_files(data) if data else ())))
     if cutoffs is None and step is not None:
         raise InputError("--step spaces the origins of --cutoffs; pass --cutoffs N too or drop --step")
     if cutoffs is not None and data is None:
@@ -375,6 +381,13 @@ class _EpochProgress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _files(data: Path) -> tuple[Path, ...]:
+    """The files a data argument names (a glob names several): what no output may replace."""
+    import glob
+
+    return tuple(Path(f) for f in sorted(glob.glob(str(data)))) if glob.has_magic(str(data)) else (Path(data),)
 
 
 def _log(message: str) -> None:

@@ -84,8 +84,8 @@ def _typer_param(f: Field, tp) -> tuple[Any, Any]:
     if _is_tuple(tp):  # a list of names: comma-separated on the command line
         return Annotated[str | None, typer.Option(flag(f.name), help=help_ + " (comma-separated)")], (
             ",".join(default) or None)
-    if tp is bool:
-        return Annotated[bool, typer.Option(f"{flag(f.name)}/{_no(f.name)}", help=help_)], default
+    if tp is bool or set(typing.get_args(tp)) == {bool, type(None)}:  # a flag, maybe unset
+        return Annotated[tp, typer.Option(f"{flag(f.name)}/{_no(f.name)}", help=help_)], default
     return Annotated[tp, typer.Option(flag(f.name), help=help_)], default
 
 

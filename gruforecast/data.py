@@ -42,6 +42,9 @@ class DataSpec:
     sep: str = option(",", "CSV field separator, e.g. ';'")
     decimal: str = option(".", "CSV decimal mark, e.g. ','")
     thousands: str | None = option(None, "CSV thousands separator, e.g. '.' or ','")
+    dayfirst: bool | None = option(None, "dates like 03/04/2024: --dayfirst reads 3 April, "
+                                         "--no-dayfirst 4 March (default: from the dates; refused "
+                                         "when they could be either)")
 
     def __post_init__(self) -> None:
         if self.fill is not None and self.fill not in FILL_METHODS:
@@ -87,6 +90,8 @@ def read_table(path: str | Path, spec: DataSpec | None = None) -> pd.DataFrame:
         raise InputError(f"data file {str(path)!r} does not exist; check the path")
     if path.is_dir():
         raise InputError(f"{str(path)!r} is a folder, not a data file; pass a .csv or .parquet file")
+    if not path.is_file():  # a FIFO or a device would block the read, or never end it
+        raise InputError(f"{str(path)!r} is not a regular file (a pipe or a device?); pass a .csv or .parquet file")
     name = path.name.lower()
     try:
         with path.open("rb") as fh:
@@ -116,8 +121,10 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     try:
         # utf-8-sig: a byte-order mark (Excel's UTF-8 export) must not glue itself to the
         # first column's name.
+        # Ids are text: "007" and "7" are two series, and "02134" stays "02134".
+        ids = {c: str for c in (spec.id_col, "unique_id") if c is not None}
         frame = pd.read_csv(path, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
-                            encoding="utf-8-sig")
+                            encoding="utf-8-sig", dtype=ids)
     except pd.errors.EmptyDataError:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
@@ -339,7 +346,7 @@ def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str
     """Only the columns used, with the time parsed and the values as float64."""
     cols = [c for c in (spec.id_col, spec.time_col, spec.target, *spec.features) if c is not None]
     out = frame[cols].copy()
-    times, time_dtype, notes = _parse_time(out[spec.time_col], spec.time_col)
+    times, time_dtype, notes = _parse_time(out[spec.time_col], spec.time_col, spec.dayfirst)
     out[spec.time_col] = times
     for col in [spec.target, *spec.features]:
         out[col] = _numeric(out[col], col)
@@ -350,7 +357,7 @@ def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str
     return out, time_dtype, notes
 
 
-def _parse_time(values: pd.Series, col: str) -> tuple[pd.Series, str, list[str]]:
+def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None) -> tuple[pd.Series, str, list[str]]:
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise InputError(f"time column {col!r} is empty at row {row + 2}; fill or drop that row")
@@ -375,17 +382,36 @@ def _parse_time(values: pd.Series, col: str) -> tuple[pd.Series, str, list[str]]
             f"time column {col!r} mixes timestamps with and without a time zone (row {row + 2}: "
             f"{text.iloc[row]!r}); give every timestamp an offset or none"
         )
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=bool(has_zone.any()))
+    dayfirst, notes = _day_order(text, col, dayfirst)
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=bool(has_zone.any()), dayfirst=dayfirst)
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(
             f"time column {col!r} holds {text.iloc[row]!r} at row {row + 2}, neither a date nor an integer step; fix it or pass another --time-col"
         )
-    notes = []
     if has_zone.any():
         parsed = parsed.dt.tz_localize(None)  # UTC: offsets that change with DST line up
         notes.append(f"time column {col!r}: timestamps with UTC offsets converted to UTC")
     return parsed, "datetime", notes
+
+
+def _day_order(text: pd.Series, col: str, dayfirst: bool | None) -> tuple[bool, list[str]]:
+    """Whether dates written nn/nn/yyyy (or with - or .) put the day first: as given, or
+    from the dates themselves (a first field above 12 is a day, a second one above 12 is
+    a day). Dates that fit both orders are refused: the file cannot say which it means."""
+    parts = text.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+    if parts[0].isna().all():
+        return bool(dayfirst), []
+    if dayfirst is not None:
+        return dayfirst, []
+    first, second = (pd.to_numeric(parts[k], errors="coerce") for k in (0, 1))
+    if (first > 12).any():
+        return True, [f"time column {col!r}: dates read day first (e.g. {text[first > 12].iloc[0]!r})"]
+    if (second > 12).any():
+        return False, []
+    example = text[parts[0].notna()].iloc[0]
+    raise InputError(f"time column {col!r} has dates like {example!r} that read as day/month or month/day; "
+                     "pass --dayfirst or --no-dayfirst")
 
 
 def _numeric(values: pd.Series, col: str) -> pd.Series:
@@ -613,7 +639,7 @@ def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | Non
     for col in [spec.target, *spec.features]:
         problems += _column_problems(frame[col], col, spec.fill)
     try:
-        _parse_time(frame[spec.time_col], spec.time_col)
+        _parse_time(frame[spec.time_col], spec.time_col, spec.dayfirst)
     except InputError as exc:
         problems.append(str(exc))
     keys = [c for c in (spec.id_col, spec.time_col) if c is not None]
