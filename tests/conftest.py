@@ -32,6 +32,20 @@ def co2_model(tmp_path_factory):
     return out, proc
 
 
+def run_main(monkeypatch, capsys, *args):
+    """`gruforecast ARGS` in this process, through `main` (exit codes and error lines): the
+    real CLI without a subprocess's torch import."""
+    from gruforecast import cli
+
+    monkeypatch.setattr(sys, "argv", ["gruforecast", *map(str, args)])
+    monkeypatch.setattr(cli, "DEBUG", [False])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exc.value.code or 0, captured.out, captured.err
+
+
 def train_run(panel, **options):
     """`forecaster.train` with flat keyword options split among the configs, as the CLI
     and batch keys do (`season` may be given; everything else left to the data)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
-from conftest import ROOT, SAMPLE, train_run
+from conftest import ROOT, SAMPLE, run_main, train_run
 from typer.testing import CliRunner
 
 from gruforecast import artifact, cli
@@ -28,17 +28,6 @@ from gruforecast.data import DataSpec, build_panel, load_panel
 from gruforecast.windows import WindowConfig
 
 CONFIGS = (DataSpec, WindowConfig, ModelConfig, TrainConfig)
-
-
-def run_main(monkeypatch, capsys, *args):
-    """`gruforecast ARGS` in this process, through `main` (exit codes and error lines)."""
-    monkeypatch.setattr(sys, "argv", ["gruforecast", *map(str, args)])
-    monkeypatch.setattr(cli, "DEBUG", [False])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
 
 
 def _panel(ids=("a", "b"), n=120, id_col="id"):
