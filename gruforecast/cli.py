@@ -407,13 +407,17 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         app()  # standalone: Typer prints usage errors itself and exits 2 (SystemExit)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C into a silent exit 130: say so
+            print("gruforecast: interrupted; outputs are written whole or not at all", file=sys.stderr)
+        raise
     except GruForecastError as exc:
         if debug:
             traceback.print_exc()
         print(f"gruforecast: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("gruforecast: interrupted", file=sys.stderr)
+        print("gruforecast: interrupted; outputs are written whole or not at all", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # a bug or an environment failure: one line, exit 1
         if debug:
