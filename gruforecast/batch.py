@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
 import time
 import tomllib
 import typing
@@ -49,6 +50,7 @@ class Job:
     retrain: str = "older-than"
     max_age: str = "7d"
     keep_better: bool = False
+    timeout: str = "2h"  # a job running longer is stopped and recorded as failed
     spec: DataSpec = field(default_factory=DataSpec)
     window: WindowConfig = field(default_factory=lambda: WindowConfig(test_frac=0.0))
     model_cfg: ModelConfig = field(default_factory=ModelConfig)
@@ -58,8 +60,11 @@ class Job:
         if self.retrain not in RETRAIN:
             raise ConfigError(f"job {self.name!r}: retrain {self.retrain!r} is not known; use {', '.join(RETRAIN)}")
         parse_age(self.max_age, self.name)
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            raise ConfigError(f"job name {self.name!r} must be letters, digits, '_', '.' or '-'")
+        parse_age(self.timeout, self.name, "timeout")
+        # A name is one plain path component ({job} in output paths): never "..", never "/".
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", self.name):
+            raise ConfigError(f"job name {self.name!r} must start with a letter or digit, then letters, "
+                              "digits, '_', '.' or '-' (at most 100)")
 
     @classmethod
     def from_keys(cls, keys: dict) -> Job:
@@ -87,11 +92,11 @@ _OWN = {k: v for k, v in typing.get_type_hints(Job).items()
 _TYPES = {**_OWN, **{k: v for k, v in key_types(*CONFIGS).items() if k != "test_frac"}}
 
 
-def parse_age(text: str, job: str = "defaults") -> float:
+def parse_age(text: str, job: str = "defaults", key: str = "max_age") -> float:
     """"7d", "12h", "30m", "45s" -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(text))
+    m = re.fullmatch(r"\s*(\d{1,9}(?:\.\d{1,9})?)\s*([smhdw])\s*", str(text))
     if not m:
-        raise ConfigError(f"job {job!r}: max_age {text!r} is not an age; write it like \"7d\", \"12h\" or \"30m\"")
+        raise ConfigError(f"job {job!r}: {key} {text!r} is not a duration; write it like \"7d\", \"12h\" or \"30m\"")
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
 
 
@@ -107,6 +112,9 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name}: not valid TOML ({exc}); fix the file") from None
+    except RecursionError:
+        raise ConfigError(f"{path.name}: tables or arrays nested too deep to read; a job file is "
+                          "[defaults] and [[jobs]] of flat keys") from None
     unknown = set(doc) - {"defaults", "jobs"}
     if unknown:
         key = sorted(unknown)[0]
@@ -123,7 +131,13 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         for key in ("name", "data", "model", "output"):
             if key not in merged:
                 raise ConfigError(f"{path.name} line {_job_line(text, i)}: job {i + 1} has no {key!r}; add {key} = \"...\"")
-        job = Job.from_keys(merged)
+        try:
+            job = Job.from_keys(merged)
+            output_path(job)  # the template is checked now, so --dry-run sees its errors
+        except ConfigError as exc:
+            raise ConfigError(f"{path.name} line {_job_line(text, i)}: {exc}") from None
+        except InputError as exc:  # a config's own check (horizon = 0, scaler = "bogus", ...)
+            raise ConfigError(f"{path.name} line {_job_line(text, i)}: job {merged['name']!r}: {exc}") from None
         if job.name in names:
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: two jobs are named {job.name!r}; names must differ")
         names.add(job.name)
@@ -199,7 +213,14 @@ def _resolve_paths(job: Job, base: Path) -> Job:
 def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
     """Hold an exclusive flock on CONFIG.lock; the kernel releases it when we die."""
     lock_path = config.with_name(config.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link planted there: it would truncate the link's target
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the lock file {str(lock_path)!r} ({exc.strerror}: a link or not "
+                          "a file?); remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"the lock file {str(lock_path)!r} is not a regular file; remove it")
     try:
         deadline = time.monotonic() + (wait or 0)
         while True:
@@ -221,10 +242,18 @@ def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
 
 def output_path(job: Job, today: date | None = None) -> Path:
     today = today or date.today()
-    try:
-        return Path(job.output.format(job=job.name, date=today.isoformat()))
-    except (KeyError, IndexError, ValueError):
-        raise ConfigError(f"job {job.name!r}: output {job.output!r} has an unknown placeholder; use {{job}} and {{date}}") from None
+    values = {"job": job.name, "date": today.isoformat()}
+
+    def field(m: re.Match) -> str:
+        if m.group(1) not in values:  # no format specs, attributes or indexes: plain names only
+            raise ConfigError(f"job {job.name!r}: output {job.output!r} has the placeholder "
+                              f"{{{m.group(1)}}}; use {{job}} and {{date}} only")
+        return values[m.group(1)]
+
+    rendered = re.sub(r"\{([^{}]*)\}", field, job.output)
+    if "{" in rendered or "}" in rendered:
+        raise ConfigError(f"job {job.name!r}: output {job.output!r} has an unmatched brace; use {{job}} and {{date}}")
+    return Path(rendered)
 
 
 def needs_retrain(job: Job, now: float | None = None) -> bool:
@@ -243,7 +272,8 @@ def run_job(job: Job, on_event: Callable[[str, str, dict], None], today: date | 
     start = time.perf_counter()
     result = JobResult(job.name, "failed")
     try:
-        _run_job(job, result, on_event, today)
+        with _time_limit(parse_age(job.timeout, job.name, "timeout"), job):
+            _run_job(job, result, on_event, today)
         result.status = "ok"
     except GruForecastError as exc:
         result.error = str(exc)
@@ -253,6 +283,33 @@ def run_job(job: Job, on_event: Callable[[str, str, dict], None], today: date | 
     if result.status == "failed":
         on_event(job.name, "failed", {"error": result.error})
     return result
+
+
+class JobTimeout(GruForecastError):
+    exit_code = 1
+
+
+@contextmanager
+def _time_limit(seconds: float, job: Job) -> Iterator[None]:
+    """Stop the job with `JobTimeout` after `seconds` (SIGALRM: also interrupts a blocked
+    read). Only the main thread of a process gets signals; elsewhere no limit applies."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise JobTimeout(f"stopped after its timeout of {job.timeout}; raise timeout or make the job smaller")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _run_job(job: Job, result: JobResult, on_event, today) -> None:

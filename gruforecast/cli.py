@@ -135,10 +135,9 @@ def backtest(
     **config,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
+    from .atomic import check_output_folder
     from .backtest import BacktestConfig, run_backtest
     from .report import base_report, write_reports
-
-    from .atomic import check_output_folder
 
     cfg = BacktestConfig(folds=folds, step=step, refit=refit)
     check_output_folder(report_dir)

@@ -23,13 +23,41 @@ from typing import Annotated, Any
 from .errors import InputError
 
 
-def option(default, help: str, absent=None):
+def option(default, help: str, absent=None, least=None, most=None):
     """A config field with its CLI help. `absent`: what a stored config written before the
-    field existed stands for (default: the field's default)."""
+    field existed stands for (default: the field's default). `least` / `most`: the range
+    of a number (`check_range` enforces it; the help and docs show it). Every size has a
+    `most`, so no option can ask for memory or time without bound."""
     meta: dict[str, Any] = {"help": help}
     if absent is not None:
         meta["absent"] = absent
+    if least is not None:
+        meta["least"] = least
+    if most is not None:
+        meta["most"] = most
     return field(default=default, metadata=meta)
+
+
+def check_range(config) -> None:
+    """Refuse a number outside its field's `least` / `most` (None: left to the data)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if "least" in f.metadata and not value >= f.metadata["least"]:
+            raise InputError(f"{flag(f.name)} ({value}) must be >= {f.metadata['least']}")
+        if "most" in f.metadata and not value <= f.metadata["most"]:
+            raise InputError(f"{flag(f.name)} ({value}) must be <= {f.metadata['most']:,} "
+                             "(its limit: docs/cli.md)")
+
+
+def _help(f: Field) -> str:
+    """A field's help, with its range when it has one."""
+    lo, hi = f.metadata.get("least"), f.metadata.get("most")
+    if lo is None and hi is None:
+        return f.metadata["help"]
+    shown = f"{lo if lo is not None else ''}..{f'{hi:,}' if hi is not None else ''}"
+    return f"{f.metadata['help']} [{shown}]"
 
 
 def option_fields(cls) -> list[Field]:
@@ -79,7 +107,7 @@ def with_config_options(*classes, exclude: tuple[str, ...] = ()):
 def _typer_param(f: Field, tp) -> tuple[Any, Any]:
     import typer
 
-    help_ = f.metadata["help"]
+    help_ = _help(f)
     default = f.default if f.default is not MISSING else None
     if _is_tuple(tp):  # a list of names: comma-separated on the command line
         return Annotated[str | None, typer.Option(flag(f.name), help=help_ + " (comma-separated)")], (
@@ -151,8 +179,8 @@ class ModelConfig:
     """The network's architecture. Stored in the model artifact, which rebuilds the model
     from it (`build_model(ModelConfig(**stored), ...)`)."""
 
-    hidden_size: int = option(64, "GRU hidden units")
-    num_layers: int = option(1, "GRU layers")
+    hidden_size: int = option(64, "GRU hidden units", least=1, most=4096)
+    num_layers: int = option(1, "GRU layers", least=1, most=16)
     dropout: float = option(0.0, "dropout between GRU layers")
     window_norm: str = option(
         "seasonal", "what the network forecasts: seasonal (a correction to the seasonal naive; "
@@ -162,7 +190,7 @@ class ModelConfig:
         "and wild series weigh alike; none", absent="none")
     base_seasons: int = option(
         1, "the seasonal base forecast is the mean of the window's last K seasons (1: the last "
-        "season, seasonal naive)")
+        "season, seasonal naive)", least=1, most=1000)
     linear_path: bool = option(
         False, "add a linear map from the whole window to the horizon beside the GRU "
         "(DLinear's); helps long horizons")
@@ -170,19 +198,17 @@ class ModelConfig:
         None, "a second season M (e.g. 168 hours, a week; <= the lookback): the network blends "
         "its naive forecast into the base, window by window; 0: none (default: the week of "
         "sub-daily data, the year of daily data, or detected for integer steps, where the "
-        "history holds two)", absent=0)
+        "history holds two)", absent=0, least=0, most=100_000)
     by_season: bool = option(
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
         "lookback, else it reads step by step", absent=False)
     ensemble: int = option(
         1, "train K models side by side from different initial weights and forecast their "
-        "median (K times the training time)")
+        "median (K times the training time)", least=1, most=64)
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "ensemble", "base_seasons"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
+        check_range(self)
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:
@@ -211,33 +237,31 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation settings. Stored in the model artifact."""
 
-    epochs: int = option(50, "maximum epochs")
-    batch_size: int = option(64, "windows per batch")
+    epochs: int = option(50, "maximum epochs", least=1, most=100_000)
+    batch_size: int = option(64, "windows per batch", least=1, most=1_000_000)
     lr: float = option(1e-3, "Adam learning rate")
-    patience: int = option(8, "early stopping: epochs without a better validation loss")
+    patience: int = option(8, "early stopping: epochs without a better validation loss", least=1,
+                           most=100_000)
     clip: float = option(1.0, "gradient clipping: the largest gradient norm of each member")
     loss: str = option("mae", "mae, mse or huber, in each window's own units (see --window-scale)")
     windows_per_epoch: int | None = option(
         20_000, "train on this many randomly drawn windows per epoch (all when there are "
-        "fewer): an epoch's time is bounded whatever the panel's size", absent=None)
-    seed: int = option(0, "random seed: same seed, same numbers on CPU")
+        "fewer): an epoch's time is bounded whatever the panel's size", absent=None, least=1,
+        most=1_000_000_000)
+    seed: int = option(0, "random seed: same seed, same numbers on CPU", least=0, most=2**32 - 1)
     full_refit: bool = option(
         True, "after early stopping and the held-out scores, retrain on every point (the "
         "validation and test parts too) for the best epoch count: the model written has seen "
         "the latest data", absent=False)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be >= 1")
+        check_range(self)
         if not self.lr > 0:
             raise InputError(f"--lr ({self.lr}) must be > 0")
         if not self.clip > 0:
             raise InputError(f"--clip ({self.clip}) must be > 0")
         if self.loss not in LOSSES:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
-        if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
-            raise InputError(f"--windows-per-epoch ({self.windows_per_epoch}) must be >= 1")
 
 
 def options_markdown(*classes) -> str:
@@ -248,7 +272,7 @@ def options_markdown(*classes) -> str:
             default = f.default
             shown = ("-" if default in (None, ()) else f"`{flag(f.name)}`" if default is True else
                      f"`{_no(f.name)}`" if default is False else f"`{default}`")
-            rows.append(f"| `{flag(f.name)}` | {shown} | {f.metadata['help']} |")
+            rows.append(f"| `{flag(f.name)}` | {shown} | {_help(f)} |")
     return "\n".join(rows)
 
 

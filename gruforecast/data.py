@@ -292,7 +292,22 @@ def _missing_column(col: str, option: str, cols: list) -> InputError:
     return InputError(f"column {col!r} ({option}) is not in the file{hint}")
 
 
+def _check_roles(spec: DataSpec) -> None:
+    """Each column plays one role: a column given twice (the time as a feature, the id as
+    the time, a feature listed twice) is refused with the options that name it."""
+    seen: dict[str, str] = {}
+    for role, col in [("--time-col", spec.time_col), ("--id-col", spec.id_col),
+                        ("--target", spec.target)] + [("--features", f) for f in spec.features]:
+        if col is None:
+            continue
+        if col in seen:
+            twice = "twice in --features" if role == seen[col] == "--features" else f"by {seen[col]} and {role}"
+            raise InputError(f"column {col!r} is named {twice}; give each role its own column")
+        seen[col] = role
+
+
 def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, list[str]]:
+    _check_roles(spec)
     cols = list(frame.columns)
     for name, col in [("--time-col", spec.time_col), ("--id-col", spec.id_col),
                       ("--target", spec.target)] + [("--features", f) for f in spec.features]:

@@ -323,11 +323,11 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
           device: str = "cpu", on_epoch: Callable | None = None) -> TrainRun:
     """Fit a Forecaster on `panel` (already resolved) and score it on the held-out test
     windows through `forecast_origins`; the report dict is what metrics.json holds."""
+    import time
+
     from .evaluate import records_at, summarize
     from .report import base_report
     from .train import pick_device
-
-    import time
 
     start = time.perf_counter()
     fc, result, windows = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)

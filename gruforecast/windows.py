@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import ModelConfig, option
+from .config import ModelConfig, check_range, option
 from .data import Panel
 from .errors import InputError
 from .scaling import SCALERS, TRANSFORMS, Scaling
-from .seasons import detect_season, second_season_of, season_of
+from .seasons import detect_season, season_of, second_season_of
 
 SHORT_SERIES = ("pad", "fail", "skip")
 MIN_HISTORY = 1  # observed points a padded window needs before its origin
@@ -34,10 +34,10 @@ class WindowConfig:
     Stored in the model artifact, resolved (no `None` left)."""
 
     lookback: int | None = option(None, "input window L (default: 2 seasons, 2 horizons or the "
-                                        "second season, whichever is longest)")
-    horizon: int | None = option(None, "forecast horizon H (default: one season)")
+                                        "second season, whichever is longest)", least=1, most=100_000)
+    horizon: int | None = option(None, "forecast horizon H (default: one season)", least=1, most=100_000)
     season: int | None = option(None, "season length (default: from the frequency; detected from "
-                                      "the training data for integer steps)")
+                                      "the training data for integer steps)", least=1, most=100_000)
     scaler: str = option("standard", "standard, minmax, robust or none (fitted on train only)")
     transform: str = option(
         "auto", "log: model the log of the target (positive data; relative errors, "
@@ -52,10 +52,7 @@ class WindowConfig:
     mask: bool = field(default=False, metadata={"absent": False})
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "lookback", "season"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(f"--{name} ({value}) must be >= 1")
+        check_range(self)
         if self.scaler not in SCALERS:
             raise InputError(f"--scaler {self.scaler!r} is not known; use one of {', '.join(SCALERS)}")
         if self.transform not in ("auto", *TRANSFORMS):

@@ -93,3 +93,83 @@ def test_day_first_dates_are_read_as_written_or_refused(dates, dayfirst, first, 
     panel = build_panel(frame, DataSpec(dayfirst=dayfirst))
     assert panel.freq == "D"
     assert str(panel.series[0].time[0].date()) == first
+
+
+OPTION_CASES = [  # (id, extra train args, message): every size has a bound, every role one column
+    ("seed negative", "--seed -1", "--seed (-1) must be >= 0"),
+    ("seed past 2**32", "--seed 18446744073709551616", "--seed (18446744073709551616) must be <= 4,294,967,295"),
+    ("batch size 1e20", "--batch-size 100000000000000000000", "--batch-size (100000000000000000000) must be <= 1,000,000"),
+    ("hidden size 1e9", "--hidden-size 1000000000", "--hidden-size (1000000000) must be <= 4,096"),
+    ("ensemble 100000", "--ensemble 100000", "--ensemble (100000) must be <= 64"),
+    ("lookback 1e8", "--lookback 100000000", "--lookback (100000000) must be <= 100,000"),
+    ("features name the time", "--features t", "column 't' is named by --time-col and --features"),
+    ("features name the target", "--features y", "column 'y' is named by --target and --features"),
+    ("a feature twice", "--features y2,y2", "column 'y2' is named twice in --features"),
+    ("id is the time", "--id-col t", "column 't' is named by --time-col and --id-col"),
+]
+
+
+@pytest.mark.parametrize("case,extra,message", OPTION_CASES, ids=[c[0] for c in OPTION_CASES])
+def test_user_mistakes_exit_2(folder, monkeypatch, capsys, case, extra, message):
+    before = _snapshot(folder)
+    code, _, err = run_main(monkeypatch, capsys, "train", folder / "S.csv", "--time-col", "t", "--target", "y",
+                            "--out", folder / "new.gruf", *extra.split())
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(folder) == before
+
+
+JOB = '[defaults]\ndata = "{d}/S.csv"\nmodel = "{d}/jm.gruf"\noutput = "{d}/out/{{job}}.csv"\ntime_col = "t"\n' \
+      'target = "y"\nepochs = 1\nhorizon = 4\n[[jobs]]\nname = "a"\n'
+BATCH_CASES = [  # (id, the job's extra keys, message) refused at load time, so by --dry-run too
+    ("name ..", 'name = ".."', "job name '..' must start with a letter or digit"),
+    ("horizon 0", "horizon = 0", "line 9: job 'a': --horizon (0) must be >= 1"),
+    ("bogus scaler", 'scaler = "bogus"', "line 9: job 'a': --scaler 'bogus' is not known"),
+    ("format spec in a template", 'output = "o/{{job:>100000000}}.csv"', "has the placeholder {job:>100000000}; use {job} and {date} only"),
+    ("attribute in a template", 'output = "o/{{job.__class__}}.csv"', "has the placeholder {job.__class__}"),
+    ("unmatched brace", 'output = "o/{{job.csv"', "has an unmatched brace"),
+    ("timeout not a duration", 'timeout = "soon"', "timeout 'soon' is not a duration"),
+]
+
+
+@pytest.mark.parametrize("case,keys,message", BATCH_CASES, ids=[c[0] for c in BATCH_CASES])
+def test_batch_mistakes_are_refused_by_dry_run(folder, tmp_path, monkeypatch, capsys, case, keys, message):
+    jobs = tmp_path / "jobs.toml"
+    text = JOB.format(d=folder)
+    if keys.startswith("name"):
+        text = text.replace('name = "a"\n', "")
+    jobs.write_text(text + keys.replace("{{", "{").replace("}}", "}") + "\n")
+    code, _, err = run_main(monkeypatch, capsys, "batch", jobs, "--dry-run")
+    assert code == 2 and message in err, err
+
+
+def test_a_deeply_nested_job_file_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    code, _, err = run_main(monkeypatch, capsys, "batch", tmp_path / "deep.toml", "--dry-run")
+    assert code == 2 and "nested too deep" in err and "Traceback" not in err
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(folder, tmp_path, monkeypatch, capsys):
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(JOB.format(d=folder))
+    (tmp_path / "victim").write_text("keep")
+    (tmp_path / "jobs.toml.lock").symlink_to(tmp_path / "victim")
+    code, _, err = run_main(monkeypatch, capsys, "batch", jobs)
+    assert code == 2 and "cannot use the lock file" in err, err
+    assert (tmp_path / "victim").read_text() == "keep"
+
+
+def test_a_job_past_its_timeout_fails_and_the_others_run(folder, tmp_path, monkeypatch, capsys):
+    """timeout: the job is stopped (here held in its forecast write) and recorded as
+    failed; the next job runs; the exit code says a job failed."""
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(JOB.format(d=folder) + 'timeout = "1s"\nretrain = "never"\nmodel = "{d}/M.gruf"\n'
+                    '[[jobs]]\nname = "b"\nretrain = "never"\nmodel = "{d}/M.gruf"\n'.format(d=folder))
+    monkeypatch.setenv("GRUFORECAST_TEST_PAUSE_WRITE", "3")
+    import time
+
+    start = time.perf_counter()
+    code, out, err = run_main(monkeypatch, capsys, "batch", jobs)
+    assert code == 1, err
+    assert "stopped after its timeout of 1s" in out + err
+    assert (folder / "out" / "b.csv").exists() and not (folder / "out" / "a.csv").exists()
+    assert time.perf_counter() - start < 10

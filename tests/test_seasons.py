@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from gruforecast.data import DataSpec, build_panel
-from gruforecast.seasons import detect_season, second_season_of, season_of
+from gruforecast.seasons import detect_season, season_of, second_season_of
 from gruforecast.windows import WindowConfig, resolve
 
 
