@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import glob
 import hashlib
+import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -117,13 +118,45 @@ def read_table(path: str | Path, spec: DataSpec | None = None) -> pd.DataFrame:
     return frame
 
 
+class _Bounded(io.RawIOBase):
+    """A gzip stream that stops with an InputError past `limit` inflated bytes: a small
+    file that inflates without end (a zip bomb) fails fast instead of filling memory."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        import gzip
+
+        self._fh, self._left, self._path, self._limit = gzip.open(path, "rb"), limit, path, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = self._fh.readinto(buf)
+        self._left -= n
+        if self._left < 0:
+            raise InputError(f"{str(self._path)!r} inflates past {self._limit >> 20} MiB, over "
+                             f"{INFLATE_RATIO}x its size; decompress it yourself if it is genuine")
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+INFLATE_RATIO = 100  # a .csv.gz may inflate to 100x its size (CSV text: 5-20x), at least 64 MiB
+
+
 def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
+    source = path
+    if path.name.lower().endswith(".gz"):
+        limit = max(64 << 20, INFLATE_RATIO * path.stat().st_size)
+        source = io.BufferedReader(_Bounded(path, limit))
     try:
         # utf-8-sig: a byte-order mark (Excel's UTF-8 export) must not glue itself to the
         # first column's name.
         # Ids are text: "007" and "7" are two series, and "02134" stays "02134".
         ids = {c: str for c in (spec.id_col, "unique_id") if c is not None}
-        frame = pd.read_csv(path, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
+        frame = pd.read_csv(source, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
                             encoding="utf-8-sig", dtype=ids)
     except pd.errors.EmptyDataError:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None

@@ -173,3 +173,67 @@ def test_a_job_past_its_timeout_fails_and_the_others_run(folder, tmp_path, monke
     assert "stopped after its timeout of 1s" in out + err
     assert (folder / "out" / "b.csv").exists() and not (folder / "out" / "a.csv").exists()
     assert time.perf_counter() - start < 10
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    from gruforecast import native
+
+    monkeypatch.setenv("GRUFORECAST_CACHE", str(tmp_path))
+    if shutil_which_cc() is None:
+        pytest.skip("no C compiler")
+    return tmp_path / "gruforecast", native
+
+
+def shutil_which_cc():
+    import shutil
+
+    return shutil.which("gcc") or shutil.which("cc")
+
+
+def _planted(path):
+    """A library whose constructor would write a marker file if it were ever loaded."""
+    import subprocess
+
+    src = path.with_suffix(".c")
+    src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void f(void) '
+                   f'{{ FILE *f = fopen("{path}.ran", "w"); if (f) fclose(f); }}\n')
+    subprocess.run([shutil_which_cc(), "-shared", "-fPIC", str(src), "-o", str(path)], check=True)
+
+
+def test_the_native_cache_is_private_and_checked(cache):
+    folder, native = cache
+    built = native._build()
+    assert built.parent == folder and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert native._build() == built  # reused: owner, mode and digest check out
+    # a library planted in place of ours (same name, wrong content): never used
+    built.unlink()
+    _planted(built)
+    other = native._build()
+    assert other != built and other.parent != folder
+    # a link planted in its place: not followed
+    built.unlink()
+    target = folder.parent / "elsewhere.so"
+    _planted(target)
+    built.symlink_to(target)
+    assert native._build().parent != folder
+    # a folder others can write: not used at all
+    built.unlink()
+    folder.chmod(0o777)
+    assert native._build().parent != folder
+    import ctypes
+
+    ctypes.CDLL(str(native._build()))  # what would be loaded is our build
+    assert not list(folder.parent.glob("*.ran")) and not list(folder.glob("*.ran"))
+
+
+def test_a_gzip_bomb_fails_fast(tmp_path, monkeypatch, capsys):
+    import gzip
+
+    import gruforecast.data as data
+
+    monkeypatch.setattr(data, "INFLATE_RATIO", 2)  # the same rule, at a test's size
+    with gzip.open(tmp_path / "bomb.csv.gz", "wb") as fh:
+        fh.write(b"date,y\n" + b"2021-01-01,1\n" * 6_000_000)  # 78 MB of text, 200 KB packed
+    code, _, err = run_main(monkeypatch, capsys, "check", tmp_path / "bomb.csv.gz")
+    assert code == 2 and "inflates past 64 MiB" in err, err

@@ -2,7 +2,12 @@
 
 The library is compiled at first use with the system's C compiler (about a second) into a
 per-user cache folder, keyed by the source, the flags, the CPU and torch's BLAS, and loaded
-with ctypes. Its matrix products call the BLAS `sgemm_`/`dgemm_` exported by torch's own
+with ctypes. Loading a library runs its code, so nothing is loaded from a place another
+user could write: the cache folder must be a real folder (not a link) owned by this user
+with no group or other write bit (it is made 0700), the library a regular file owned by
+this user, and its SHA-256 must match the digest recorded when it was built. A folder
+that fails these checks is not used: the library is built in a fresh private temporary
+folder for this process instead (`_private_build`). Its matrix products call the BLAS `sgemm_`/`dgemm_` exported by torch's own
 libtorch_cpu (MKL in the official builds), so it runs at torch's thread count. Anything
 missing (no compiler, a torch without those symbols, GRUFORECAST_NATIVE=0) means None,
 and FusedGRUFunction uses its plain torch path, which computes the same function.
@@ -15,6 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from functools import cache
@@ -74,26 +80,82 @@ def _cpu() -> str:
         return ""
 
 
-def _build() -> Path:
+def _compiler() -> str:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise RuntimeError("no C compiler on PATH")
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
-                                     _cpu().encode(), torch.__version__.encode()])).hexdigest()[:16]
+    return cc
+
+
+def _key() -> str:
+    return hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(),
+                                      _cpu().encode(), torch.__version__.encode()])).hexdigest()[:16]
+
+
+def _build() -> Path:
+    """The cached library, built if missing; in a private folder if the cache is unsafe."""
     folder = _cache_dir()
-    target = folder / f"gru-{key}.so"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return _private_build()
+    if not _safe(folder, is_dir=True):
+        log.warning("gruforecast: cache folder %s is not this user's alone; building privately", folder)
+        return _private_build()
+    target, digest = folder / f"gru-{_key()}.so", folder / f"gru-{_key()}.sha256"
+    if os.path.lexists(target):
+        if _safe(target, is_dir=False) and _digest_ok(target, digest):
+            return target
+        log.warning("gruforecast: %s is not the library built here; building privately", target)
+        return _private_build()
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
     os.close(fd)
     try:
-        subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], check=True,
-                       capture_output=True, timeout=120)
+        _compile(tmp)
+        Path(str(tmp) + ".sha256").write_text(_sha256(Path(tmp)))
+        os.replace(str(tmp) + ".sha256", digest)
         os.replace(tmp, target)  # atomic: a concurrent build leaves one whole file
     finally:
         Path(tmp).unlink(missing_ok=True)
+        Path(str(tmp) + ".sha256").unlink(missing_ok=True)
     return target
+
+
+def _private_build() -> Path:
+    """Build into a new 0700 temporary folder that only this process knows."""
+    folder = Path(tempfile.mkdtemp(prefix="gruforecast-"))
+    target = folder / "gru.so"
+    _compile(str(target))
+    return target
+
+
+def _compile(out: str) -> None:
+    subprocess.run([_compiler(), *FLAGS, str(SOURCE), "-o", out, "-lm"], check=True,
+                   capture_output=True, timeout=120)
+
+
+def _safe(path: Path, is_dir: bool) -> bool:
+    """A real folder or file (lstat: a link is not followed), owned by this user, with no
+    group or other write permission."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    kind_ok = stat.S_ISDIR(st.st_mode) if is_dir else stat.S_ISREG(st.st_mode)
+    return kind_ok and st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _digest_ok(target: Path, digest: Path) -> bool:
+    try:
+        return _safe(digest, is_dir=False) and digest.read_text().strip() == _sha256(target)
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
