@@ -162,8 +162,8 @@ def test_a_job_past_its_timeout_fails_and_the_others_run(folder, tmp_path, monke
     """timeout: the job is stopped (here held in its forecast write) and recorded as
     failed; the next job runs; the exit code says a job failed."""
     jobs = tmp_path / "jobs.toml"
-    jobs.write_text(JOB.format(d=folder) + 'timeout = "1s"\nretrain = "never"\nmodel = "{d}/M.gruf"\n'
-                    '[[jobs]]\nname = "b"\nretrain = "never"\nmodel = "{d}/M.gruf"\n'.format(d=folder))
+    jobs.write_text(JOB.format(d=folder) + f'timeout = "1s"\nretrain = "never"\nmodel = "{folder}/M.gruf"\n'
+                    f'[[jobs]]\nname = "b"\nretrain = "never"\nmodel = "{folder}/M.gruf"\n')
     monkeypatch.setenv("GRUFORECAST_TEST_PAUSE_WRITE", "3")
     import time
 
