@@ -167,8 +167,10 @@ def references(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None
     from statsforecast import StatsForecast
     from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
 
-    models = [SeasonalNaive(season_length=proto.m), AutoETS(season_length=proto.m),
-              AutoTheta(season_length=proto.m)]
+    # ETS with a season over 24 (bank calls: 169) optimises for hours and R's ets refuses
+    # it ("frequency too high"): there AutoETS runs without a season, and says so.
+    ets = AutoETS(season_length=proto.m) if proto.m <= 24 else AutoETS(season_length=1, alias="AutoETS (no season, m > 24)")
+    models = [SeasonalNaive(season_length=proto.m), ets, AutoTheta(season_length=proto.m)]
     if proto.seasons:
         models.append(MSTL(season_length=list(proto.seasons), trend_forecaster=AutoETS(model="ZZN")))
     sf = StatsForecast(models=models, freq=freq, n_jobs=1)

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, NoSpaceError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -30,8 +30,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if _out_of_space(exc, path.parent):
+            raise NoSpaceError(f"no space left on the device of {str(path.parent)!r} while writing "
+                               f"{path.name!r}; free some space and run again (nothing was replaced)") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -39,6 +42,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def _out_of_space(exc: BaseException, folder: Path) -> bool:
+    """ENOSPC, or a writer's own error (torch.save says "unexpected pos") on a full disk."""
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, (OSError, RuntimeError)):
+        try:
+            return shutil.disk_usage(folder).free < (1 << 20)
+        except OSError:
+            return False
+    return False
 
 
 def _test_pause() -> None:

@@ -320,10 +320,11 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
 
     on_event(job.name, "started", {})
     out = output_path(job, today)
-    check_output_path(out, (".csv", ".parquet"), create=True)
+    check_output_path(out, (".csv", ".parquet"), create=True, inputs=(job.data, job.model))
     retrain = needs_retrain(job)
     if retrain:
-        panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg)
+        panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg,
+                                    windows_per_epoch=job.train.windows_per_epoch)
         run = train(panel, wcfg, mcfg, job.train)
         new_score = validation_score(run.forecaster, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]

@@ -203,9 +203,10 @@ class ModelConfig:
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
         "lookback, else it reads step by step", absent=False)
-    ensemble: int = option(
-        1, "train K models side by side from different initial weights and forecast their "
-        "median (K times the training time)", least=1, most=64)
+    ensemble: int | None = option(
+        None, "train K models side by side from different initial weights and forecast their "
+        "median (K times the training time; default: 5 where an epoch reads at most 400,000 "
+        "points, fewer above, 1 from 2,000,000)", absent=1, least=1, most=64)
 
     def __post_init__(self) -> None:
         check_range(self)

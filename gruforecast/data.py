@@ -321,7 +321,8 @@ def _detect_session(t: np.ndarray, freq: str) -> tuple[Session, pd.DatetimeIndex
 
 def _missing_column(col: str, option: str, cols: list) -> InputError:
     close = difflib.get_close_matches(str(col), [str(c) for c in cols], n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; its columns are {', '.join(map(str, cols))}"
+    shown = ", ".join(_clip(c, 40) for c in cols[:10]) + (f" and {len(cols) - 10} more" if len(cols) > 10 else "")
+    hint = f"; did you mean {close[0]!r}?" if close else f"; its columns are {shown}"
     return InputError(f"column {col!r} ({option}) is not in the file{hint}")
 
 
@@ -362,7 +363,8 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
         taken = {time_col, spec.id_col, *spec.features}
         numeric = [c for c in cols if c not in taken and pd.api.types.is_numeric_dtype(frame[c])]
         if len(numeric) != 1:
-            found = ", ".join(map(str, numeric)) or "none"
+            found = (", ".join(_clip(c, 40) for c in numeric[:10]) or "none") + (
+                f" and {len(numeric) - 10} more" if len(numeric) > 10 else "")
             raise InputError(
                 f"cannot tell the target: {len(numeric)} numeric columns ({found}); pass --target COL"
             )
@@ -462,6 +464,16 @@ def _day_order(text: pd.Series, col: str, dayfirst: bool | None) -> tuple[bool, 
                      "pass --dayfirst or --no-dayfirst")
 
 
+def _clip(value, n: int = 60) -> str:
+    """A cell or name as shown in a message: at most n characters (a 20 MB cell is not
+    echoed whole)."""
+    text = str(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+FLOAT32_SAFE = 1e30  # magnitudes the float32 network computes with after scaling, and back
+
+
 def _numeric(values: pd.Series, col: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
@@ -473,7 +485,7 @@ def _numeric(values: pd.Series, col: str) -> pd.Series:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(
-                f"column {col!r} is not numeric: row {row + 2} holds {str(values.iloc[row])!r}; clean the "
+                f"column {col!r} is not numeric: row {row + 2} holds {_clip(values.iloc[row])!r}; clean the "
                 "column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"
             )
         out = out.astype("float64")
@@ -483,6 +495,13 @@ def _numeric(values: pd.Series, col: str) -> pd.Series:
         raise InputError(f"column {col!r} holds {arr[row]} at row {row + 2}; replace infinities with a number or leave the cell empty")
     if np.isnan(arr).all():
         raise InputError(f"column {col!r} has no values at all; choose another column")
+    big = np.nanmax(np.abs(arr))
+    if big > FLOAT32_SAFE:
+        raise InputError(f"column {col!r} holds values up to {big:.3g}, beyond the range the model "
+                         f"computes in (1e30); divide the column by a power of ten first")
+    if 0 < big < 1 / FLOAT32_SAFE:
+        raise InputError(f"column {col!r} holds only values below {big:.3g} in size, too small to "
+                         "scale in float32; multiply the column by a power of ten first")
     return out
 
 

@@ -28,6 +28,11 @@ class ConfigError(InputError):
     """A bad batch job file: exit code 2, nothing run."""
 
 
+class NoSpaceError(GruForecastError):
+    """A write that failed for want of disk space: exit code 1 (the environment, not the
+    input), with a message that says so instead of the writer's own."""
+
+
 class LockedError(GruForecastError):
     """Another batch run of the same job file holds its lock: exit code 75 (EX_TEMPFAIL)."""
 

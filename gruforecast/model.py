@@ -27,8 +27,9 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
-    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season) for _ in range(cfg.ensemble)]
-    return members[0] if cfg.ensemble == 1 else Ensemble(members)
+    k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
+    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season) for _ in range(k)]
+    return members[0] if k == 1 else Ensemble(members)
 
 
 class GRURegressor(nn.Module):

@@ -103,8 +103,12 @@ class WindowConfig:
         return n_train >= self.first_origin(n_train) + self.horizon
 
 
+ENSEMBLE_BUDGET = 2_000_000  # points an epoch may read across its members, by default
+MAX_MEMBERS = 5
+
+
 def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
-            check: bool = True) -> tuple[Panel, WindowConfig, ModelConfig]:
+            check: bool = True, windows_per_epoch: int | None = 20_000) -> tuple[Panel, WindowConfig, ModelConfig]:
     """Fill in what `cfg` and `mcfg` leave to the data, apply `short_series`, check lengths.
 
     The seasons follow the frequency, or for integer steps the pooled autocorrelation of
@@ -153,9 +157,28 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     if padded:
         why["short_series"] = (f"pad: {padded} of {len(panel.series)} series are shorter than lookback + "
                                "horizon after their held-out parts; their windows are padded, with a mask")
+    if mcfg.ensemble is None:
+        mcfg = replace(mcfg, ensemble=_members(panel, cfg, windows_per_epoch, why))
     if check:
         check_lengths(panel, cfg)
     return panel, cfg, mcfg
+
+
+def _members(panel: Panel, cfg: WindowConfig, windows_per_epoch: int | None, why: dict) -> int:
+    """Ensemble members within a time budget, from the data alone (so the same data gives
+    the same model): an epoch reads (training windows, capped per epoch) x lookback
+    points per member, and the members together may read ENSEMBLE_BUDGET."""
+    windows = 0
+    for s in panel.series:
+        n_train = cfg.part_lengths(len(s))[0]
+        windows += max(0, n_train - cfg.first_origin(n_train) - cfg.horizon + 1)
+    if windows_per_epoch is not None:
+        windows = min(windows, windows_per_epoch)
+    cost = max(1, windows * cfg.lookback)
+    members = max(1, min(MAX_MEMBERS, ENSEMBLE_BUDGET // cost))
+    why["ensemble"] = (f"{members}: an epoch reads {cost:,} points per member ({windows:,} windows x "
+                       f"lookback {cfg.lookback}); the members may read {ENSEMBLE_BUDGET:,}")
+    return members
 
 
 def _seasons(panel: Panel, cfg: WindowConfig) -> tuple[int, int]:

@@ -237,3 +237,49 @@ def test_a_gzip_bomb_fails_fast(tmp_path, monkeypatch, capsys):
         fh.write(b"date,y\n" + b"2021-01-01,1\n" * 6_000_000)  # 78 MB of text, 200 KB packed
     code, _, err = run_main(monkeypatch, capsys, "check", tmp_path / "bomb.csv.gz")
     assert code == 2 and "inflates past 64 MiB" in err, err
+
+
+@pytest.mark.parametrize("values,message", [
+    (1e300, "holds values up to 3e+301, beyond the range the model computes in (1e30); divide the column"),
+    (1e-300, "holds only values below 3e-299 in size, too small to scale in float32; multiply the column"),
+])
+def test_values_beyond_float32_name_the_scale(values, message):
+    from gruforecast.errors import InputError
+
+    frame = pd.DataFrame({"t": np.arange(30), "y": values * (1 + np.arange(30))})
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        build_panel(frame, DataSpec(target="y", time_col="t"))
+
+
+def test_messages_stay_short_whatever_the_file():
+    """50,000 columns or a 20 MB cell: the message names a few, never all of it."""
+    from gruforecast.errors import InputError
+
+    wide = pd.DataFrame({f"c{i}": [1.0, 2.0, 3.0] for i in range(50_000)})
+    wide["date"] = ["2021-01-01", "2021-01-02", "2021-01-03"]
+    for spec in (DataSpec(), DataSpec(target="nope")):
+        with pytest.raises(InputError) as exc:
+            build_panel(wide, spec)
+        assert len(str(exc.value)) < 300 and " more" in str(exc.value) and "c49999" not in str(exc.value)
+    cell = pd.DataFrame({"date": ["2021-01-01", "2021-01-02", "2021-01-03"], "y": ["x" * 20_000_000, "1", "2"]})
+    with pytest.raises(InputError) as exc:
+        build_panel(cell, DataSpec(target="y"))
+    assert len(str(exc.value)) < 300 and "xxx..." in str(exc.value)
+
+
+def test_a_full_disk_says_so(folder, tmp_path, monkeypatch, capsys):
+    """torch.save on a full disk fails with "unexpected pos": the user reads "no space
+    left", exit 1, and nothing half-written is left."""
+    import shutil
+
+    import torch
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 128 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100, 100, 0))
+    code, _, err = run_main(monkeypatch, capsys, "train", folder / "S.csv", "--time-col", "t", "--target", "y",
+                            "--horizon", "4", "--epochs", "1", "--out", tmp_path / "m.gruf")
+    assert code == 1 and "no space left on the device of" in err and "unexpected pos" not in err, err
+    assert not list(tmp_path.glob("*m.gruf*"))
