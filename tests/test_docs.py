@@ -4,7 +4,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-USER_ERRORS = {"InputError": 2, "ArtifactError": 2, "ConfigError": 2, "LockedError": 75}
+USER_ERRORS = {"InputError": 2, "ArtifactError": 2, "ConfigError": 2, "LockedError": 75, "NoSpaceError": 1,
+               "JobTimeout": 1}
 
 
 def raised_messages() -> list[tuple[str, int, str]]:
