@@ -10,14 +10,47 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError, NoSpaceError
 
 
+_PENDING: list[tuple[Path, Path]] | None = None  # inside all_or_nothing: renames held back
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """The writes inside happen together or not at all: each goes to its temporary file
+    as usual, and the renames onto the targets wait until the block ends without an
+    error (an error, Ctrl-C included, removes every temporary file and replaces nothing)."""
+    global _PENDING
+    _PENDING = []
+    try:
+        yield
+        for tmp, path in _PENDING:
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+    except BaseException:
+        for tmp, _ in _PENDING:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _PENDING = None
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` to produce the file, then move it to `path` atomically."""
+    """Call `write(tmp_path)` to produce the file, then move it to `path` atomically (at
+    the end of the enclosing `all_or_nothing` block, if there is one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,6 +62,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o644)
+        if _PENDING is not None:
+            _PENDING.append((tmp_path, path))
+            return path
         os.replace(tmp_path, path)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
@@ -36,11 +72,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             raise NoSpaceError(f"no space left on the device of {str(path.parent)!r} while writing "
                                f"{path.name!r}; free some space and run again (nothing was replaced)") from None
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
     return path
 
 

@@ -93,7 +93,7 @@ def train(
     **config,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
-    from .atomic import check_output_folder, check_output_path
+    from .atomic import all_or_nothing, check_output_folder, check_output_path
 
     inputs = _files(data)
     model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
@@ -110,12 +110,13 @@ def train(
     with _EpochProgress(tcfg.epochs) as progress:
         run = train_forecaster(panel, wcfg, mcfg, tcfg, device=device, on_epoch=progress.update)
     fc = run.forecaster.predict()
-    written = {"model": artifact.save(run.forecaster, model_path),
-               "forecast": write_forecast(fc, forecast_path)}
     losses = [("model", run.report["training"]["train_loss"], run.report["training"]["val_loss"])]
-    written.update(write_reports(report_dir or model_path.parent, run.report, run.report["test"],
-                                 run.records, panel, losses,
-                                 f"gruforecast train: {model_path.name}, held-out test windows"))
+    with all_or_nothing():  # the model, the forecast and the reports, or none of them
+        written = {"model": artifact.save(run.forecaster, model_path),
+                   "forecast": write_forecast(fc, forecast_path)}
+        written.update(write_reports(report_dir or model_path.parent, run.report, run.report["test"],
+                                     run.records, panel, losses,
+                                     f"gruforecast train: {model_path.name}, held-out test windows"))
     _print_scores(run.report.get("test"))
     out.print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
               f"{run.fit.best_epoch} of {len(run.fit.history)}"
@@ -136,7 +137,7 @@ def backtest(
     **config,
 ) -> None:
     """Rolling-origin backtest of the model and the naive, seasonal naive and drift baselines."""
-    from .atomic import check_output_folder
+    from .atomic import all_or_nothing, check_output_folder
     from .backtest import BacktestConfig, run_backtest
     from .report import base_report, write_reports
 
@@ -154,8 +155,9 @@ def backtest(
     report["folds"] = [vars(f) for f in result.folds]
     report["backtest"] = result.summary
     losses = [(f"fold {f.fold + 1}", f.train_loss, f.val_loss) for f in result.folds]
-    written = write_reports(report_dir, report, result.summary, result.records, panel, losses,
-                            f"gruforecast backtest: {Path(data).name}, {folds} folds")
+    with all_or_nothing():
+        written = write_reports(report_dir, report, result.summary, result.records, panel, losses,
+                                f"gruforecast backtest: {Path(data).name}, {folds} folds")
     _print_scores({"windows": folds, "season": wcfg.season, **result.summary}, title="backtest")
     out.print(f"backtest in {result.seconds:.1f}s ({len(result.folds)} training runs)")
     for name, path in written.items():

@@ -283,3 +283,20 @@ def test_a_full_disk_says_so(folder, tmp_path, monkeypatch, capsys):
                             "--horizon", "4", "--epochs", "1", "--out", tmp_path / "m.gruf")
     assert code == 1 and "no space left on the device of" in err and "unexpected pos" not in err, err
     assert not list(tmp_path.glob("*m.gruf*"))
+
+
+def test_train_writes_all_its_outputs_or_none(folder, tmp_path, monkeypatch, capsys):
+    """A failure while writing the last output (the HTML report) leaves no model and no
+    forecast behind: the renames wait for every file to be written."""
+    import gruforecast.report as report
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(report, "html_page", broken, raising=False)
+    monkeypatch.setattr(report, "_html", broken, raising=False)
+    monkeypatch.setattr(report, "markdown", broken)
+    code, _, err = run_main(monkeypatch, capsys, "train", folder / "S.csv", "--time-col", "t", "--target", "y",
+                            "--horizon", "4", "--epochs", "1", "--out", tmp_path / "m.gruf")
+    assert code == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
