@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .errors import InputError, NoSpaceError
 
-
 _PENDING: list[tuple[Path, Path]] | None = None  # inside all_or_nothing: renames held back
 
 
