@@ -20,7 +20,7 @@ V1 = Path(__file__).parent / "data" / "model_v1.gruf"
 def model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("m")
     proc = run_cli("train", SAMPLE / "us_macro_quarterly.csv", "--target", "value", "--id-col", "series",
-                   "--horizon", "4", "--epochs", "2", "--out", out / "macro.gruf")
+                   "--horizon", "4", "--epochs", "2", "--ensemble", "1", "--out", out / "macro.gruf")
     assert proc.returncode == 0, proc.stderr
     return out / "macro.gruf"
 
@@ -108,10 +108,10 @@ def test_schema_mismatch_on_predict(tmp_path, model):
 
 def test_a_diverging_loss_stops_training_and_writes_nothing(tmp_path):
     frame = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=200, freq="D").strftime("%Y-%m-%d"),
-                          "y": 1e30 * (1 + np.sin(np.arange(200) / 3.0))})
+                          "y": 4e29 * (1 + np.sin(np.arange(200) / 3.0))})
     frame.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "out").mkdir()
-    # Unscaled 1e30s: the per-window scaling (default) would tame them, so it is off here.
+    # Unscaled 1e29s (squared: past float32): the per-window scaling (default) would tame them, so it is off here.
     proc = run_cli("train", tmp_path / "d.csv", "--scaler", "none", "--window-scale", "none", "--loss", "mse",
                    "--horizon", "7", "--out", tmp_path / "out" / "m.gruf")
     assert proc.returncode == 2

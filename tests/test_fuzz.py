@@ -5,7 +5,7 @@ type; never another exception."""
 import numpy as np
 import pandas as pd
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gruforecast.data import DataSpec, build_panel
@@ -59,6 +59,7 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler, short):
     """Every window is the slice of the series before its origin; rows before the start
     (padding) repeat the first value and the mask channel marks them; targets never padded."""
     frame = pd.DataFrame({"t": np.arange(len(ys)), "y": ys})
+    assume(not 0 < np.abs(ys).max() < 1e-30)  # refused by build_panel: too small for float32
     panel = build_panel(frame, DataSpec(target="y", time_col="t"))
     cfg = WindowConfig(lookback=lookback, horizon=horizon, scaler=scaler, short_series=short,
                        mask=short == "pad", transform="none")

@@ -62,7 +62,7 @@ def test_ensemble_members_learn_as_if_alone():
     """Members train side by side on the same batches, but each exactly as it would alone:
     member 0 of an ensemble ends with the weights of the single model from the same seed."""
     panel = _sine_panel()
-    single = _train(panel, epochs=1).forecaster.model
+    single = _train(panel, epochs=1, ensemble=1).forecaster.model
     ens = _train(panel, epochs=1, ensemble=3).forecaster.model
     for name, p in single.state_dict().items():
         torch.testing.assert_close(ens.members[0].state_dict()[name], p, rtol=0, atol=1e-6)
