@@ -206,19 +206,18 @@ def test_the_native_cache_is_private_and_checked(cache):
     built = native._build()
     assert built.parent == folder and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert native._build() == built  # reused: owner, mode and digest check out
-    # a library planted in place of ours (same name, wrong content): never used
+    digest = built.read_bytes()
+    # a library planted in place of ours (same name, wrong content): rebuilt, never used
     built.unlink()
     _planted(built)
-    other = native._build()
-    assert other != built and other.parent != folder
-    # a link planted in its place: not followed
+    assert native._build() == built and built.read_bytes() == digest
+    # a link planted in its place: not followed, replaced by a build
     built.unlink()
     target = folder.parent / "elsewhere.so"
     _planted(target)
     built.symlink_to(target)
-    assert native._build().parent != folder
+    assert native._build() == built and not built.is_symlink() and built.read_bytes() == digest
     # a folder others can write: not used at all
-    built.unlink()
     folder.chmod(0o777)
     assert native._build().parent != folder
     import ctypes

@@ -5,9 +5,9 @@ per-user cache folder, keyed by the source, the flags, the CPU and torch's BLAS,
 with ctypes. Loading a library runs its code, so nothing is loaded from a place another
 user could write: the cache folder must be a real folder (not a link) owned by this user
 with no group or other write bit (it is made 0700), the library a regular file owned by
-this user, and its SHA-256 must match the digest recorded when it was built. A folder
-that fails these checks is not used: the library is built in a fresh private temporary
-folder for this process instead (`_private_build`). Its matrix products call the BLAS `sgemm_`/`dgemm_` exported by torch's own
+this user, and its SHA-256 must match the digest recorded when it was built (else it is
+rebuilt there). A folder that fails these checks is not used: the library is built in a
+fresh private temporary folder for this process instead (`_private_build`). Its matrix products call the BLAS `sgemm_`/`dgemm_` exported by torch's own
 libtorch_cpu (MKL in the official builds), so it runs at torch's thread count. Anything
 missing (no compiler, a torch without those symbols, GRUFORECAST_NATIVE=0) means None,
 and FusedGRUFunction uses its plain torch path, which computes the same function.
@@ -106,8 +106,10 @@ def _build() -> Path:
     if os.path.lexists(target):
         if _safe(target, is_dir=False) and _digest_ok(target, digest):
             return target
-        log.warning("gruforecast: %s is not the library built here; building privately", target)
-        return _private_build()
+        # Not what was built here (an older build without a digest, a damaged file, a
+        # planted one): only this user can write the folder, so build over it.
+        log.info("gruforecast: %s does not match its digest; rebuilding it", target)
+        os.unlink(target)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
     os.close(fd)
     try:
