@@ -94,8 +94,9 @@ def train(
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
     from .atomic import all_or_nothing, check_output_folder, check_output_path
+    from .data import data_files
 
-    inputs = _files(data)
+    inputs = tuple(data_files(data))
     model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
     forecast_path = check_output_path(
         forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"),
@@ -201,8 +202,9 @@ def predict(
 ) -> None:
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
     from .atomic import check_output_path
+    from .data import data_files
 
-    path = check_output_path(out_path, (".csv", ".parquet"), inputs=(model, *(_files(data) if data else ())))
+    path = check_output_path(out_path, (".csv", ".parquet"), inputs=(model, *(data_files(data) if data else ())))
     if cutoffs is None and step is not None:
         raise InputError("--step spaces the origins of --cutoffs; pass --cutoffs N too or drop --step")
     if cutoffs is not None and data is None:
@@ -383,13 +385,6 @@ class _EpochProgress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _files(data: Path) -> tuple[Path, ...]:
-    """The files a data argument names (a glob names several): what no output may replace."""
-    import glob
-
-    return tuple(Path(f) for f in sorted(glob.glob(str(data)))) if glob.has_magic(str(data)) else (Path(data),)
 
 
 def _log(message: str) -> None:

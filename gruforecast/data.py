@@ -187,7 +187,7 @@ def _first_line(exc: Exception) -> str:
 def load_panel(path: str | Path, spec: DataSpec) -> Panel:
     """Read `path` (a file, or a glob of files read as one table) and return its validated
     series (see `build_panel`). The one loader of every command and batch job."""
-    files = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [path]
+    files = data_files(path)
     if not files:
         raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
     frames = [read_table(f, spec) for f in files]
@@ -195,6 +195,11 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
     hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
     panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """The files a data argument names: itself, or every file its glob matches, sorted."""
+    return [Path(f) for f in sorted(glob.glob(str(path)))] if glob.has_magic(str(path)) else [Path(path)]
 
 
 def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
@@ -580,7 +585,8 @@ def _time_grid(t: np.ndarray, freq: str, detect: bool) -> tuple[pd.DatetimeIndex
     session, notes = Session.parse(freq), []
     if session is None:
         grid, pos = _grid_positions(t, freq)
-        found = _detect_session(t, freq) if detect and len(np.unique(pos)) < 0.9 * len(grid) else None
+        filled = np.count_nonzero(np.bincount(pos, minlength=len(grid)))  # O(n): grid steps with data
+        found = _detect_session(t, freq) if detect and filled < 0.9 * len(grid) else None
         if found is None:
             return grid, pos, freq, notes
     if session is None:

@@ -290,10 +290,10 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     test part is not read. The choice and its reason go to `panel.choices`."""
     from .evaluate import records_at, scores
 
-    positive = all((s.values[:, 0] > 0).all() for s in panel.series)
     if wcfg.transform != "auto":
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
         return fc, *fc.fit(panel, device, on_epoch)
+    positive = all((s.values[:, 0] > 0).all() for s in panel.series)
     candidates = ("none", "log") if positive else ("none",)
     fits = {}
     for transform in candidates:
