@@ -51,6 +51,7 @@ def save(art: Forecaster, path: str | Path) -> Path:
         "series_ids": art.series_ids,
         "last_times": [_time_to_json(t) for t in art.last_times],
         "metrics": art.metrics,
+        "calibration": None if art.calibration is None else np.asarray(art.calibration).tolist(),
     }
     payload = {
         "format": FORMAT,
@@ -126,7 +127,18 @@ def _from_payload(payload: dict) -> Forecaster:
         series_ids=list(meta["series_ids"]),
         last_times=[_time_from_json(t, time_dtype) for t in meta["last_times"]],
         tail=payload["tail"].numpy(), metrics=meta["metrics"], package_version=meta["package_version"],
+        calibration=_calibration(meta.get("calibration"), window_cfg.horizon, model_cfg),
     )
+
+
+def _calibration(stored, horizon: int, cfg: ModelConfig) -> np.ndarray | None:
+    """The conformal offsets (H, Q), their shape checked against the model's."""
+    if stored is None:
+        return None
+    offsets = np.asarray(stored, dtype=np.float64)
+    if offsets.shape != (horizon, len(cfg.output_quantiles)) or not np.isfinite(offsets).all():
+        raise ValueError("the stored calibration does not match the model")
+    return offsets
 
 
 def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict):

@@ -75,7 +75,7 @@ def run_backtest(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: Trai
     except InputError as exc:
         raise InputError(f"before the first origin, {exc}; or lower --folds or --step") from None
     start, logs = time.perf_counter(), []
-    preds = np.zeros((len(panel.series), cfg.folds, H))
+    preds = np.zeros((len(panel.series), cfg.folds, H, len(mcfg.output_quantiles)))
     for k in range(cfg.folds if cfg.refit else 1):
         t0 = time.perf_counter()
         callback = (lambda log, k=k: on_epoch(k, log)) if on_epoch else None
@@ -84,7 +84,7 @@ def run_backtest(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: Trai
                             [h.val_loss for h in run.fit.history], run.fit.best_epoch))
         folds = [k] if cfg.refit else list(range(cfg.folds))  # without refit: every origin
         made = run.forecaster.forecast_origins(panel, list(starts[:, folds]))
-        preds[:, folds] = made.reshape(len(panel.series), len(folds), H)
-    records = records_at(panel, list(starts), preds.reshape(-1, H), wcfg.season,
-                         folds=[np.arange(cfg.folds)] * len(panel.series))
+        preds[:, folds] = made.reshape(len(panel.series), len(folds), H, -1)
+    records = records_at(panel, list(starts), preds.reshape(-1, H, preds.shape[-1]), wcfg.season,
+                         folds=[np.arange(cfg.folds)] * len(panel.series), quantiles=mcfg.output_quantiles)
     return BacktestResult(records, summarize(records), logs, time.perf_counter() - start)

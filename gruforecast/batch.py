@@ -366,7 +366,8 @@ def validation_score(art, panel, wcfg) -> dict[str, float | None]:
     if not series:
         return {"mae": None, "mase": None}
     sub = replace(panel, series=series)
-    records = records_at(sub, positions, art.forecast_origins(sub, positions, H), art.season)
+    records = records_at(sub, positions, art.forecast_origins(sub, positions, H), art.season,
+                         quantiles=art.quantiles)
     scores = summarize(records, groups=())["scores"]["model"]
     return {"mae": scores["mae"], "mase": scores["mase"]}
 

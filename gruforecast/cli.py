@@ -198,6 +198,7 @@ def predict(
     horizon: Annotated[int | None, typer.Option(help="steps to forecast (default: the trained horizon; more rolls forward recursively)")] = None,
     cutoffs: Annotated[int | None, typer.Option(help="forecast from the last N origins of --data instead of its end, with the actual values beside (a `cutoff` column)")] = None,
     step: Annotated[int | None, typer.Option(help="with --cutoffs: steps between origins (default: the horizon)")] = None,
+    level: Annotated[str | None, typer.Option(help="none: the point forecast alone, which may go past the trained horizon (default: the model's intervals)")] = None,
     threads: Threads = 1,
 ) -> None:
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
@@ -213,8 +214,12 @@ def predict(
     from .data import load_panel
     from .forecaster import write_forecast
 
+    if level is not None and level.strip().lower() != "none":
+        raise InputError(f"predict --level {level!r}: only none is known here (the levels are chosen "
+                         "at training); drop it to get the model's intervals")
     _threads(threads)
     art = artifact.load(model)
+    art = art.points_only() if level is not None else art
     panel = load_panel(data, art.data_spec) if data is not None else None
     if cutoffs is not None:
         fc = art.predict_at(panel, cutoffs, step, horizon)
@@ -350,10 +355,14 @@ def _print_scores(test: dict | None, title: str = "held-out test") -> None:
         return
     unit = "folds" if title == "backtest" else "windows"
     table = Table(title=f"{title}: {test['windows']} {unit}, {test['series']} series, season {test['season']}")
-    for col in ("", "MAE", "RMSE", "sMAPE", "MASE"):
+    keys = {"MAE": "mae", "RMSE": "rmse", "sMAPE": "smape", "MASE": "mase"}
+    model = test["scores"]["model"]  # interval scores, where the model has intervals
+    keys.update({f"{k.split('_')[0].replace('coverage', 'cov')} {k.split('_')[1]}": k for k in model
+                 if k.startswith(("coverage_", "msis_"))})
+    for col in ("", *keys):
         table.add_column(col, justify="right" if col else "left")
     for name, s in test["scores"].items():
-        table.add_row(name, *(f"{s[k]:.4g}" if s[k] is not None else "n/a" for k in ("mae", "rmse", "smape", "mase")))
+        table.add_row(name, *(f"{s[k]:.4g}" if s.get(k) is not None else "" for k in keys.values()))
     out.print(table)
 
 

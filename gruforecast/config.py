@@ -109,9 +109,9 @@ def _typer_param(f: Field, tp) -> tuple[Any, Any]:
 
     help_ = _help(f)
     default = f.default if f.default is not MISSING else None
-    if _is_tuple(tp):  # a list of names: comma-separated on the command line
+    if _is_tuple(tp):  # a list: comma-separated on the command line
         return Annotated[str | None, typer.Option(flag(f.name), help=help_ + " (comma-separated)")], (
-            ",".join(default) or None)
+            ",".join(map(_show, default)) or None)
     if tp is bool or set(typing.get_args(tp)) == {bool, type(None)}:  # a flag, maybe unset
         return Annotated[tp, typer.Option(f"{flag(f.name)}/{_no(f.name)}", help=help_)], default
     return Annotated[tp, typer.Option(flag(f.name), help=help_)], default
@@ -121,13 +121,27 @@ def _no(name: str) -> str:
     return "--no-" + name.replace("_", "-")
 
 
-def _convert(value, tp):
-    """A list of names from "a, b" (the CLI), a list (TOML, JSON) or None, as a tuple."""
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _convert(value, tp, name: str = ""):
+    """A list from "a, b" (the CLI), a list (TOML, JSON) or None, as a tuple of the
+    field's element type; "none" (any case) is the empty list."""
     if not _is_tuple(tp):
         return value
     if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(value or ())
+        value = [] if value.strip().lower() == "none" else [v.strip() for v in value.split(",") if v.strip()]
+    kind = typing.get_args(tp)[0]
+    try:
+        return tuple(kind(v) for v in value or ())
+    except (TypeError, ValueError):
+        raise InputError(f"{flag(name)} {value!r} is not a list of {kind.__name__}s; give them "
+                         f"comma-separated, e.g. {flag(name)} {_example(kind)}") from None
+
+
+def _example(kind) -> str:
+    return {float: "80,95", int: "1,2"}.get(kind, "a,b")
 
 
 def build_configs(values: dict, *classes) -> list:
@@ -136,7 +150,7 @@ def build_configs(values: dict, *classes) -> list:
     built = []
     for cls in classes:
         hints = typing.get_type_hints(cls)
-        kwargs = {f.name: _convert(values[f.name], hints[f.name]) for f in fields(cls) if f.name in values}
+        kwargs = {f.name: _convert(values[f.name], hints[f.name], f.name) for f in fields(cls) if f.name in values}
         built.append(cls(**kwargs))
     return built
 
@@ -159,19 +173,20 @@ def from_stored(cls, stored: dict):
         if name not in kwargs and "absent" in f.metadata:
             kwargs[name] = f.metadata["absent"]
     hints = typing.get_type_hints(cls)
-    return cls(**{k: _convert(v, hints[k]) for k, v in kwargs.items()})
+    return cls(**{k: _convert(v, hints[k], k) for k, v in kwargs.items()})
 
 
 def describe(config) -> str:
     """'hidden_size 64, num_layers 1, ...': every field of a config, for `info`."""
     def show(v):
-        return ", ".join(map(str, v)) or "-" if isinstance(v, tuple) else ("-" if v is None else v)
+        return ", ".join(map(_show, v)) or "-" if isinstance(v, tuple) else ("-" if v is None else v)
     return ", ".join(f"{f.name} {show(getattr(config, f.name))}" for f in fields(config))
 
 
 LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
+INTERVALS = ("conformal", "model")
 
 
 @dataclass(frozen=True)
@@ -207,9 +222,29 @@ class ModelConfig:
         None, "train K models side by side from different initial weights and forecast their "
         "median (K times the training time; default: 5 where an epoch reads at most 400,000 "
         "points, fewer above, 1 from 2,000,000)", absent=1, least=1, most=64)
+    level: tuple[float, ...] = option(
+        (80.0, 95.0), "prediction interval levels in percent: columns lo-80, hi-80, ...; none: "
+        "point forecasts only", absent=())
+    quantiles: tuple[float, ...] = option(
+        (), "quantiles to forecast, the general form of --level (e.g. 0.05,0.5,0.95): columns "
+        "q0.05, ...; when given, --level is ignored", absent=())
+    intervals: str = option(
+        "conformal", "conformal: quantiles of the validation windows' errors, step by step, in "
+        "each window's own units (the model's own when there are no validation windows); model: "
+        "the network's quantile head", absent="model")
 
     def __post_init__(self) -> None:
         check_range(self)
+        if not all(0 < v < 100 for v in self.level):
+            raise InputError(f"--level {','.join(map(_show, self.level))}: every level must be a percentage "
+                             "strictly between 0 and 100, e.g. --level 80,95 (or none)")
+        if not all(0 < q < 1 for q in self.quantiles):
+            raise InputError(f"--quantiles {','.join(map(_show, self.quantiles))}: every quantile must be "
+                             "strictly between 0 and 1, e.g. --quantiles 0.05,0.5,0.95")
+        if len(self.quantiles) > 99 or len(self.level) > 49:
+            raise InputError("--quantiles takes at most 99 values and --level at most 49")
+        if self.intervals not in INTERVALS:
+            raise InputError(f"--intervals {self.intervals!r} is not known; use one of {', '.join(INTERVALS)}")
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:
@@ -221,6 +256,27 @@ class ModelConfig:
                              f"(now {self.window_norm}); drop one of them")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"--dropout ({self.dropout}) must be in [0, 1)")
+
+    @property
+    def output_quantiles(self) -> tuple[float, ...]:
+        """The quantiles the network emits, sorted, the median (the forecast) always among
+        them: (0.5,) for a point model."""
+        if self.quantiles:
+            qs = self.quantiles
+        else:
+            qs = tuple(q for v in self.level for q in ((100 - v) / 200, (100 + v) / 200))
+        return tuple(sorted({round(q, 10) for q in qs} | {0.5}))
+
+    @property
+    def columns(self) -> list[tuple[str, float]]:
+        """(output column, quantile) beside `forecast`: lo-80 / hi-80 ... (Nixtla's names)
+        from --level, q0.05 ... from --quantiles."""
+        if self.quantiles:
+            return [(f"q{_show(round(q, 10))}", round(q, 10)) for q in sorted(set(self.quantiles))]
+        out = []
+        for v in sorted(set(self.level)):
+            out += [(f"lo-{_show(v)}", round((100 - v) / 200, 10)), (f"hi-{_show(v)}", round((100 + v) / 200, 10))]
+        return out
 
     def reads_by_season(self, season: int, lookback: int) -> bool:
         """Whether the GRU reads by season: asked for, and a season of >= 2 steps that fits
@@ -271,6 +327,7 @@ def options_markdown(*classes) -> str:
     for cls in classes:
         for f in option_fields(cls):
             default = f.default
+            default = ",".join(map(_show, default)) if isinstance(default, tuple) and default else default
             shown = ("-" if default in (None, ()) else f"`{flag(f.name)}`" if default is True else
                      f"`{_no(f.name)}`" if default is False else f"`{default}`")
             rows.append(f"| `{flag(f.name)}` | {shown} | {_help(f)} |")

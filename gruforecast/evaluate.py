@@ -9,6 +9,12 @@ skill of the model against each baseline.
 
 MASE (M4 convention): per (series, fold), mean |y - f| divided by the in-sample seasonal
 naive MAE of the series' training part for that fold; then averaged.
+
+Quantile forecasts (`quantiles` beyond the median) add a column per quantile for the model
+(`model_q0.1`, ...) and for the seasonal naive, whose quantiles come from its own
+in-sample residuals (`seasonal_naive_quantiles`), so interval skill is comparable: then
+`scores` adds coverage and MSIS per level, pinball loss per quantile, its scaled mean and
+the CRPS approximated from the quantiles.
 """
 
 from __future__ import annotations
@@ -47,17 +53,43 @@ def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[s
                                              horizon, season).items()}
 
 
+def seasonal_naive_quantiles(y: np.ndarray, end: int, horizon: int, season: int,
+                             quantiles: tuple[float, ...]) -> np.ndarray:
+    """(H, Q) offsets of the seasonal naive's quantiles from its forecast, from the
+    series' values before `end`: the quantiles of its in-sample residuals y_t - y_{t-m},
+    widened by sqrt(k + 1) at steps h of the k-th season ahead (k = floor(h / m), the
+    random walk's growth, as statsforecast's seasonal naive intervals). NaN with fewer
+    than two residuals."""
+    x = np.asarray(y[:end], dtype=float)
+    m = season if len(x) > season else 1
+    resid = x[m:] - x[:-m]
+    resid = resid[np.isfinite(resid)]
+    if len(resid) < 2:
+        return np.full((horizon, len(quantiles)), np.nan)
+    base = np.quantile(resid, quantiles)  # (Q,)
+    growth = np.sqrt(np.arange(horizon) // m + 1)  # (H,)
+    return growth[:, None] * base[None, :]
+
+
+def quantile_column(method: str, q: float) -> str:
+    return f"{method}_q{q:g}"
+
+
 def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray, season: int,
-               train_ends: list[int] | None = None, folds: list[np.ndarray] | None = None) -> pd.DataFrame:
+               train_ends: list[int] | None = None, folds: list[np.ndarray] | None = None,
+               quantiles: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
     """Records of forecasts from origins of a panel (`positions[i]`: the origins of series
-    i, as `Forecaster.forecast_origins` takes them; `forecasts` in the same order).
+    i, as `Forecaster.forecast_origins` takes them; `forecasts` (n, H) or (n, H, Q) of
+    `quantiles`, in the same order).
 
     Each origin is one "fold" (`folds[i]`, default its running number). The MASE scale of
     an origin comes from the series' values before `train_ends[i]` (the training part of
     `train`), or, by default, before the origin itself (each backtest fold's own past).
     Built per series with array operations: a long series has 100,000 test windows.
     """
-    H = forecasts.shape[1]
+    forecasts = forecasts[..., None] if forecasts.ndim == 2 else forecasts
+    H, med = forecasts.shape[1], quantiles.index(0.5)
+    others = [(j, q) for j, q in enumerate(quantiles) if j != med]
     steps = np.arange(H)
     frames, row = [], 0
     for i, (s, pos) in enumerate(zip(panel.series, positions)):
@@ -70,9 +102,16 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
         idx = pos[:, None] + steps[None, :]
         frame = {"series": s.id, "fold": np.repeat(fold, H), "cutoff": np.repeat(s.time[pos - 1], H),
                  "step": np.tile(steps + 1, len(pos)), "time": s.time[idx.ravel()],
-                 "actual": y[idx].ravel(), "model": forecasts[rows].ravel()}
-        frame.update({k: v.ravel() for k, v in baselines_at(y, pos, H, season).items()})
+                 "actual": y[idx].ravel(), "model": forecasts[rows, :, med].ravel()}
+        frame.update({quantile_column("model", q): forecasts[rows, :, j].ravel() for j, q in others})
+        base = baselines_at(y, pos, H, season)
+        frame.update({k: v.ravel() for k, v in base.items()})
         ends = np.full(len(pos), train_ends[i]) if train_ends is not None else pos
+        if others:
+            qs = tuple(q for _, q in others)
+            offsets = {e: seasonal_naive_quantiles(y, e, H, season, qs) for e in np.unique(ends)}
+            sn = base["seasonal_naive"][..., None] + np.stack([offsets[e] for e in ends])  # (n, H, Q-1)
+            frame.update({quantile_column("seasonal_naive", q): sn[..., k].ravel() for k, q in enumerate(qs)})
         scale = {e: metrics.mase_scale(y[:e], season) for e in np.unique(ends)}
         frame["scale"] = np.repeat([scale[e] for e in ends], H)
         frames.append(pd.DataFrame(frame))
@@ -86,11 +125,43 @@ def scores(frame: pd.DataFrame, method: str) -> dict[str, float | int | None]:
     err = np.abs(y - f)
     by_origin = frame.assign(err=err).groupby(["series", "fold"], sort=False)
     per_origin = by_origin["err"].mean() / by_origin["scale"].first()
-    finite = per_origin[np.isfinite(per_origin)]
-    return _clean({
+    out = {
         "mae": metrics.mae(y, f), "rmse": metrics.rmse(y, f), "mape": metrics.mape(y, f),
-        "smape": metrics.smape(y, f), "mase": float(finite.mean()) if len(finite) else np.nan,
-    })
+        "smape": metrics.smape(y, f), "mase": _mean_finite(per_origin),
+    }
+    quantiles = {float(c[len(method) + 2:]): frame[c].to_numpy() for c in frame.columns
+                 if c.startswith(f"{method}_q")}
+    if quantiles:
+        out.update(_interval_scores(frame, y, {**quantiles, 0.5: f}))
+    return _clean(out)
+
+
+def _interval_scores(frame: pd.DataFrame, y: np.ndarray, quantiles: dict[float, np.ndarray]) -> dict:
+    """Coverage and MSIS per level (each pair q, 1 - q), pinball per quantile, the mean
+    pinball scaled per origin like MASE, and the CRPS approximated from the quantiles."""
+    keys = frame.groupby(["series", "fold"], sort=False)
+    scale = keys["scale"].transform("first").to_numpy()
+    out = {}
+    for q in sorted(quantiles):
+        if q < 0.5 and round(1 - q, 10) in quantiles:
+            level = round(100 * (1 - 2 * q), 8)
+            lo, hi = quantiles[q], quantiles[round(1 - q, 10)]
+            out[f"coverage_{level:g}"] = metrics.coverage(y, lo, hi)
+            per = frame.assign(v=metrics.interval_score(y, lo, hi, level) / scale).groupby(
+                ["series", "fold"], sort=False)["v"].mean()
+            out[f"msis_{level:g}"] = _mean_finite(per)
+    loss = {q: np.maximum(q * (y - f), (q - 1) * (y - f)) for q, f in quantiles.items()}
+    out.update({f"pinball_{q:g}": metrics.pinball(y, quantiles[q], q) for q in sorted(quantiles)})
+    mean_loss = np.mean(np.stack(list(loss.values())), axis=0)
+    per = frame.assign(v=mean_loss / scale).groupby(["series", "fold"], sort=False)["v"].mean()
+    out["scaled_pinball"] = _mean_finite(per)
+    out["crps"] = metrics.crps_from_quantiles(y, quantiles)
+    return out
+
+
+def _mean_finite(values: pd.Series) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else np.nan
 
 
 def summarize(records: pd.DataFrame, groups: tuple[str, ...] = ("series", "fold", "step")) -> dict:

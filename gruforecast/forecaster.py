@@ -13,8 +13,13 @@ forecast from the end of its training data (each series' id, last time and last
 - `predict_at(panel, cutoffs, step, horizon)`: from the last `cutoffs` origins of `panel`,
   with the actual values beside the forecasts (Nixtla's cross_validation layout).
 
-Past the trained horizon H, forecasts roll forward recursively on their own output
-(refused for models with features, whose future values are unknown).
+Forecasts are (n, K, Q) arrays of the quantiles `Forecaster.quantiles` (the median, the
+point forecast, always among them; Q = 1 for a point model); frames have `forecast` and
+the interval columns of `ModelConfig.columns` (lo-80, hi-80, ... or q0.05, ...).
+
+Past the trained horizon H, point forecasts roll forward recursively on their own output
+(refused for models with features, whose future values are unknown, and for intervals,
+which are calibrated on the trained horizon only: `points_only()` drops them).
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ def cutoff_positions(panel: Panel, cutoffs: int, step: int, horizon: int) -> np.
 
 @dataclass
 class Forecast:
-    frame: pd.DataFrame  # id column (if any), time column, "forecast" (+ "cutoff", "actual")
+    frame: pd.DataFrame  # id column (if any), time column, "forecast", intervals (+ "cutoff", "actual")
     recursive: bool  # True when K > H rolled the model forward on its own forecasts
+    columns: tuple[str, ...] = ()  # the interval columns beside "forecast"
 
 
 @dataclass
@@ -75,6 +81,25 @@ class Forecaster:
     # a series shorter than L is NaN before its first point
     metrics: dict = field(default_factory=dict)
     package_version: str = __version__
+    calibration: np.ndarray | None = None  # (H, Q) conformal offsets in window units (`train.calibrate`)
+    with_intervals: bool = True  # False: forecast the median alone (`points_only`)
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        """The quantiles a forecast holds, sorted, with the median."""
+        return self.model_cfg.output_quantiles if self.with_intervals else (0.5,)
+
+    @property
+    def median(self) -> int:
+        return self.quantiles.index(0.5)
+
+    @property
+    def interval_columns(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.model_cfg.columns) if len(self.quantiles) > 1 else ()
+
+    def points_only(self) -> Forecaster:
+        """This forecaster without intervals: the median alone, which may roll past H."""
+        return replace(self, with_intervals=False)
 
     @property
     def season(self) -> int:
@@ -136,7 +161,7 @@ class Forecaster:
         width = self.window_cfg.channels(len(self.data_spec.features))
         inputs = np.concatenate(windows) if windows else np.zeros((0, L, width), np.float32)
         rows_index = np.repeat(index, [len(p) for p in positions])
-        return self._forecast(inputs, rows_index, self._checked_horizon(horizon))
+        return self._forecast(inputs, rows_index, self._checked_horizon(horizon))  # (n, K, Q)
 
     @property
     def min_history(self) -> int:
@@ -162,7 +187,7 @@ class Forecaster:
             values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K)
             ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
         frame = self._frame(ids, [self.future_times(t, K) for t in last], values)
-        return Forecast(frame, recursive=K > self.horizon)
+        return Forecast(frame, K > self.horizon, self.interval_columns)
 
     def predict_at(self, panel: Panel, cutoffs: int, step: int | None = None,
                    horizon: int | None = None) -> Forecast:
@@ -185,14 +210,19 @@ class Forecaster:
                 cuts.append(s.time[p - 1])
                 actual.append(s.values[p: p + K, 0])
         frame = self._frame(ids, times, values)
-        frame.insert(len(frame.columns) - 1, "cutoff", pd.Index(cuts).repeat(K))
+        frame.insert(frame.columns.get_loc("forecast"), "cutoff", pd.Index(cuts).repeat(K))
         frame["actual"] = np.concatenate(actual)
-        return Forecast(frame, recursive=K > self.horizon)
+        return Forecast(frame, K > self.horizon, self.interval_columns)
 
     def _checked_horizon(self, horizon: int | None) -> int:
         K = self.horizon if horizon is None else horizon
         if not 1 <= K <= MAX_HORIZON:
             raise InputError(f"--horizon ({K}) must be between 1 and {MAX_HORIZON}")
+        if K > self.horizon and len(self.quantiles) > 1:
+            raise InputError(
+                f"--horizon {K} is beyond the trained horizon {self.horizon}, and intervals are calibrated "
+                f"on the trained horizon only; use --horizon <= {self.horizon}, or --level none for "
+                "point forecasts beyond it")
         if K > self.horizon and self.data_spec.features:
             raise InputError(
                 f"--horizon {K} is beyond the trained horizon {self.horizon} and the model uses features, whose "
@@ -215,23 +245,38 @@ class Forecaster:
 
     @torch.no_grad()
     def _forecast(self, inputs: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
-        """(n, L, C) windows in model units of series `index` -> (n, K) in data units."""
+        """(n, L, C) windows in model units of series `index` -> (n, K, Q) in data units.
+        Each quantile is inverted on its own: the maps are increasing, so quantiles stay
+        quantiles and stay ordered."""
         self.model.eval()
         x = torch.from_numpy(inputs)
         out = [self._roll(b, K) for b in x.split(BATCH)]
-        scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K))
-        return self.scaling.invert(scaled, index)
+        scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K, len(self.quantiles)))
+        return np.stack([self.scaling.invert(scaled[..., j], index) for j in range(scaled.shape[-1])], -1)
+
+    def _quantiles(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, H, Q) in model units: the network's quantiles, or its median
+        plus the conformal offsets scaled by each window's own scale."""
+        out = self.model(x)
+        med = self.model.median
+        if not self.with_intervals:
+            return out[..., med:med + 1]
+        if self.calibration is not None:
+            offsets = torch.from_numpy(self.calibration).to(out.dtype)
+            return out[..., med:med + 1] + self.model.window_scale_of(x).unsqueeze(-1) * offsets
+        return out
 
     def _roll(self, x: torch.Tensor, K: int) -> torch.Tensor:
-        """(B, L, C) -> (B, K): the direct H steps, then recursively on its own output."""
+        """(B, L, C) -> (B, K, Q): the direct H steps, then (points only) recursively on
+        its own output."""
         H, L = self.horizon, self.lookback
-        chunks = [self.model(x)[..., 0]]
+        chunks = [self._quantiles(x)]
         while len(chunks) * H < K:
-            new = chunks[-1].unsqueeze(-1)  # (B, H, 1): the forecast, observed from now on
+            new = chunks[-1][..., :1]  # (B, H, 1): the forecast, observed from now on
             if self.window_cfg.mask:
                 new = torch.cat([new, torch.ones_like(new)], dim=-1)
             x = torch.cat([x, new], dim=1)[:, -L:]
-            chunks.append(self.model(x)[..., 0])
+            chunks.append(self._quantiles(x))
         return torch.cat(chunks, dim=1)[:, :K]
 
     def future_times(self, last, K: int) -> pd.Index:
@@ -250,7 +295,9 @@ class Forecaster:
         if spec.id_col is not None:
             frame[spec.id_col] = np.repeat(np.array(ids, dtype=object), K)
         frame[spec.time_col] = np.concatenate([np.asarray(t) for t in times])
-        frame["forecast"] = values.ravel()
+        frame["forecast"] = values[..., self.median].ravel()
+        for name, q in self.model_cfg.columns if self.interval_columns else ():
+            frame[name] = values[..., self.quantiles.index(q)].ravel()
         return pd.DataFrame(frame)
 
 
@@ -264,7 +311,8 @@ def _tail(values: np.ndarray, L: int) -> np.ndarray:
 def write_forecast(fc: Forecast, path: str | Path) -> Path:
     """Write a forecast frame atomically as CSV or Parquet (by the extension)."""
     path = Path(path)
-    if not np.isfinite(fc.frame["forecast"].to_numpy(dtype=float)).all():
+    values = fc.frame.drop(columns=[c for c in fc.frame.columns if c not in ("forecast", *fc.columns)])
+    if not np.isfinite(values.to_numpy(dtype=float)).all():
         raise InputError("the forecast holds NaN or infinity; nothing written; check the data's scale and retrain")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -303,7 +351,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         if len(candidates) > 1 and len(windows.val):
             positions = windows.positions(windows.val)
             records = records_at(panel, positions, fc.forecast_origins(panel, positions), fc.season,
-                                 train_ends=list(windows.n_train))
+                                 train_ends=list(windows.n_train), quantiles=fc.quantiles)
             mase = scores(records, "model")["mase"]
         fits[transform] = (fc, result, windows, mase)
     scored = {t: f[3] for t, f in fits.items() if f[3] is not None}
@@ -319,6 +367,20 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     return fits[best][:3]
 
 
+def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
+    """`--intervals conformal`: the offsets from the early-stopped fit's validation windows
+    (the refit model keeps them: it has no held-out part of its own). Without validation
+    windows the model's own quantiles stay, and `panel.choices` says so."""
+    from .train import CALIBRATION_WINDOWS, calibrate, pick_device
+
+    if len(fc.quantiles) == 1 or fc.model_cfg.intervals != "conformal":
+        return
+    fc.calibration = calibrate(fc.model, windows, pick_device(device), fc.train_cfg.seed)
+    panel.choices["intervals"] = (
+        f"conformal: from the errors of {min(len(windows.val), CALIBRATION_WINDOWS)} validation windows"
+        if fc.calibration is not None else "model: no validation windows to calibrate on")
+
+
 def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
           device: str = "cpu", on_epoch: Callable | None = None) -> TrainRun:
     """Fit a Forecaster on `panel` (already resolved) and score it on the held-out test
@@ -332,17 +394,19 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     start = time.perf_counter()
     fc, result, windows = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
     wcfg = fc.window_cfg
+    _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None
     if len(windows.test):
         positions = windows.positions(windows.test)
         preds = fc.forecast_origins(panel, positions)
-        records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train))
+        records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train),
+                             quantiles=fc.quantiles)
         test = {"windows": len(windows.test), "season": fc.season,
                 **summarize(records, groups=("series", "step"))}
     if tcfg.full_refit and (len(windows.val) or len(windows.test)):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
-        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
+        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit, _ = final.fit(panel, device, on_epoch, epochs=result.best_epoch)
         fc = final
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))

@@ -76,3 +76,32 @@ def mape(y: np.ndarray, f: np.ndarray) -> float:
 def zero_actuals(y: np.ndarray) -> int:
     """How many actuals are exactly 0 (where MAPE is undefined)."""
     return int(np.sum(np.asarray(y, dtype=float) == 0))
+
+
+def pinball(y: np.ndarray, f: np.ndarray, q: float) -> float:
+    """Pinball (quantile) loss of the q-quantile forecast f: mean max(q e, (q - 1) e),
+    e = y - f. At q = 0.5 it is half the MAE."""
+    y, f = _valid(y, f)
+    e = y - f
+    return float(np.mean(np.maximum(q * e, (q - 1) * e))) if len(y) else float("nan")
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The share of actuals inside [lo, hi] (NaN-free points only)."""
+    y, lo, hi = (np.asarray(a, dtype=float).ravel() for a in (y, lo, hi))
+    keep = ~(np.isnan(y) | np.isnan(lo) | np.isnan(hi))
+    return float(np.mean((y[keep] >= lo[keep]) & (y[keep] <= hi[keep]))) if keep.any() else float("nan")
+
+
+def interval_score(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> np.ndarray:
+    """The interval score of each point (M4's MSIS before scaling), a = 1 - level / 100:
+    (hi - lo) + 2 / a (lo - y) [y < lo] + 2 / a (y - hi) [y > hi]."""
+    a = 1 - level / 100
+    y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lo, hi))
+    return (hi - lo) + 2 / a * np.maximum(lo - y, 0) + 2 / a * np.maximum(y - hi, 0)
+
+
+def crps_from_quantiles(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
+    """CRPS approximated from forecast quantiles: twice the mean pinball loss over them
+    (exact in the limit of many evenly spread quantiles; a coarse sketch with five)."""
+    return 2 * float(np.mean([pinball(y, f, q) for q, f in quantiles.items()]))

@@ -2,8 +2,9 @@
 head emitting every horizon step at once, and `Ensemble`, K of them side by side.
 
 The architecture is `config.ModelConfig`. A model maps windows (B, L, C) in scaled units
-(column 0 the target) to forecasts (B, H, Q) in the same units: Q outputs per step (1 today, the point forecast), so a
-quantile head needs no new shape anywhere. Scaling and inverting live in `scaling.py`,
+(column 0 the target) to forecasts (B, H, Q) in the same units: the Q quantiles of
+`ModelConfig.output_quantiles` per step, sorted, the median (the point forecast) among
+them (Q = 1 for a point model). Scaling and inverting live in `scaling.py`,
 training in `train.py`.
 
 A new architecture option is one `ModelConfig` field (with its `help`, and its `absent`
@@ -59,6 +60,12 @@ class GRURegressor(nn.Module):
     the naive forecast of season M (and the last season's naive when the base is a mean of
     seasons). Monday follows Sunday: the last day is the wrong base for it, last Monday is
     the right one, and the network reads which day comes from the window.
+    Quantiles (`--level`, `--quantiles`): the median is the point forecast above; the
+    others are the median plus offsets in the window's own units, each side a cumulative
+    sum of softplus increments moving away from the median, so they never cross, whatever
+    the weights and the input. The quantile head reads the GRU's state and the median
+    detached: the pinball loss trains the head alone, and the point forecast is the same
+    function, trained the same way, as without quantiles.
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
@@ -81,20 +88,45 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
+        qs = cfg.output_quantiles
+        self.quantiles, self.median = qs, qs.index(0.5)
+        self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
+        if len(qs) > 1:
+            with torch.random.fork_rng(devices=[]):  # its init draws must not move the next member's
+                self.spread = _zeroed(nn.Linear(cfg.hidden_size, (len(qs) - 1) * horizon))
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
-        return self.point(x).unsqueeze(-1)
+        point, h = self._point(x)
+        if self.spread is None:
+            return point.unsqueeze(-1)
+        B, H, m = x.shape[0], self.horizon, self.median
+        steps = nn.functional.softplus(self.spread(h.detach())).view(B, H, -1)
+        below = -steps[..., :m].flip(-1).cumsum(-1).flip(-1)  # furthest below first
+        above = steps[..., m:].cumsum(-1)
+        offsets = torch.cat([below, torch.zeros_like(point).unsqueeze(-1), above], dim=-1)
+        quantiles = point.detach().unsqueeze(-1) + self.window_scale_of(x).unsqueeze(-1) * offsets
+        return torch.cat([quantiles[..., :m], point.unsqueeze(-1), quantiles[..., m + 1:]], dim=-1)
 
     def point(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
+        return self._point(x)[0]
+
+    def _point(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, H) the point forecast and (B, hidden) the GRU's last state."""
         if self.cfg.window_norm == "none":
             _, h = self.gru(self._steps(x))
-            return self.head(h[-1]) + self._linear(x[..., 0])
+            return self.head(h[-1]) + self._linear(x[..., 0]), h[-1]
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
         _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)))  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
-        return base + scale * (self.head(h[-1]) + self._linear(z))
+        return base + scale * (self.head(h[-1]) + self._linear(z)), h[-1]
+
+    def point_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the quantile head's: clipped on their own (`train.fit`), so
+        the point forecast trains exactly as without quantiles."""
+        spread = {id(p) for p in self.spread.parameters()} if self.spread is not None else set()
+        return [p for p in self.parameters() if id(p) not in spread]
 
     def _steps(self, seq: Tensor) -> Tensor:
         """What the GRU reads: (B, L, C) as it is, or by season (B, L // m, m * C)."""
@@ -169,8 +201,10 @@ class Ensemble(nn.Module):
     def __init__(self, members: list[GRURegressor]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.quantiles, self.median = members[0].quantiles, members[0].median
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
+        # Quantile by quantile: the median of ordered values keeps them ordered.
         return torch.stack([m(x) for m in self.members]).quantile(0.5, dim=0)
 
     def window_scale_of(self, x: Tensor) -> Tensor:

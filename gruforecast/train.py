@@ -42,6 +42,7 @@ class FitResult:
 
 
 Model = GRURegressor | Ensemble
+CALIBRATION_WINDOWS = 20_000  # validation windows the conformal offsets are drawn from, at most
 
 
 def pick_device(name: str) -> torch.device:
@@ -116,16 +117,20 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
     for batch in origins.split(cfg.batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        loss = sum(window_loss(m, loss_fn, x, y) for m in members)
+        point = sum(window_loss(m, loss_fn, x, y) for m in members)
+        # The quantile heads learn beside the point, from its detached state (model.py).
+        loss = point + sum(quantile_loss(m, x, y) for m in members if m.spread is not None)
         if not torch.isfinite(loss):
             raise InputError(
                 f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "
                 f"(now {cfg.lr}) or scale the data (--scaler standard); no model was written")
         loss.backward()
-        for m in members:
-            nn.utils.clip_grad_norm_(m.parameters(), cfg.clip)
+        for m in members:  # the quantile head apart, so the point trains as without it
+            nn.utils.clip_grad_norm_(m.point_parameters(), cfg.clip)
+            if m.spread is not None:
+                nn.utils.clip_grad_norm_(m.spread.parameters(), cfg.clip)
         opt.step()
-        total += loss.item() / len(members) * len(batch)
+        total += point.item() / len(members) * len(batch)
         count += len(batch)
     return total / max(count, 1)
 
@@ -134,7 +139,62 @@ def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tens
     """The loss in each window's own units (see `GRURegressor.window_scale_of`), so every
     window counts alike whatever its amplitude: with MAE, a MASE-like training objective."""
     scale = model.window_scale_of(x)
-    return loss_fn(model(x)[..., 0] / scale, y / scale)
+    return loss_fn(model(x)[..., model.median] / scale, y / scale)
+
+
+def quantile_loss(model: GRURegressor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The pinball loss of the quantiles other than the median, in each window's own units."""
+    scale = model.window_scale_of(x)
+    out = model(x) / scale.unsqueeze(-1)
+    keep = [j for j in range(len(model.quantiles)) if j != model.median]
+    q = torch.tensor([model.quantiles[j] for j in keep], dtype=out.dtype, device=out.device)
+    return pinball(out[..., keep], (y / scale).unsqueeze(-1), q)
+
+
+def pinball(pred: torch.Tensor, y: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Mean pinball loss max(q e, (q - 1) e), e = y - pred, over every element."""
+    e = y - pred
+    return torch.maximum(q * e, (q - 1) * e).mean()
+
+
+@torch.no_grad()
+def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 0,
+              cap: int = CALIBRATION_WINDOWS) -> np.ndarray | None:
+    """Conformal offsets (H, Q) from the validation windows (at most `cap`, drawn with
+    `seed`): per horizon step, the quantiles of the errors (y - median) / window scale
+    (`conformal_offsets`). None without validation windows."""
+    if not len(windows.val):
+        return None
+    model.to(device).eval()
+    values = Flat.of(windows, device)
+    origins = torch.from_numpy(windows.val[_epoch_order(np.random.default_rng(seed), len(windows.val), cap)])
+    errors = []
+    for batch in origins.to(device).split(1024):
+        x, y = gather(values, batch, windows.lookback, windows.horizon)
+        errors.append(((y - model(x)[..., model.median]) / model.window_scale_of(x)).cpu().double())
+    model.cpu()
+    return conformal_offsets(torch.cat(errors).numpy(), model.quantiles)
+
+
+def conformal_offsets(errors: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """(H, Q) offsets from the median, from calibration errors (n, H): for a quantile q
+    below the median, the k-th smallest error with k = floor(q (n + 1)) (split conformal's
+    finite-sample rank, so the interval covers at least its level on exchangeable data);
+    above it, the k-th largest with k = floor((1 - q) (n + 1)). Clamped to their side of
+    0 (the median itself is the point forecast); monotone in q, so they never cross."""
+    n = len(errors)
+    ordered = np.sort(errors, axis=0)  # (n, H)
+    out = np.zeros((errors.shape[1], len(quantiles)))
+    for j, q in enumerate(quantiles):
+        if q == 0.5:
+            continue
+        if q < 0.5:
+            k = max(int(np.floor(q * (n + 1))), 1)
+            out[:, j] = np.minimum(ordered[k - 1], 0.0)
+        else:
+            k = max(int(np.floor((1 - q) * (n + 1))), 1)
+            out[:, j] = np.maximum(ordered[n - k], 0.0)
+    return out
 
 
 @torch.no_grad()
