@@ -15,12 +15,19 @@ gruforecast is run as a user would: `gruforecast train` with only the options ne
 read the data and the horizon, then `predict`. Nothing here reads a test part before the
 forecasts are made. Rows are appended to benchmarks/results/suite.md as each set ends,
 so a partial run keeps what it measured. statsforecast comes from the `bench` extra.
+
+Intervals: our rows give the 80% and 95% coverage and the 95% MSIS (M4's, scaled by the
+in-sample seasonal naive MAE) of the default intervals (conformal), and, on a second row,
+of the same model's quantile head (`--intervals model`: the model file with its conformal
+offsets dropped, forecast in-process through the same `predict` path), so the default
+between the two is chosen by measurement on every set.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -116,6 +123,21 @@ def score(forecasts: pd.DataFrame, col: str, scales: dict, metric: str) -> tuple
     return float(np.mean(prim)), float(np.mean(mase))
 
 
+def interval_scores(forecasts: pd.DataFrame, scales: dict) -> tuple[float, float, float]:
+    """(80% coverage, 95% coverage, 95% MSIS) of the lo-/hi- columns, NaN without them;
+    MSIS averaged per series (each scaled by its in-sample seasonal naive MAE), then over
+    series, as M4."""
+    if "lo-95" not in forecasts.columns:
+        return np.nan, np.nan, np.nan
+    y = forecasts["y"].to_numpy(float)
+    cover = [float(np.mean((y >= forecasts[f"lo-{v}"]) & (y <= forecasts[f"hi-{v}"]))) for v in (80, 95)]
+    lo, hi, a = forecasts["lo-95"].to_numpy(float), forecasts["hi-95"].to_numpy(float), 0.05
+    score = (hi - lo) + 2 / a * np.maximum(lo - y, 0) + 2 / a * np.maximum(y - hi, 0)
+    per = forecasts.assign(v=score).groupby("id")["v"].mean()
+    msis = float(np.mean([v / scales[sid] for sid, v in per.items()]))
+    return cover[0], cover[1], msis
+
+
 def mase_scales(history: pd.DataFrame, m: int) -> dict:
     out = {}
     for sid, g in history.groupby("id"):
@@ -139,8 +161,9 @@ def run_cli(*args, threads: int) -> tuple[float, str]:
 
 
 def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols: dict,
-         threads: int, tmp: Path) -> tuple[pd.DataFrame, float, str]:
-    """Forecasts (id, time, forecast) of the test rows, training seconds, the train log."""
+         threads: int, tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame, float, str]:
+    """Forecasts (id, time, forecast, intervals) of the test rows with the default
+    intervals and with the model's quantile head, training seconds, the train log."""
     train_csv, model = tmp / f"{proto.name}.csv", tmp / f"{proto.name}.gruf"
     history.to_csv(train_csv, index=False)
     seconds, log = run_cli("train", train_csv, *proto.args, *EXTRA, "--horizon", proto.h, "--out", model,
@@ -153,11 +176,30 @@ def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols
         full.to_csv(full_csv, index=False)
         run_cli("predict", model, "--data", full_csv, "--cutoffs", proto.origins, "--step", proto.step,
                 "--out", out, threads=threads)
-    fc = pd.read_csv(out)
+    return _ours_frame(pd.read_csv(out), cols), _ours_frame(_head(model, full_csv if full is not None else None,
+                                                                 proto), cols), seconds, log
+
+
+def _head(model: Path, full_csv: Path | None, proto: Protocol) -> pd.DataFrame:
+    """The same model's forecasts with the intervals of its quantile head (`--intervals
+    model`): its conformal offsets dropped, then the `predict` path, in this process."""
+    from dataclasses import replace
+
+    from gruforecast import artifact
+    from gruforecast.data import load_panel
+
+    art = replace(artifact.load(model), calibration=None)
+    if full_csv is None:
+        return art.predict().frame
+    return art.predict_at(load_panel(full_csv, art.data_spec), proto.origins, proto.step).frame
+
+
+def _ours_frame(fc: pd.DataFrame, cols: dict) -> pd.DataFrame:
     fc = fc.rename(columns={cols["id"]: "id", cols["time"]: "time"}) if cols["id"] else \
         fc.rename(columns={cols["time"]: "time"}).assign(id="series")
-    keep = ["id", "time", "forecast"] + (["cutoff"] if "cutoff" in fc.columns else [])
-    return fc[keep], seconds, log
+    keep = ["id", "time", "forecast", *(c for c in fc.columns if c[:3] in ("lo-", "hi-")),
+            *(["cutoff"] if "cutoff" in fc.columns else [])]
+    return fc[keep]
 
 
 # -- statsforecast on the same split --------------------------------------------------
@@ -216,25 +258,35 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         if proto.name == "electricity_short_hourly":  # the target alone: covariates are another issue
             history, full = history[["unique_id", "ds", "y"]], full[["unique_id", "ds", "y"]]
     with tempfile.TemporaryDirectory(dir=tmp) as work:
-        fc, seconds, log = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
-                                cols, threads, Path(work))
+        fc, head, seconds, log = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
+                                      cols, threads, Path(work))
     scales = mase_scales(h_std.rename(columns={"unique_id": "id"}), proto.m)
-    fc["time"] = _times(fc["time"])
-    if t_std is None:  # ETTh1: the actual value of every (cutoff, step) row
-        actual = full.rename(columns={"date": "time", "OT": "y"})
-        actual["time"] = _times(actual["time"])
-        merged = fc.merge(actual[["time", "y"]], on="time")
-        scales = {"series": 1.0}
-    else:
+    if t_std is not None:
         t_std = t_std.rename(columns={"unique_id": "id"}).dropna(subset=["y"])
         t_std["time"] = _times(t_std["time"])
         t_std["id"] = t_std["id"].astype(str)
-        fc["id"] = fc["id"].astype(str)
-        merged = t_std[["id", "time", "y"]].merge(fc, on=["id", "time"])
-    rows = [("gruforecast defaults" + (f" {' '.join(EXTRA)}" if EXTRA else ""), *score(merged, "forecast", scales, proto.metric), seconds,
-             _setting(log))]
+    rows = []
+    for label, frame in (("gruforecast defaults", fc), ("  the same model, --intervals model", head)):
+        frame["time"] = _times(frame["time"])
+        if t_std is None:  # ETTh1: the actual value of every (cutoff, step) row
+            actual = full.rename(columns={"date": "time", "OT": "y"})
+            actual["time"] = _times(actual["time"])
+            merged = frame.merge(actual[["time", "y"]], on="time")
+            msis_scales = mase_scales(h_std.rename(columns={"unique_id": "id"}), proto.m)
+        else:
+            frame["id"] = frame["id"].astype(str)
+            merged = t_std[["id", "time", "y"]].merge(frame, on=["id", "time"])
+            msis_scales = scales
+        point = score(merged, "forecast", {"series": 1.0} if t_std is None else scales, proto.metric)
+        name = label + (f" {' '.join(EXTRA)}" if EXTRA and label.startswith("gru") else "")
+        rows.append((name, *point, *interval_scores(merged, msis_scales),
+                     seconds if label.startswith("gru") else np.nan, _setting(log) if label.startswith("gru") else ""))
+        if label.startswith("gru"):
+            first = merged
     if with_refs:
-        rows += _reference_rows(proto, h_std, full, cols, t_std, scales, freq, merged)
+        scales = {"series": 1.0} if t_std is None else scales
+        rows += [(m, p, s, np.nan, np.nan, np.nan, secs, note)
+                 for m, p, s, secs, note in _reference_rows(proto, h_std, full, cols, t_std, scales, freq, first)]
     return rows
 
 
@@ -319,18 +371,20 @@ def main() -> None:
     with args.results.open("a") as out:
         extra = f", train {args.extra}" if args.extra else ""
         out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
-                  "| set | metric | method | primary | MASE | seconds | what the defaults chose |\n"
-                  "|---|---|---|---|---|---|---|\n")
+                  "| set | metric | method | primary | MASE | cov 80 | cov 95 | MSIS 95 | seconds | what the defaults chose |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|\n")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
             proto = SETS[name]
             try:
                 rows = run_set(proto, args.threads, Path(tmp), not args.no_references)
             except Exception as exc:  # one set failing must not lose the others' rows
-                rows = [("gruforecast defaults", np.nan, np.nan, np.nan, f"FAILED: {exc}".replace("\n", " ")[:300])]
+                rows = [("gruforecast defaults", *[np.nan] * 6, f"FAILED: {exc}".replace("\n", " ")[:300])]
             with args.results.open("a") as out:
-                for method, prim, mase, secs, note in rows:
-                    line = f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {secs:.1f} | {note} |"
+                for method, prim, mase, c80, c95, msis, secs, note in rows:
+                    line = (f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {c80:.3f} | "
+                            f"{c95:.3f} | {msis:.4g} | {secs:.1f} | {note} |")
+                    line = re.sub(r"\| nan(?= \|)", "| ", line)
                     print(line, flush=True)
                     out.write(line + "\n")
 

@@ -117,7 +117,8 @@ def train(
                    "forecast": write_forecast(fc, forecast_path)}
         written.update(write_reports(report_dir or model_path.parent, run.report, run.report["test"],
                                      run.records, panel, losses,
-                                     f"gruforecast train: {model_path.name}, held-out test windows"))
+                                     f"gruforecast train: {model_path.name}, held-out test windows",
+                                     future=fc.frame))
     _print_scores(run.report.get("test"))
     out.print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
               f"{run.fit.best_epoch} of {len(run.fit.history)}"
@@ -362,7 +363,7 @@ def _print_scores(test: dict | None, title: str = "held-out test") -> None:
     for col in ("", *keys):
         table.add_column(col, justify="right" if col else "left")
     for name, s in test["scores"].items():
-        table.add_row(name, *(f"{s[k]:.4g}" if s.get(k) is not None else "" for k in keys.values()))
+        table.add_row(name, *("" if k not in s else "n/a" if s[k] is None else f"{s[k]:.4g}" for k in keys.values()))
     out.print(table)
 
 

@@ -141,8 +141,9 @@ def _interval_scores(frame: pd.DataFrame, y: np.ndarray, quantiles: dict[float, 
     pinball scaled per origin like MASE, and the CRPS approximated from the quantiles."""
     keys = frame.groupby(["series", "fold"], sort=False)
     scale = keys["scale"].transform("first").to_numpy()
+    scale = np.where(scale > 0, scale, np.nan)  # a constant training part: undefined, as MASE
     out = {}
-    for q in sorted(quantiles):
+    for q in sorted(quantiles, reverse=True):  # the narrowest level first
         if q < 0.5 and round(1 - q, 10) in quantiles:
             level = round(100 * (1 - 2 * q), 8)
             lo, hi = quantiles[q], quantiles[round(1 - q, 10)]

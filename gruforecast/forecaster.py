@@ -218,16 +218,16 @@ class Forecaster:
         K = self.horizon if horizon is None else horizon
         if not 1 <= K <= MAX_HORIZON:
             raise InputError(f"--horizon ({K}) must be between 1 and {MAX_HORIZON}")
-        if K > self.horizon and len(self.quantiles) > 1:
-            raise InputError(
-                f"--horizon {K} is beyond the trained horizon {self.horizon}, and intervals are calibrated "
-                f"on the trained horizon only; use --horizon <= {self.horizon}, or --level none for "
-                "point forecasts beyond it")
         if K > self.horizon and self.data_spec.features:
             raise InputError(
                 f"--horizon {K} is beyond the trained horizon {self.horizon} and the model uses features, whose "
                 f"future values are unknown; use --horizon <= {self.horizon} or retrain with a longer --horizon"
             )
+        if K > self.horizon and len(self.quantiles) > 1:
+            raise InputError(
+                f"--horizon {K} is beyond the trained horizon {self.horizon}, and intervals are calibrated "
+                f"on the trained horizon only; use --horizon <= {self.horizon}, or --level none for "
+                "point forecasts beyond it")
         return K
 
     def _index_of(self, panel: Panel) -> np.ndarray:

@@ -5,7 +5,9 @@
   timings (layout in docs/reports.md);
 - `report.md`: the same numbers as Markdown tables;
 - `report.html`: one self-contained page (PNG plots embedded as data URIs, no network):
-  forecasts against actuals for the best, median and worst series by MASE, error by
+  first the future (history, the forecast and its bands, a fan chart, for the best, median
+  and worst series: `train` only), then forecasts against actuals on the held-out windows
+  with their bands for the same series, error by
   horizon step for the model and the baselines, training and validation loss curves, and
   the metrics tables.
 Plots use matplotlib's Agg backend (no display needed).
@@ -31,12 +33,13 @@ COLUMNS = ("mae", "rmse", "mape", "smape", "mase")
 
 def write_reports(folder: Path, report: dict, evaluation: dict | None, records: pd.DataFrame | None,
                   panel: Panel, losses: list[tuple[str, list[float], list[float | None]]],
-                  title: str) -> dict[str, Path]:
-    """Write metrics.json, report.md and report.html into `folder`; return their paths."""
+                  title: str, future: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write metrics.json, report.md and report.html into `folder`; return their paths.
+    `future`: the forecast frame from the end of the data, drawn first."""
     text = json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n"
     paths = {"metrics": atomic_write_text(folder / "metrics.json", text)}
     paths["report_md"] = atomic_write_text(folder / "report.md", markdown(title, report, evaluation))
-    page = html_page(title, report, evaluation, records, panel, losses)
+    page = html_page(title, report, evaluation, records, panel, losses, future)
     paths["report_html"] = atomic_write_text(folder / "report.html", page)
     return paths
 
@@ -91,6 +94,17 @@ def score_rows(evaluation: dict) -> list[list[str]]:
     return [[m, *(fmt(evaluation["scores"][m][c]) for c in COLUMNS)] for m in METHODS]
 
 
+def interval_keys(evaluation: dict) -> list[str]:
+    """The interval scores the model has (coverage, MSIS, pinball ...), or none."""
+    return [k for k in evaluation["scores"]["model"] if k not in COLUMNS]
+
+
+def interval_rows(evaluation: dict) -> list[list[str]]:
+    """The model and the seasonal naive (intervals from its in-sample residuals)."""
+    return [[m, *(fmt(evaluation["scores"][m].get(k)) for k in interval_keys(evaluation))]
+            for m in ("model", "seasonal_naive")]
+
+
 def skill_rows(evaluation: dict) -> list[list[str]]:
     return [[b, *(fmt(evaluation["skill"][b][c]) for c in ("mae", "rmse", "smape", "mase"))]
             for b in BASELINES]
@@ -120,6 +134,10 @@ def _sections(evaluation: dict) -> list[tuple[str, list[str], list[list[str]]]]:
          ["baseline", "MAE", "RMSE", "sMAPE", "MASE"], skill_rows(evaluation)),
         ("MAE by horizon step", ["step", *METHODS], step_rows(evaluation)),
     ]
+    if interval_keys(evaluation):
+        sections.insert(1, ("Intervals (coverage: share inside; MSIS and scaled pinball: scaled by the "
+                            "in-sample seasonal naive MAE; CRPS approximated from the quantiles)",
+                            ["method", *interval_keys(evaluation)], interval_rows(evaluation)))
     if "per_fold" in evaluation:
         sections.append(("Model by fold", ["fold", *metric_names, "seasonal naive MASE"],
                          group_rows(evaluation, "per_fold")))
@@ -161,9 +179,13 @@ def _facts_md(report: dict) -> str:
 # --- HTML ---------------------------------------------------------------------------------
 
 def html_page(title: str, report: dict, evaluation: dict | None, records: pd.DataFrame | None,
-              panel: Panel, losses: list[tuple[str, list[float], list[float | None]]]) -> str:
+              panel: Panel, losses: list[tuple[str, list[float], list[float | None]]],
+              future: pd.DataFrame | None = None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>",
             "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in _facts(report)) + "</ul>"]
+    if future is not None:
+        body.append("<h2>The forecast</h2>")
+        body.append(_img(plot_future(future, panel, evaluation), "the forecast with its intervals"))
     if evaluation is not None and records is not None:
         body.append("<h2>Forecasts against actuals</h2>")
         body.append(_img(plot_forecasts(records, panel, evaluation), "forecasts"))
@@ -240,11 +262,57 @@ def plot_forecasts(records: pd.DataFrame, panel: Panel, evaluation: dict, max_fo
         ax.plot(s.time[context:], s.values[context:, 0], color="#444", lw=1, label="actual")
         for i, k in enumerate(folds):
             f = rec[rec["fold"] == k]
+            for j, (level, lo, hi) in enumerate(bands(rec.columns, "model_q")):
+                ax.fill_between(f["time"], f[lo], f[hi], color="C0", alpha=0.15 + 0.1 * j, lw=0,
+                                label=f"{level:g}%" if i == 0 else None)
             ax.plot(f["time"], f["model"], color="C0", lw=1.5, label="model" if i == 0 else None)
             ax.plot(f["time"], f["seasonal_naive"], color="C1", lw=1, ls="--",
                     label="seasonal naive" if i == 0 else None)
         mase = evaluation["per_series"][sid]["model"]["mase"]
         ax.set_title(f"{label}: {sid} (MASE {fmt(mase)})")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def bands(columns, prefix: str) -> list[tuple[float, str, str]]:
+    """(level, lower column, upper column), widest first, from quantile columns named
+    prefix + q (`model_q0.1` in records, `q0.1` in a forecast) or lo-/hi- pairs."""
+    out, quantiles = [], {}
+    for c in columns:
+        try:
+            quantiles[float(c[len(prefix):])] = c if c.startswith(prefix) else None
+        except ValueError:  # another column ("quarter")
+            continue
+    quantiles = {q: c for q, c in quantiles.items() if c is not None}
+    for q, col in quantiles.items():
+        if q < 0.5 and round(1 - q, 10) in quantiles:
+            out.append((round(100 * (1 - 2 * q), 8), col, quantiles[round(1 - q, 10)]))
+    for c in columns:
+        if c.startswith("lo-") and f"hi-{c[3:]}" in columns:
+            out.append((float(c[3:]), c, f"hi-{c[3:]}"))
+    return sorted(out, reverse=True)
+
+
+def plot_future(future: pd.DataFrame, panel: Panel, evaluation: dict | None) -> bytes:
+    """The fan chart: each chosen series' recent history, its forecast and its bands."""
+    plt = _figure()
+    spec = panel.spec
+    ids = future[spec.id_col].astype(str) if spec.id_col else pd.Series("", index=future.index)
+    by_id = {s.id: s for s in panel.series}
+    picks = chosen_series(evaluation) if evaluation else [("series", panel.series[0].id)]
+    picks = [(label, sid) for label, sid in picks if sid in by_id]
+    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 3 * len(picks)), squeeze=False)
+    for ax, (label, sid) in zip(axes[:, 0], picks):
+        f = future[ids == (sid if spec.id_col else "")]
+        s = by_id[sid]
+        context = max(0, len(s) - 3 * len(f))
+        ax.plot(s.time[context:], s.values[context:, 0], color="#444", lw=1, label="history")
+        for j, (level, lo, hi) in enumerate(bands(future.columns, "q")):
+            ax.fill_between(f[spec.time_col], f[lo], f[hi], color="C0", alpha=0.15 + 0.1 * j, lw=0,
+                            label=f"{level:g}%")
+        ax.plot(f[spec.time_col], f["forecast"], color="C0", lw=1.5, label="forecast")
+        ax.set_title(f"{label}: {sid}" if len(picks) > 1 else str(sid))
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return _png(fig)

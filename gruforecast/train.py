@@ -189,10 +189,10 @@ def conformal_offsets(errors: np.ndarray, quantiles: tuple[float, ...]) -> np.nd
         if q == 0.5:
             continue
         if q < 0.5:
-            k = max(int(np.floor(q * (n + 1))), 1)
+            k = max(int(np.floor(q * (n + 1) + 1e-9)), 1)  # 1e-9: 0.1 * 20 is 1.999...
             out[:, j] = np.minimum(ordered[k - 1], 0.0)
         else:
-            k = max(int(np.floor((1 - q) * (n + 1))), 1)
+            k = max(int(np.floor((1 - q) * (n + 1) + 1e-9)), 1)
             out[:, j] = np.maximum(ordered[n - k], 0.0)
     return out
 

@@ -81,7 +81,11 @@ def test_metrics_json_keys_are_stable(cli_backtest):
     assert {"series", "folds", "points", "mape_undefined_points", "scores", "skill", "per_series",
             "per_fold", "per_step"} <= set(bt)
     assert set(bt["scores"]) == {"model", "naive", "seasonal_naive", "drift"}
-    assert set(bt["scores"]["model"]) == {"mae", "rmse", "mape", "smape", "mase"}
+    intervals = {"coverage_80", "coverage_95", "msis_80", "msis_95", "scaled_pinball", "crps",
+                 *(f"pinball_{q}" for q in (0.025, 0.1, 0.5, 0.9, 0.975))}
+    assert set(bt["scores"]["model"]) == {"mae", "rmse", "mape", "smape", "mase", *intervals}
+    assert set(bt["scores"]["seasonal_naive"]) == set(bt["scores"]["model"])
+    assert set(bt["scores"]["naive"]) == {"mae", "rmse", "mape", "smape", "mase"}
     assert bt["folds"] == 3 and bt["series"] == 5 and len(report["folds"]) == 3
     assert set(bt["per_step"]) == {"1", "2", "3", "4"}
     assert report["data"]["fingerprint_sha256"] and report["config"]["backtest"]["step"] == 4

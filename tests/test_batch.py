@@ -69,7 +69,9 @@ def test_one_bad_job_never_spoils_the_others(folder):
     assert proc.returncode == 1, proc.stderr
     today = time.strftime("%Y-%m-%d")
     assert _outputs(folder) == {f"macro-{today}.csv", "gdp.parquet"}
-    assert len(pd.read_csv(folder / "out" / f"macro-{today}.csv")) == 5 * 4
+    written = pd.read_csv(folder / "out" / f"macro-{today}.csv")
+    assert len(written) == 5 * 4
+    assert {"forecast", "lo-80", "hi-80", "lo-95", "hi-95"} <= set(written.columns)  # intervals in batch too
     summary = json.loads((folder / "batch-summary.json").read_text())
     status = {j["name"]: j["status"] for j in summary["jobs"]}
     assert status == {"macro": "ok", "broken": "failed", "gdp": "ok"} and summary["exit_code"] == 1

@@ -14,13 +14,19 @@ def test_train_then_predict_on_the_sample_series(co2_model, tmp_path):
         p.name for p in out.iterdir()}
     assert "Traceback" not in proc.stderr
     forecast = pd.read_csv(out / "co2-forecast.csv", parse_dates=["week"])
-    assert list(forecast.columns) == ["week", "forecast"] and len(forecast) == 52
+    assert list(forecast.columns) == ["week", "forecast", "lo-80", "hi-80", "lo-95", "hi-95"]
+    assert len(forecast) == 52
+    bands = forecast[["lo-95", "lo-80", "forecast", "hi-80", "hi-95"]].to_numpy()
+    assert (np.diff(bands, axis=1) > 0).all()  # nested, never crossing
     # the future continues the weekly (W-SAT) index right after the last observation
     expected = pd.date_range("2002-01-05", periods=52, freq="W-SAT")
     assert (forecast["week"] == expected).all()
     assert forecast["forecast"].between(360, 390).all()  # ppm, around the 2001 level
 
+    # intervals are calibrated on the trained horizon: past it, points only, when asked
     pred = run_cli("predict", out / "co2.gruf", "--horizon", "80", "--out", tmp_path / "f.parquet")
+    assert pred.returncode == 2 and "--level none" in pred.stderr and not (tmp_path / "f.parquet").exists()
+    pred = run_cli("predict", out / "co2.gruf", "--horizon", "80", "--level", "none", "--out", tmp_path / "f.parquet")
     assert pred.returncode == 0, pred.stderr
     assert "recursively" in pred.stderr
     longer = pd.read_parquet(tmp_path / "f.parquet")
@@ -36,8 +42,16 @@ def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
     assert scores["model"]["mase"] < scores["seasonal_naive"]["mase"]
     # Golden figures of the README's demo (seed 0, 1 thread; docs/model.md): a change to the
     # model, the defaults or the data path that moves them must update them knowingly.
-    assert scores["model"]["mase"] == pytest.approx(0.5432, abs=2e-3)
+    assert scores["model"]["mase"] == pytest.approx(0.5435, abs=2e-3)
     assert scores["seasonal_naive"]["mase"] == pytest.approx(1.45988, abs=1e-5)
+    # intervals: conformal, from the validation windows (seed 0, 1 thread)
+    assert scores["model"]["coverage_95"] == pytest.approx(0.980, abs=0.01)
+    assert scores["model"]["coverage_80"] == pytest.approx(0.819, abs=0.02)
+    assert scores["model"]["msis_95"] == pytest.approx(4.139, abs=0.05)
+    assert scores["model"]["msis_95"] < scores["seasonal_naive"]["msis_95"]
+    # the seasonal naive's intervals need no training: exact
+    assert scores["seasonal_naive"]["msis_95"] == pytest.approx(6.354822, abs=1e-5)
+    assert scores["seasonal_naive"]["coverage_95"] == pytest.approx(0.769231, abs=1e-5)
     assert scores["model"]["mase"] < scores["naive"]["mase"]
     for key in ("gruforecast_version", "data", "config", "seed", "training", "test", "versions"):
         assert key in report
@@ -56,7 +70,7 @@ def test_panel_with_id_column_and_fresh_data(tmp_path):
     pred = run_cli("predict", model, "--data", tmp_path / "older.csv", "--out", tmp_path / "f.csv")
     assert pred.returncode == 0, pred.stderr
     fc = pd.read_csv(tmp_path / "f.csv")
-    assert list(fc.columns) == ["series", "quarter", "forecast"]
+    assert list(fc.columns) == ["series", "quarter", "forecast", "lo-80", "hi-80", "lo-95", "hi-95"]
     assert sorted(fc["series"].unique()) == sorted(data["series"].unique())
     assert (fc.groupby("series")["quarter"].first() == "2008-01-01").all()
     info = run_cli("info", model)

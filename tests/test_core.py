@@ -157,7 +157,8 @@ def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
                             "--cutoffs", 5, "--step", 2, "--out", out)
     assert code == 0, err
     cv = pd.read_csv(out)
-    assert list(cv.columns) == ["id", "t", "cutoff", "forecast", "actual"]
+    assert list(cv.columns) == ["id", "t", "cutoff", "forecast", "lo-80", "hi-80", "lo-95", "hi-95", "actual"]
+    assert (cv["lo-95"] <= cv["lo-80"]).all() and (cv["hi-80"] <= cv["hi-95"]).all()
     assert len(cv) == 2 * 5 * 4
     a = cv[cv.id == "a"]
     assert sorted(a.cutoff.unique()) == [107, 109, 111, 113, 115]  # n - H - k S - 1, n = 120
@@ -165,8 +166,9 @@ def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
     frame, panel = _panel()
     y = frame[frame.id == "a"].set_index("t")["y"]
     np.testing.assert_allclose(a.actual, y.loc[a.t].to_numpy())
-    direct = fc.forecast_origins(panel, [np.array([108, 110, 112, 114, 116])] * 2)
-    np.testing.assert_allclose(cv.forecast.to_numpy(), direct.ravel(), rtol=0, atol=1e-9)
+    direct = fc.forecast_origins(panel, [np.array([108, 110, 112, 114, 116])] * 2)  # (n, H, Q)
+    np.testing.assert_allclose(cv.forecast.to_numpy(), direct[..., fc.median].ravel(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cv["hi-95"].to_numpy(), direct[..., -1].ravel(), rtol=0, atol=1e-9)
     poisoned = panel.series[0].values.copy()
     poisoned[112:] = 1e6
     panel.series[0].values = poisoned
@@ -218,6 +220,8 @@ def test_the_network_returns_horizon_by_quantiles():
 
     for ensemble in (1, 3):
         model = build_model(ModelConfig(hidden_size=4, ensemble=ensemble), 1, 12, 5, 6)
+        assert model(torch.randn(7, 12, 1)).shape == (7, 5, 5)  # 80% and 95% and the median
+        model = build_model(ModelConfig(hidden_size=4, ensemble=ensemble, level=()), 1, 12, 5, 6)
         assert model(torch.randn(7, 12, 1)).shape == (7, 5, 1)
 
 

@@ -1,0 +1,171 @@
+"""Probabilistic forecasts: quantiles that never cross, the point forecast unchanged by
+them, conformal coverage, and the interval metrics against hand-computed cases."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ROOT, run_main, train_run
+
+from gruforecast import artifact, metrics
+from gruforecast.config import ModelConfig, build_configs
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.evaluate import records_at, scores, seasonal_naive_quantiles
+from gruforecast.model import build_model
+from gruforecast.train import conformal_offsets
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"quantiles": (0.01, 0.3, 0.5, 0.7, 0.99)}, {"quantiles": (0.2, 0.9)},
+    {"ensemble": 3}, {"window_norm": "none"}, {"second_season": 12, "base_seasons": 2},
+])
+def test_quantiles_never_cross_for_random_weights_and_inputs(options):
+    """Property: whatever the weights and the input, every quantile is at or above the
+    one below it. Weights are drawn wide (the quantile head's too) and inputs wild."""
+    cfg = ModelConfig(**{"ensemble": 1, **options})
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        model = build_model(cfg, 2, 24, 5, season=6)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 3)
+        x = torch.randn(16, 24, 2, generator=gen, dtype=torch.float32) * 10 ** (trial % 4)
+        out = model(x)
+        assert out.shape == (16, 5, len(cfg.output_quantiles))
+        assert (out.diff(dim=-1) >= 0).all(), trial
+        assert torch.isfinite(out).all()
+
+
+def _panel(n=300, ids=("a", "b", "c"), seed=0):
+    """Seasonal series with Gaussian noise: their forecast errors are exchangeable."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    frame = pd.concat([pd.DataFrame({"id": i, "t": t, "y": 10 * (k + 1) + 3 * np.sin(2 * np.pi * t / 12)
+                                     + rng.normal(0, 1 + k, n)}) for k, i in enumerate(ids)])
+    return build_panel(frame, DataSpec(target="y", time_col="t", id_col="id"))
+
+
+SMALL = dict(lookback=24, horizon=6, hidden_size=8, epochs=3, ensemble=1, transform="none",
+             full_refit=False)
+
+
+def test_quantiles_leave_the_point_forecast_exactly_as_without():
+    """The quantile head trains on the GRU's detached state and its own clipping, and
+    draws no random numbers: the same seed gives the same point forecasts, to the bit."""
+    with_q = train_run(_panel(), **SMALL, intervals="model")
+    without = train_run(_panel(), **SMALL, level=())
+    a, b = with_q.forecaster.predict().frame, without.forecaster.predict().frame
+    assert list(b.columns) == ["id", "t", "forecast"]
+    assert list(a.columns) == ["id", "t", "forecast", "lo-80", "hi-80", "lo-95", "hi-95"]
+    np.testing.assert_array_equal(a["forecast"], b["forecast"])
+    assert with_q.report["training"]["val_loss"] == without.report["training"]["val_loss"]
+
+
+def test_conformal_offsets_by_hand():
+    errors = np.arange(1, 20, dtype=float)[:, None] - 10  # -9 .. 9, n = 19
+    q = (0.1, 0.5, 0.9)
+    # k = floor(0.1 * 20) = 2: the 2nd smallest (-8) and the 2nd largest (8)
+    np.testing.assert_array_equal(conformal_offsets(errors, q), [[-8.0, 0.0, 8.0]])
+    # errors all positive: the lower offset is clamped to 0 (the median is the forecast)
+    np.testing.assert_array_equal(conformal_offsets(errors + 20, q), [[0.0, 0.0, 28.0]])
+
+
+def test_conformal_coverage_on_gaussian_errors_within_a_binomial_tolerance():
+    rng = np.random.default_rng(1)
+    q = (0.025, 0.1, 0.5, 0.9, 0.975)
+    offsets = conformal_offsets(rng.normal(size=(2000, 3)), q)
+    new = rng.normal(size=(20000, 3))
+    for lo, hi, level in ((1, 3, 0.8), (0, 4, 0.95)):
+        covered = ((new >= offsets[:, lo]) & (new <= offsets[:, hi])).mean()
+        # the offsets' own sampling error (n = 2000) dominates: 4 standard errors
+        assert abs(covered - level) < 4 * np.sqrt(level * (1 - level) / 2000), (level, covered)
+
+
+def test_trained_conformal_intervals_cover_on_held_out_windows():
+    """End to end on exchangeable noise: the test windows' coverage is near nominal (a
+    binomial tolerance on the windows, which are correlated within a window's steps)."""
+    run = train_run(_panel(n=600, seed=2), **SMALL, val_frac=0.3, test_frac=0.3)
+    model = run.report["test"]["scores"]["model"]
+    windows = run.report["test"]["windows"]
+    for level in (80, 95):
+        p = level / 100
+        assert abs(model[f"coverage_{level}"] - p) < 4 * np.sqrt(p * (1 - p) / windows) + 0.02, model
+    assert run.report["choices"]["intervals"].startswith("conformal")
+
+
+def test_pinball_and_interval_score_by_hand():
+    y, f = np.array([10.0, 10.0]), np.array([8.0, 13.0])
+    # q = 0.9: e = 2 -> 0.9 * 2 = 1.8; e = -3 -> 0.1 * 3 = 0.3; mean 1.05
+    assert metrics.pinball(y, f, 0.9) == pytest.approx(1.05)
+    assert metrics.pinball(y, f, 0.5) == pytest.approx(0.5 * metrics.mae(y, f))
+    # 95%: a = 0.05, 2 / a = 40. Inside: width 4. Below lo by 1: width 4 + 40.
+    score = metrics.interval_score(np.array([10.0, 7.0]), np.array([8.0, 8.0]), np.array([12.0, 12.0]), 95)
+    np.testing.assert_allclose(score, [4.0, 44.0])
+    assert metrics.coverage(np.array([10.0, 7.0, 12.0]), np.full(3, 8.0), np.full(3, 12.0)) == pytest.approx(2 / 3)
+    # CRPS from one quantile pair and the median: twice the mean pinball
+    qs = {0.1: np.array([8.0]), 0.5: np.array([10.0]), 0.9: np.array([12.0])}
+    assert metrics.crps_from_quantiles(np.array([11.0]), qs) == pytest.approx(2 * (0.3 + 0.5 + 0.1) / 3)
+
+
+def test_msis_in_scores_is_the_m4_definition():
+    """Records of one series, one origin, two steps: MSIS = mean interval score / scale."""
+    frame = pd.DataFrame({"series": "a", "fold": 0, "step": [1, 2], "actual": [10.0, 7.0],
+                          "model": [10.0, 10.0], "model_q0.025": [8.0, 8.0], "model_q0.975": [12.0, 12.0],
+                          "scale": 2.0})
+    s = scores(frame, "model")
+    assert s["msis_95"] == pytest.approx((4.0 + 44.0) / 2 / 2.0)
+    assert s["coverage_95"] == pytest.approx(0.5)
+    assert s["pinball_0.975"] == pytest.approx(np.mean([0.025 * 2, 0.025 * 5]))  # both below f
+    # scaled mean pinball: per point the mean over the three quantiles, over the scale
+    per_point = [(0.025 * 2 + 0 + 0.025 * 2) / 3, (0.975 * 1 + 0.5 * 3 + 0.025 * 5) / 3]
+    assert s["scaled_pinball"] == pytest.approx(np.mean(per_point) / 2.0)
+
+
+def test_seasonal_naive_quantiles_from_in_sample_residuals():
+    y = np.array([0, 1, 0, 2, 0, 4, 0, 8.0])  # m = 2: residuals 0, 1, 0, 2, 0, 4
+    out = seasonal_naive_quantiles(y, len(y), 4, 2, (0.5, 1.0))
+    np.testing.assert_allclose(out[:, 1], [4, 4, 4 * np.sqrt(2), 4 * np.sqrt(2)])
+    np.testing.assert_allclose(out[:, 0], [0.5, 0.5, 0.5 * np.sqrt(2), 0.5 * np.sqrt(2)])
+    # the baseline's quantile columns reach the records and its own interval scores
+    panel = _panel(n=60, ids=("a",))
+    fc = np.repeat(np.zeros((1, 3))[..., None], 3, axis=-1)
+    rec = records_at(panel, [np.array([50])], fc, 12, quantiles=(0.1, 0.5, 0.9))
+    assert {"seasonal_naive_q0.1", "seasonal_naive_q0.9", "model_q0.9"} <= set(rec.columns)
+    assert (rec["seasonal_naive_q0.1"] <= rec["seasonal_naive"]).all()
+    assert "coverage_80" in scores(rec, "seasonal_naive") and "coverage_80" not in scores(rec, "naive")
+
+
+def test_level_quantile_and_interval_options_are_checked():
+    assert ModelConfig(level=(90,)).columns == [("lo-90", 0.05), ("hi-90", 0.95)]
+    assert ModelConfig(quantiles=(0.05, 0.95)).output_quantiles == (0.05, 0.5, 0.95)
+    assert build_configs({"level": "none"}, ModelConfig)[0].output_quantiles == (0.5,)
+    for bad, message in [({"level": "80,100"}, "strictly between 0 and 100"),
+                         ({"quantiles": "0.5,1.5"}, "strictly between 0 and 1"),
+                         ({"level": "eighty"}, "not a list of floats"),
+                         ({"intervals": "bootstrap"}, "--intervals 'bootstrap' is not known")]:
+        with pytest.raises(Exception, match=message):
+            build_configs(bad, ModelConfig)
+
+
+def test_old_point_models_load_and_forecast_without_intervals():
+    art = artifact.load(ROOT / "tests" / "data" / "model_v1.gruf")
+    assert art.quantiles == (0.5,) and art.calibration is None
+    frame = art.predict().frame
+    assert "lo-80" not in frame.columns and np.isfinite(frame["forecast"]).all()
+
+
+def test_quantile_columns_round_trip_and_info_shows_the_levels(tmp_path, monkeypatch, capsys):
+    run = train_run(_panel(n=120), **{**SMALL, "epochs": 1}, quantiles=(0.05, 0.5, 0.95))
+    path = artifact.save(run.forecaster, tmp_path / "m.gruf")
+    again = artifact.load(path)
+    np.testing.assert_array_equal(again.calibration, run.forecaster.calibration)
+    frame = again.predict().frame
+    assert list(frame.columns) == ["id", "t", "forecast", "q0.05", "q0.5", "q0.95"]
+    np.testing.assert_array_equal(frame["q0.5"], frame["forecast"])
+    pd.testing.assert_frame_equal(frame, run.forecaster.predict().frame)
+    code, out, _ = run_main(monkeypatch, capsys, "info", path)
+    assert code == 0 and "quantiles 0.05, 0.5, 0.95" in out and "chose intervals" in out
+    stored = json.loads(torch.load(path, weights_only=True)["meta"])["calibration"]
+    assert np.array(stored).shape == (6, 3)
