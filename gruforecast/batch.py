@@ -171,6 +171,11 @@ def _type_ok(value, tp) -> bool:
     annotation = _type_name(tp)
     if value is None:
         return "None" in annotation
+    if typing.get_origin(tp) is tuple:  # a list of the element type, or "a,b" / "none"
+        kind = typing.get_args(tp)[0]
+        number = kind in (int, float)
+        return isinstance(value, str) or isinstance(value, list) and all(
+            isinstance(v, kind) or number and isinstance(v, int) and not isinstance(v, bool) for v in value)
     checks = {"str": isinstance(value, str), "bool": isinstance(value, bool),
               "int": isinstance(value, int) and not isinstance(value, bool),
               "float": isinstance(value, (int, float)) and not isinstance(value, bool),

@@ -358,7 +358,8 @@ def _print_scores(test: dict | None, title: str = "held-out test") -> None:
     table = Table(title=f"{title}: {test['windows']} {unit}, {test['series']} series, season {test['season']}")
     keys = {"MAE": "mae", "RMSE": "rmse", "sMAPE": "smape", "MASE": "mase"}
     model = test["scores"]["model"]  # interval scores, where the model has intervals
-    keys.update({f"{k.split('_')[0].replace('coverage', 'cov')} {k.split('_')[1]}": k for k in model
+    names = {"coverage": "cov", "msis": "MSIS"}
+    keys.update({f"{names[k.split('_')[0]]} {k.split('_')[1]}": k for k in model
                  if k.startswith(("coverage_", "msis_"))})
     for col in ("", *keys):
         table.add_column(col, justify="right" if col else "left")

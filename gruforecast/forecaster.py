@@ -81,7 +81,7 @@ class Forecaster:
     # a series shorter than L is NaN before its first point
     metrics: dict = field(default_factory=dict)
     package_version: str = __version__
-    calibration: np.ndarray | None = None  # (H, Q) conformal offsets in window units (`train.calibrate`)
+    calibration: np.ndarray | None = None  # (H, Q) conformal shifts in window units (`train.calibrate`)
     with_intervals: bool = True  # False: forecast the median alone (`points_only`)
 
     @property
@@ -255,16 +255,20 @@ class Forecaster:
         return np.stack([self.scaling.invert(scaled[..., j], index) for j in range(scaled.shape[-1])], -1)
 
     def _quantiles(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, C) -> (B, H, Q) in model units: the network's quantiles, or its median
-        plus the conformal offsets scaled by each window's own scale."""
+        """(B, L, C) -> (B, H, Q) in model units: the network's quantiles, shifted by the
+        conformal shifts (in each window's own scale) when calibrated. Two shifted
+        quantiles may meet: each is kept at or beyond its inner neighbour (a running
+        min below the median, max above), so the calibrated bands stay nested."""
         out = self.model(x)
         med = self.model.median
         if not self.with_intervals:
             return out[..., med:med + 1]
-        if self.calibration is not None:
-            offsets = torch.from_numpy(self.calibration).to(out.dtype)
-            return out[..., med:med + 1] + self.model.window_scale_of(x).unsqueeze(-1) * offsets
-        return out
+        if self.calibration is None:
+            return out
+        out = out + self.model.window_scale_of(x).unsqueeze(-1) * torch.from_numpy(self.calibration).to(out.dtype)
+        below = out[..., :med + 1].flip(-1).cummin(-1).values.flip(-1)
+        above = out[..., med:].cummax(-1).values
+        return torch.cat([below[..., :med], out[..., med:med + 1], above[..., 1:]], dim=-1)
 
     def _roll(self, x: torch.Tensor, K: int) -> torch.Tensor:
         """(B, L, C) -> (B, K, Q): the direct H steps, then (points only) recursively on
@@ -368,7 +372,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
 
 
 def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
-    """`--intervals conformal`: the offsets from the early-stopped fit's validation windows
+    """`--intervals conformal`: CQR shifts from the early-stopped fit's validation windows
     (the refit model keeps them: it has no held-out part of its own). Without validation
     windows the model's own quantiles stay, and `panel.choices` says so."""
     from .train import CALIBRATION_WINDOWS, calibrate, pick_device
@@ -377,7 +381,7 @@ def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
         return
     fc.calibration = calibrate(fc.model, windows, pick_device(device), fc.train_cfg.seed)
     panel.choices["intervals"] = (
-        f"conformal: from the errors of {min(len(windows.val), CALIBRATION_WINDOWS)} validation windows"
+        f"conformal: the quantile head calibrated on {min(len(windows.val), CALIBRATION_WINDOWS)} validation windows"
         if fc.calibration is not None else "model: no validation windows to calibrate on")
 
 

@@ -160,40 +160,40 @@ def pinball(pred: torch.Tensor, y: torch.Tensor, q: torch.Tensor) -> torch.Tenso
 @torch.no_grad()
 def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 0,
               cap: int = CALIBRATION_WINDOWS) -> np.ndarray | None:
-    """Conformal offsets (H, Q) from the validation windows (at most `cap`, drawn with
-    `seed`): per horizon step, the quantiles of the errors (y - median) / window scale
-    (`conformal_offsets`). None without validation windows."""
+    """Conformalised quantile regression (CQR) on the validation windows (at most `cap`,
+    drawn with `seed`): the shifts (H, Q) that move each of the quantile head's quantiles
+    outward (or inward) until it holds on those windows (`conformal_shifts`), in each
+    window's own units. None without validation windows."""
     if not len(windows.val):
         return None
     model.to(device).eval()
     values = Flat.of(windows, device)
     origins = torch.from_numpy(windows.val[_epoch_order(np.random.default_rng(seed), len(windows.val), cap)])
-    errors = []
+    side = torch.tensor([-1.0 if q < 0.5 else 1.0 for q in model.quantiles], device=device)
+    scores = []
     for batch in origins.to(device).split(1024):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
-        errors.append(((y - model(x)[..., model.median]) / model.window_scale_of(x)).cpu().double())
+        excess = (y.unsqueeze(-1) - model(x)) * side  # > 0: y beyond the quantile, on its side
+        scores.append((excess / model.window_scale_of(x).unsqueeze(-1)).cpu().double())
     model.cpu()
-    return conformal_offsets(torch.cat(errors).numpy(), model.quantiles)
+    return conformal_shifts(torch.cat(scores).numpy(), model.quantiles)
 
 
-def conformal_offsets(errors: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
-    """(H, Q) offsets from the median, from calibration errors (n, H): for a quantile q
-    below the median, the k-th smallest error with k = floor(q (n + 1)) (split conformal's
-    finite-sample rank, so the interval covers at least its level on exchangeable data);
-    above it, the k-th largest with k = floor((1 - q) (n + 1)). Clamped to their side of
-    0 (the median itself is the point forecast); monotone in q, so they never cross."""
-    n = len(errors)
-    ordered = np.sort(errors, axis=0)  # (n, H)
-    out = np.zeros((errors.shape[1], len(quantiles)))
+def conformal_shifts(scores: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """(H, Q) shifts from calibration scores (n, H, Q): how far y fell beyond each
+    quantile on its own side (below a low quantile, above a high one). A quantile q above
+    the median moves up by the k-th smallest score with k = ceil(q (n + 1)), one below by
+    the k-th smallest with k = ceil((1 - q) (n + 1)) (split conformal's finite-sample rank:
+    each one-sided bound holds at its level on exchangeable data). The median stays."""
+    n = len(scores)
+    ordered = np.sort(scores, axis=0)  # (n, H, Q)
+    out = np.zeros(scores.shape[1:])
     for j, q in enumerate(quantiles):
         if q == 0.5:
             continue
-        if q < 0.5:
-            k = max(int(np.floor(q * (n + 1) + 1e-9)), 1)  # 1e-9: 0.1 * 20 is 1.999...
-            out[:, j] = np.minimum(ordered[k - 1], 0.0)
-        else:
-            k = max(int(np.floor((1 - q) * (n + 1) + 1e-9)), 1)
-            out[:, j] = np.maximum(ordered[n - k], 0.0)
+        level = q if q > 0.5 else 1 - q
+        k = min(int(np.ceil(level * (n + 1) - 1e-9)), n)  # 1e-9: 0.9 * 20 is 18.000...04
+        out[:, j] = ordered[k - 1, :, j] * (1.0 if q > 0.5 else -1.0)
     return out
 
 

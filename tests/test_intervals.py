@@ -14,7 +14,7 @@ from gruforecast.config import ModelConfig, build_configs
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.evaluate import records_at, scores, seasonal_naive_quantiles
 from gruforecast.model import build_model
-from gruforecast.train import conformal_offsets
+from gruforecast.train import conformal_shifts
 
 
 @pytest.mark.parametrize("options", [
@@ -63,23 +63,29 @@ def test_quantiles_leave_the_point_forecast_exactly_as_without():
     assert with_q.report["training"]["val_loss"] == without.report["training"]["val_loss"]
 
 
-def test_conformal_offsets_by_hand():
-    errors = np.arange(1, 20, dtype=float)[:, None] - 10  # -9 .. 9, n = 19
+def test_conformal_shifts_by_hand():
+    """CQR: each quantile moves by the k-th smallest of its one-sided scores."""
     q = (0.1, 0.5, 0.9)
-    # k = floor(0.1 * 20) = 2: the 2nd smallest (-8) and the 2nd largest (8)
-    np.testing.assert_array_equal(conformal_offsets(errors, q), [[-8.0, 0.0, 8.0]])
-    # errors all positive: the lower offset is clamped to 0 (the median is the forecast)
-    np.testing.assert_array_equal(conformal_offsets(errors + 20, q), [[0.0, 0.0, 28.0]])
+    scores = np.repeat((np.arange(1, 20, dtype=float) - 10)[:, None, None], 3, axis=2)  # -9 .. 9, n = 19
+    # k = ceil(0.9 * 20) = 18: the 18th smallest is 8; the low quantile moves down by it
+    np.testing.assert_array_equal(conformal_shifts(scores, q), [[-8.0, 0.0, 8.0]])
+    # a head already too wide (every y well inside: scores negative) is pulled in
+    np.testing.assert_array_equal(conformal_shifts(scores - 20, q), [[12.0, 0.0, -12.0]])
 
 
 def test_conformal_coverage_on_gaussian_errors_within_a_binomial_tolerance():
+    """A head whose band is far too narrow (+-0.5 for N(0, 1) errors) is widened to cover."""
     rng = np.random.default_rng(1)
     q = (0.025, 0.1, 0.5, 0.9, 0.975)
-    offsets = conformal_offsets(rng.normal(size=(2000, 3)), q)
+    head = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+    side = np.array([-1, -1, 0, 1, 1])
+    y = rng.normal(size=(2000, 3))
+    shifts = conformal_shifts((y[..., None] - head) * side, q)
+    bands = head + shifts  # (H, Q)
     new = rng.normal(size=(20000, 3))
     for lo, hi, level in ((1, 3, 0.8), (0, 4, 0.95)):
-        covered = ((new >= offsets[:, lo]) & (new <= offsets[:, hi])).mean()
-        # the offsets' own sampling error (n = 2000) dominates: 4 standard errors
+        covered = ((new >= bands[:, lo]) & (new <= bands[:, hi])).mean()
+        # the shifts' own sampling error (n = 2000) dominates: 4 standard errors
         assert abs(covered - level) < 4 * np.sqrt(level * (1 - level) / 2000), (level, covered)
 
 
@@ -169,3 +175,48 @@ def test_quantile_columns_round_trip_and_info_shows_the_levels(tmp_path, monkeyp
     assert code == 0 and "quantiles 0.05, 0.5, 0.95" in out and "chose intervals" in out
     stored = json.loads(torch.load(path, weights_only=True)["meta"])["calibration"]
     assert np.array(stored).shape == (6, 3)
+
+
+def test_batch_keys_set_the_intervals(tmp_path):
+    """`level`, `quantiles` and `intervals` are batch keys (lists in TOML, or "none"),
+    and reach the model and the batch forecast."""
+    from gruforecast.batch import load_jobs, run_job
+    from gruforecast.errors import ConfigError
+
+    frame = pd.DataFrame({"t": np.arange(80), "y": np.sin(np.arange(80) / 2.0) + 5})
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    head = ('[[jobs]]\nname = "s"\ndata = "s.csv"\ntarget = "y"\ntime_col = "t"\nhorizon = 3\n'
+            'lookback = 8\nepochs = 1\nhidden_size = 4\nensemble = 1\ntransform = "none"\n'
+            'model = "m.gruf"\noutput = "out/{job}.csv"\n')
+    (tmp_path / "jobs.toml").write_text(head + 'quantiles = [0.1, 0.9]\nintervals = "model"\n')
+    [job] = load_jobs(tmp_path / "jobs.toml")
+    assert run_job(job, lambda *a: None).status == "ok"
+    assert list(pd.read_csv(tmp_path / "out" / "s.csv").columns) == ["t", "forecast", "q0.1", "q0.9"]
+    art = artifact.load(tmp_path / "m.gruf")
+    assert art.model_cfg.intervals == "model" and art.calibration is None
+    (tmp_path / "jobs.toml").write_text(head + 'level = "none"\nretrain = "always"\n')
+    [job] = load_jobs(tmp_path / "jobs.toml")
+    assert run_job(job, lambda *a: None).status == "ok"
+    assert list(pd.read_csv(tmp_path / "out" / "s.csv").columns) == ["t", "forecast"]
+    (tmp_path / "jobs.toml").write_text(head + 'level = [true]\n')
+    with pytest.raises(ConfigError, match="level = \\[True\\] .* wrong type"):
+        load_jobs(tmp_path / "jobs.toml")
+
+
+def test_calibrated_quantiles_stay_nested_whatever_the_shifts():
+    """Shifts that pull a band inside its inner neighbour (or past the median) are held
+    at it: the calibrated quantiles never cross either."""
+    from gruforecast.forecaster import Forecaster
+    from gruforecast.windows import WindowConfig
+
+    gen = torch.Generator().manual_seed(3)
+    cfg = ModelConfig(ensemble=1)
+    model = build_model(cfg, 1, 24, 5, season=6)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        fc = Forecaster(window_cfg=WindowConfig(lookback=24, horizon=5, season=6), model_cfg=cfg, model=model,
+                        calibration=rng.normal(0, 5, size=(5, 5)) * [1, 1, 0, 1, 1])  # the median's is 0
+        x = torch.randn(8, 24, 1, generator=gen)
+        out = fc._quantiles(x)
+        assert (out.diff(dim=-1) >= 0).all()
+        torch.testing.assert_close(out[..., 2], model(x)[..., 2], rtol=0, atol=0)  # the median stays
