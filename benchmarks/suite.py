@@ -176,19 +176,29 @@ def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols
         full.to_csv(full_csv, index=False)
         run_cli("predict", model, "--data", full_csv, "--cutoffs", proto.origins, "--step", proto.step,
                 "--out", out, threads=threads)
-    return _ours_frame(pd.read_csv(out), cols), _ours_frame(_head(model, full_csv if full is not None else None,
-                                                                 proto), cols), seconds, log
+    data = full_csv if full is not None else None
+    variants = {name: _ours_frame(_variant(model, data, proto, name), cols) for name in VARIANTS}
+    return _ours_frame(pd.read_csv(out), cols), variants, seconds, log
 
 
-def _head(model: Path, full_csv: Path | None, proto: Protocol) -> pd.DataFrame:
-    """The same model's forecasts with the intervals of its quantile head (`--intervals
-    model`): its conformal offsets dropped, then the `predict` path, in this process."""
+# The same model's other intervals, from its file in this process through the `predict`
+# path: the quantile head alone (`--intervals model`: the calibration dropped), and the
+# conformal shifts kept only where they widen (a candidate, measured here).
+VARIANTS = ("--intervals model", "conformal shifts outward only")
+
+
+def _variant(model: Path, full_csv: Path | None, proto: Protocol, name: str) -> pd.DataFrame:
     from dataclasses import replace
 
     from gruforecast import artifact
     from gruforecast.data import load_panel
 
-    art = replace(artifact.load(model), calibration=None)
+    art = artifact.load(model)
+    if name == "--intervals model" or art.calibration is None:
+        art = replace(art, calibration=None)
+    else:
+        below = np.array(art.quantiles) < 0.5
+        art = replace(art, calibration=np.where(below, np.minimum(art.calibration, 0), np.maximum(art.calibration, 0)))
     if full_csv is None:
         return art.predict().frame
     return art.predict_at(load_panel(full_csv, art.data_spec), proto.origins, proto.step).frame
@@ -266,7 +276,7 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         t_std["time"] = _times(t_std["time"])
         t_std["id"] = t_std["id"].astype(str)
     rows = []
-    for label, frame in (("gruforecast defaults", fc), ("  the same model, --intervals model", head)):
+    for label, frame in (("gruforecast defaults", fc), *((f"  the same model, {v}", head[v]) for v in VARIANTS)):
         frame["time"] = _times(frame["time"])
         if t_std is None:  # ETTh1: the actual value of every (cutoff, step) row
             actual = full.rename(columns={"date": "time", "OT": "y"})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import check_output_path
+from .atomic import all_or_nothing, check_output_path
 from .config import ModelConfig, TrainConfig, build_configs, key_types
 from .data import DataSpec
 from .errors import ConfigError, GruForecastError, InputError, LockedError
@@ -341,15 +341,17 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
                 result.kept_old = (f"new model's validation MAE {new_score['mae']:.4g} is worse than the old "
                                    f"model's {old_score['mae']:.4g} on the same window")
                 art = old
-        if result.kept_old is None:
-            artifact.save(art, job.model)
-        on_event(job.name, "kept old model" if result.kept_old else "retrained",
-                 {"mase": result.mase, "reason": result.kept_old})
     else:
         art = artifact.load(job.model)
         panel = load_panel(job.data, art.data_spec)
     fc = art.predict(panel)
-    write_forecast(fc, out)
+    with all_or_nothing():  # the new model and its forecast, or neither
+        if retrain and result.kept_old is None:
+            artifact.save(art, job.model)
+        write_forecast(fc, out)
+    if retrain:
+        on_event(job.name, "kept old model" if result.kept_old else "retrained",
+                 {"mase": result.mase, "reason": result.kept_old})
     result.rows, result.output = len(fc.frame), str(out)
     on_event(job.name, "wrote", {"output": str(out), "rows": len(fc.frame)})
 

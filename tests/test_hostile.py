@@ -299,3 +299,27 @@ def test_train_writes_all_its_outputs_or_none(folder, tmp_path, monkeypatch, cap
                             "--horizon", "4", "--epochs", "1", "--out", tmp_path / "m.gruf")
     assert code == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_batch_writes_a_jobs_model_and_forecast_together_or_neither(folder, tmp_path, monkeypatch):
+    """A retrained job whose forecast cannot be written leaves the old model in place."""
+    import gruforecast.forecaster as forecaster
+    from gruforecast.batch import load_jobs, run_job
+
+    model = tmp_path / "m.gruf"
+    model.write_bytes((folder / "M.gruf").read_bytes())
+    before = model.read_bytes()
+    (tmp_path / "jobs.toml").write_text(
+        f'[[jobs]]\nname = "s"\ndata = "{folder / "S.csv"}"\ntarget = "y"\ntime_col = "t"\nhorizon = 4\n'
+        f'lookback = 8\nepochs = 1\nhidden_size = 4\nensemble = 1\ntransform = "none"\nretrain = "always"\n'
+        f'model = "{model}"\noutput = "{tmp_path / "out.csv"}"\n')
+    [job] = load_jobs(tmp_path / "jobs.toml")
+
+    def broken(frame, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(forecaster.pd.DataFrame, "to_csv", broken)
+    result = run_job(job, lambda *a: None)
+    assert result.status == "failed" and "Input/output error" in result.error
+    assert model.read_bytes() == before and not (tmp_path / "out.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.toml", "m.gruf"]  # no temporary left
