@@ -183,6 +183,14 @@ def describe(config) -> str:
     return ", ".join(f"{f.name} {show(getattr(config, f.name))}" for f in fields(config))
 
 
+def interval_pairs(quantiles) -> list[tuple[float, float, float]]:
+    """(level in percent, lower q, upper q) for each pair q, 1 - q among `quantiles`,
+    the narrowest level first: the intervals a set of quantiles holds."""
+    have = {round(q, 10) for q in quantiles}
+    return [(round(100 * (1 - 2 * q), 8), q, round(1 - q, 10))
+            for q in sorted(have, reverse=True) if q < 0.5 and round(1 - q, 10) in have]
+
+
 LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .config import interval_pairs
 from .data import Panel
 
 BASELINES = ("naive", "seasonal_naive", "drift")
@@ -129,7 +130,7 @@ def scores(frame: pd.DataFrame, method: str) -> dict[str, float | int | None]:
         "mae": metrics.mae(y, f), "rmse": metrics.rmse(y, f), "mape": metrics.mape(y, f),
         "smape": metrics.smape(y, f), "mase": _mean_finite(per_origin),
     }
-    quantiles = {float(c[len(method) + 2:]): frame[c].to_numpy() for c in frame.columns
+    quantiles = {round(float(c[len(method) + 2:]), 10): frame[c].to_numpy() for c in frame.columns
                  if c.startswith(f"{method}_q")}
     if quantiles:
         out.update(_interval_scores(frame, y, {**quantiles, 0.5: f}))
@@ -143,14 +144,12 @@ def _interval_scores(frame: pd.DataFrame, y: np.ndarray, quantiles: dict[float, 
     scale = keys["scale"].transform("first").to_numpy()
     scale = np.where(scale > 0, scale, np.nan)  # a constant training part: undefined, as MASE
     out = {}
-    for q in sorted(quantiles, reverse=True):  # the narrowest level first
-        if q < 0.5 and round(1 - q, 10) in quantiles:
-            level = round(100 * (1 - 2 * q), 8)
-            lo, hi = quantiles[q], quantiles[round(1 - q, 10)]
-            out[f"coverage_{level:g}"] = metrics.coverage(y, lo, hi)
-            per = frame.assign(v=metrics.interval_score(y, lo, hi, level) / scale).groupby(
-                ["series", "fold"], sort=False)["v"].mean()
-            out[f"msis_{level:g}"] = _mean_finite(per)
+    for level, q_lo, q_hi in interval_pairs(quantiles):
+        lo, hi = quantiles[q_lo], quantiles[q_hi]
+        out[f"coverage_{level:g}"] = metrics.coverage(y, lo, hi)
+        per = frame.assign(v=metrics.interval_score(y, lo, hi, level) / scale).groupby(
+            ["series", "fold"], sort=False)["v"].mean()
+        out[f"msis_{level:g}"] = _mean_finite(per)
     loss = {q: np.maximum(q * (y - f), (q - 1) * (y - f)) for q, f in quantiles.items()}
     out.update({f"pinball_{q:g}": metrics.pinball(y, quantiles[q], q) for q in sorted(quantiles)})
     mean_loss = np.mean(np.stack(list(loss.values())), axis=0)

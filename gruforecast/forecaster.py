@@ -276,7 +276,7 @@ class Forecaster:
         H, L = self.horizon, self.lookback
         chunks = [self._quantiles(x)]
         while len(chunks) * H < K:
-            new = chunks[-1][..., :1]  # (B, H, 1): the forecast, observed from now on
+            new = chunks[-1][..., self.median:self.median + 1]  # (B, H, 1): the forecast, observed from now on
             if self.window_cfg.mask:
                 new = torch.cat([new, torch.ones_like(new)], dim=-1)
             x = torch.cat([x, new], dim=1)[:, -L:]

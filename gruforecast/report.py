@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write_text
+from .config import interval_pairs
 from .data import Panel
 from .evaluate import BASELINES, METHODS
 
@@ -278,16 +279,14 @@ def plot_forecasts(records: pd.DataFrame, panel: Panel, evaluation: dict, max_fo
 def bands(columns, prefix: str) -> list[tuple[float, str, str]]:
     """(level, lower column, upper column), widest first, from quantile columns named
     prefix + q (`model_q0.1` in records, `q0.1` in a forecast) or lo-/hi- pairs."""
-    out, quantiles = [], {}
+    quantiles = {}
     for c in columns:
         try:
-            quantiles[float(c[len(prefix):])] = c if c.startswith(prefix) else None
+            if c.startswith(prefix):
+                quantiles[round(float(c[len(prefix):]), 10)] = c
         except ValueError:  # another column ("quarter")
             continue
-    quantiles = {q: c for q, c in quantiles.items() if c is not None}
-    for q, col in quantiles.items():
-        if q < 0.5 and round(1 - q, 10) in quantiles:
-            out.append((round(100 * (1 - 2 * q), 8), col, quantiles[round(1 - q, 10)]))
+    out = [(level, quantiles[lo], quantiles[hi]) for level, lo, hi in interval_pairs(quantiles)]
     for c in columns:
         if c.startswith("lo-") and f"hi-{c[3:]}" in columns:
             out.append((float(c[3:]), c, f"hi-{c[3:]}"))
