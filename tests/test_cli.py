@@ -18,6 +18,9 @@ def test_train_then_predict_on_the_sample_series(co2_model, tmp_path):
     assert len(forecast) == 52
     bands = forecast[["lo-95", "lo-80", "forecast", "hi-80", "hi-95"]].to_numpy()
     assert (np.diff(bands, axis=1) > 0).all()  # nested, never crossing
+    page = (out / "report.html").read_text()
+    assert page.index("<h2>The forecast</h2>") < page.index("<h2>Forecasts against actuals</h2>")  # the fan chart first
+    assert "## Intervals" in (out / "report.md").read_text()
     # the future continues the weekly (W-SAT) index right after the last observation
     expected = pd.date_range("2002-01-05", periods=52, freq="W-SAT")
     assert (forecast["week"] == expected).all()

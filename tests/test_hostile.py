@@ -323,3 +323,26 @@ def test_batch_writes_a_jobs_model_and_forecast_together_or_neither(folder, tmp_
     assert result.status == "failed" and "Input/output error" in result.error
     assert model.read_bytes() == before and not (tmp_path / "out.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.toml", "m.gruf"]  # no temporary left
+
+
+def test_ctrl_c_mid_training_exits_130_and_writes_nothing(folder, tmp_path):
+    """SIGINT (Ctrl-C) while `train` runs: one line, exit 130, no output and no temporary
+    file. A subprocess: the signal must reach a real process."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "COLUMNS": "120"}
+    cmd = [sys.executable, "-m", "gruforecast", "train", str(folder / "S.csv"), "--time-col", "t", "--target", "y",
+           "--horizon", "4", "--epochs", "100000", "--patience", "100000", "--out", str(tmp_path / "m.gruf")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:  # wait until it trains: the first epoch line
+        if "epoch" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "gruforecast: interrupted; outputs are written whole or not at all" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
