@@ -237,9 +237,10 @@ class ModelConfig:
         (), "quantiles to forecast, the general form of --level (e.g. 0.05,0.5,0.95): columns "
         "q0.05, ...; when given, --level is ignored", absent=())
     intervals: str = option(
-        "conformal", "conformal: the quantile head calibrated on the validation windows, step by "
-        "step (conformalised quantile regression; the head alone when there are no validation "
-        "windows); model: the quantile head as trained", absent="model")
+        "conformal", "conformal: the quantile head widened, step by step, where the validation "
+        "windows show it too narrow (conformalised quantile regression, outward only; the head "
+        "alone when there are no validation windows); model: the quantile head as trained",
+        absent="model")
 
     def __post_init__(self) -> None:
         check_range(self)

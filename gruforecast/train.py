@@ -184,7 +184,12 @@ def conformal_shifts(scores: np.ndarray, quantiles: tuple[float, ...]) -> np.nda
     quantile on its own side (below a low quantile, above a high one). A quantile q above
     the median moves up by the k-th smallest score with k = ceil(q (n + 1)), one below by
     the k-th smallest with k = ceil((1 - q) (n + 1)) (split conformal's finite-sample rank:
-    each one-sided bound holds at its level on exchangeable data). The median stays."""
+    each one-sided bound holds at its level on exchangeable data). The median stays.
+
+    Outward only: a quantile is widened, never narrowed. The validation windows also chose
+    the early-stopping epoch, so the point forecast looks better on them than it will on
+    new data: a head they call too wide may be right (M3 quarterly: narrowing it took the
+    95% coverage from 0.951 to 0.840), while one they call too narrow is too narrow."""
     n = len(scores)
     ordered = np.sort(scores, axis=0)  # (n, H, Q)
     out = np.zeros(scores.shape[1:])
@@ -193,7 +198,7 @@ def conformal_shifts(scores: np.ndarray, quantiles: tuple[float, ...]) -> np.nda
             continue
         level = q if q > 0.5 else 1 - q
         k = min(int(np.ceil(level * (n + 1) - 1e-9)), n)  # 1e-9: 0.9 * 20 is 18.000...04
-        out[:, j] = ordered[k - 1, :, j] * (1.0 if q > 0.5 else -1.0)
+        out[:, j] = np.maximum(ordered[k - 1, :, j], 0.0) * (1.0 if q > 0.5 else -1.0)
     return out
 
 
