@@ -94,18 +94,27 @@ class GRURegressor(nn.Module):
         if len(qs) > 1:
             with torch.random.fork_rng(devices=[]):  # its init draws must not move the next member's
                 self.spread = _zeroed(nn.Linear(cfg.hidden_size, (len(qs) - 1) * horizon))
+            # increments (Q - 1) -> signed offsets (Q): below the median, minus the sum of the
+            # increments from it down to the quantile; above, the sum from it up; 0 at it
+            m, Q = self.median, len(qs)
+            signs = torch.zeros(Q - 1, Q)
+            for j in range(Q):
+                if j < m:
+                    signs[j:m, j] = -1.0
+                elif j > m:
+                    signs[m:j, j] = 1.0
+            self.register_buffer("cumulate", signs, persistent=False)
+            self.register_buffer("is_median", torch.arange(Q) == m, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
         point, h = self._point(x)
         if self.spread is None:
             return point.unsqueeze(-1)
-        B, H, m = x.shape[0], self.horizon, self.median
-        steps = nn.functional.softplus(self.spread(h.detach())).view(B, H, -1)
-        below = -steps[..., :m].flip(-1).cumsum(-1).flip(-1)  # furthest below first
-        above = steps[..., m:].cumsum(-1)
-        offsets = torch.cat([below, torch.zeros_like(point).unsqueeze(-1), above], dim=-1)
-        quantiles = point.detach().unsqueeze(-1) + self.window_scale_of(x).unsqueeze(-1) * offsets
-        return torch.cat([quantiles[..., :m], point.unsqueeze(-1), quantiles[..., m + 1:]], dim=-1)
+        steps = nn.functional.softplus(self.spread(h.detach())).view(x.shape[0], self.horizon, -1)
+        offsets = steps @ self.cumulate  # (B, H, Q): cumulative, so ordered
+        point = point.unsqueeze(-1)
+        quantiles = point.detach() + self.window_scale_of(x).unsqueeze(-1) * offsets
+        return torch.where(self.is_median, point, quantiles)  # the median keeps its gradient
 
     def point(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
         return self._point(x)[0]

@@ -42,7 +42,7 @@ class FitResult:
 
 
 Model = GRURegressor | Ensemble
-CALIBRATION_WINDOWS = 20_000  # validation windows the conformal offsets are drawn from, at most
+CALIBRATION_WINDOWS = 20_000  # validation windows the conformal shifts are drawn from, at most
 
 
 def pick_device(name: str) -> torch.device:
@@ -117,9 +117,10 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
     for batch in origins.split(cfg.batch_size):
         x, y = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        point = sum(window_loss(m, loss_fn, x, y) for m in members)
+        losses = [window_losses(m, loss_fn, x, y) for m in members]
+        point = sum(p for p, _ in losses)
         # The quantile heads learn beside the point, from its detached state (model.py).
-        loss = point + sum(quantile_loss(m, x, y) for m in members if m.spread is not None)
+        loss = point + sum(q for _, q in losses)
         if not torch.isfinite(loss):
             raise InputError(
                 f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "
@@ -136,19 +137,24 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
 
 
 def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The loss in each window's own units (see `GRURegressor.window_scale_of`), so every
-    window counts alike whatever its amplitude: with MAE, a MASE-like training objective."""
-    scale = model.window_scale_of(x)
-    return loss_fn(model(x)[..., model.median] / scale, y / scale)
+    """The loss of the point forecast in each window's own units (`window_losses`)."""
+    return window_losses(model, loss_fn, x, y)[0]
 
 
-def quantile_loss(model: GRURegressor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The pinball loss of the quantiles other than the median, in each window's own units."""
-    scale = model.window_scale_of(x)
-    out = model(x) / scale.unsqueeze(-1)
-    keep = [j for j in range(len(model.quantiles)) if j != model.median]
+def window_losses(model: Model, loss_fn: nn.Module, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """From one forward pass: the loss of the median (the point forecast) and the pinball
+    loss of the other quantiles (0.0 for a point model), both in each window's own units
+    (see `GRURegressor.window_scale_of`), so every window counts alike whatever its
+    amplitude: with MAE, a MASE-like training objective."""
+    scale = model.window_scale_of(x).unsqueeze(-1)  # (B, 1, 1)
+    out, y = model(x) / scale, (y.unsqueeze(-1) / scale)  # (B, H, Q), (B, H, 1)
+    point = loss_fn(out[..., model.median], y[..., 0])
+    keep = [j for j in range(out.shape[-1]) if j != model.median]
+    if not keep:
+        return point, 0.0
     q = torch.tensor([model.quantiles[j] for j in keep], dtype=out.dtype, device=out.device)
-    return pinball(out[..., keep], (y / scale).unsqueeze(-1), q)
+    return point, pinball(out[..., keep], y, q)
 
 
 def pinball(pred: torch.Tensor, y: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -162,8 +168,8 @@ def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 
               cap: int = CALIBRATION_WINDOWS) -> np.ndarray | None:
     """Conformalised quantile regression (CQR) on the validation windows (at most `cap`,
     drawn with `seed`): the shifts (H, Q) that move each of the quantile head's quantiles
-    outward (or inward) until it holds on those windows (`conformal_shifts`), in each
-    window's own units. None without validation windows."""
+    outward until it holds on those windows (`conformal_shifts`), in each window's own
+    units. None without validation windows."""
     if not len(windows.val):
         return None
     model.to(device).eval()
