@@ -82,14 +82,14 @@ def main() -> None:
         lines.append(f"| {name} | {sm:.3f} | {ms:.3f} | {owa:.3f} |")
     table = "\n".join(lines)
     if len(fc.quantiles) > 1:
-        lines = ["", "| method | MSIS (95%) | ACD (95%) | coverage 80% |", "|---|---|---|---|"]
+        lines = ["\n| method | MSIS (95%) | ACD (95%) | coverage 80% |", "|---|---|---|---|"]
         lines += [f"| {name} | {msis:.3f} | {acd:.3f} | |" for name, msis, acd in PUBLISHED_INTERVALS]
         for name, sc in (("seasonal naive (ours, in-sample residual quantiles)", scores["seasonal_naive"]),
                          (f"gruforecast, --intervals {fc.model_cfg.intervals}", scores["model"]),
                          ("gruforecast, the same model's quantile head (--intervals model)", head)):
             lines.append(f"| {name} | {sc['msis_95']:.3f} | {abs(sc['coverage_95'] - 0.95):.3f} | "
                          f"{sc['coverage_80']:.3f} |")
-        table += "\n".join(lines)
+        table += "\n" + "\n".join(lines)
     info = (f"training {seconds:.0f} s ({len(run.fit.history)} epochs, best {run.fit.best_epoch}), "
             f"{describe(args)}")
     print(info + "\n\n" + table)
