@@ -132,7 +132,7 @@ def _from_payload(payload: dict) -> Forecaster:
 
 
 def _calibration(stored, horizon: int, cfg: ModelConfig) -> np.ndarray | None:
-    """The conformal offsets (H, Q), their shape checked against the model's."""
+    """The conformal shifts (H, Q), their shape checked against the model's."""
     if stored is None:
         return None
     offsets = np.asarray(stored, dtype=np.float64)
