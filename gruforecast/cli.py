@@ -221,11 +221,11 @@ def predict(
     _threads(threads)
     art = artifact.load(model)
     art = art.points_only() if level is not None else art
+    bar = _PassProgress()
+    art.on_progress = bar.update
     panel = load_panel(data, art.data_spec) if data is not None else None
-    if cutoffs is not None:
-        fc = art.predict_at(panel, cutoffs, step, horizon)
-    else:
-        fc = art.predict(panel, horizon)
+    with bar:
+        fc = art.predict_at(panel, cutoffs, step, horizon) if cutoffs is not None else art.predict(panel, horizon)
     if fc.recursive:
         _log(f"horizon {horizon} > trained horizon {art.horizon}: rolled forward recursively")
     write_forecast(fc, path)
@@ -392,6 +392,32 @@ class _EpochProgress:
             self.bar.update(self.task, advance=1, losses=prefix + text)
         else:
             _log(f"{prefix}epoch {log.epoch}/{log.epochs} {text} ({log.seconds:.1f}s)")
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class _PassProgress:
+    """`predict`'s bar over the network's passes (batches x roll-out steps): on a terminal
+    only, and only once the work is long enough to watch; silent in cron."""
+
+    def __init__(self) -> None:
+        self.bar, self.task = None, None
+
+    def __enter__(self) -> _PassProgress:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None and total >= 20 and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("forecast {task.completed}/{task.total} passes"), BarColumn(),
+                                TimeRemainingColumn(), console=err, transient=True)
+            self.task = self.bar.add_task("predict", total=total)
+            self.bar.start()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -83,6 +83,7 @@ class Forecaster:
     package_version: str = __version__
     calibration: np.ndarray | None = None  # (H, Q) conformal shifts in window units (`train.calibrate`)
     with_intervals: bool = True  # False: forecast the median alone (`points_only`)
+    on_progress: Callable[[int, int], None] | None = None  # (done, total) passes: a progress bar
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -249,8 +250,11 @@ class Forecaster:
         Each quantile is inverted on its own: the maps are increasing, so quantiles stay
         quantiles and stay ordered."""
         self.model.eval()
-        x = torch.from_numpy(inputs)
-        out = [self._roll(b, K) for b in x.split(BATCH)]
+        batches = torch.from_numpy(inputs).split(BATCH)
+        passes = len(batches) * -(-K // self.horizon)  # one pass per batch and per H steps
+        done = iter(range(1, passes + 1))
+        tick = (lambda: self.on_progress(next(done), passes)) if self.on_progress else (lambda: None)
+        out = [self._roll(b, K, tick) for b in batches]
         scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K, len(self.quantiles)))
         return np.stack([self.scaling.invert(scaled[..., j], index) for j in range(scaled.shape[-1])], -1)
 
@@ -270,17 +274,19 @@ class Forecaster:
         above = out[..., med:].cummax(-1).values
         return torch.cat([below[..., :med], out[..., med:med + 1], above[..., 1:]], dim=-1)
 
-    def _roll(self, x: torch.Tensor, K: int) -> torch.Tensor:
+    def _roll(self, x: torch.Tensor, K: int, tick: Callable[[], None]) -> torch.Tensor:
         """(B, L, C) -> (B, K, Q): the direct H steps, then (points only) recursively on
-        its own output."""
+        its own output; `tick` after each pass."""
         H, L = self.horizon, self.lookback
         chunks = [self._quantiles(x)]
+        tick()
         while len(chunks) * H < K:
             new = chunks[-1][..., self.median:self.median + 1]  # (B, H, 1): the forecast, observed from now on
             if self.window_cfg.mask:
                 new = torch.cat([new, torch.ones_like(new)], dim=-1)
             x = torch.cat([x, new], dim=1)[:, -L:]
             chunks.append(self._quantiles(x))
+            tick()
         return torch.cat(chunks, dim=1)[:, :K]
 
     def future_times(self, last, K: int) -> pd.Index:

@@ -220,3 +220,14 @@ def test_calibrated_quantiles_stay_nested_whatever_the_shifts():
         out = fc._quantiles(x)
         assert (out.diff(dim=-1) >= 0).all()
         torch.testing.assert_close(out[..., 2], model(x)[..., 2], rtol=0, atol=0)  # the median stays
+
+
+def test_predict_reports_its_passes_for_a_progress_bar():
+    """`on_progress(done, total)` after each network pass (batches x roll-out steps of H),
+    ending at total: what predict's terminal bar shows (silent in cron)."""
+    run = train_run(_panel(n=120), **{**SMALL, "epochs": 1}, level=())
+    fc = run.forecaster
+    calls = []
+    fc.on_progress = lambda done, total: calls.append((done, total))
+    fc.predict(horizon=6 * 5)  # 3 series in one batch, 5 passes of H = 6
+    assert calls == [(k, 5) for k in range(1, 6)]
