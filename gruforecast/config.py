@@ -191,6 +191,11 @@ def interval_pairs(quantiles) -> list[tuple[float, float, float]]:
             for q in sorted(have, reverse=True) if q < 0.5 and round(1 - q, 10) in have]
 
 
+def _bounds(level: float) -> tuple[float, float]:
+    """The quantiles that bound a central interval of `level` percent: 80 -> 0.1, 0.9."""
+    return round((100 - level) / 200, 10), round((100 + level) / 200, 10)
+
+
 LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
@@ -270,10 +275,7 @@ class ModelConfig:
     def output_quantiles(self) -> tuple[float, ...]:
         """The quantiles the network emits, sorted, the median (the forecast) always among
         them: (0.5,) for a point model."""
-        if self.quantiles:
-            qs = self.quantiles
-        else:
-            qs = tuple(q for v in self.level for q in ((100 - v) / 200, (100 + v) / 200))
+        qs = self.quantiles or tuple(q for v in self.level for q in _bounds(v))
         return tuple(sorted({round(q, 10) for q in qs} | {0.5}))
 
     @property
@@ -284,7 +286,8 @@ class ModelConfig:
             return [(f"q{_show(round(q, 10))}", round(q, 10)) for q in sorted(set(self.quantiles))]
         out = []
         for v in sorted(set(self.level)):
-            out += [(f"lo-{_show(v)}", round((100 - v) / 200, 10)), (f"hi-{_show(v)}", round((100 + v) / 200, 10))]
+            lo, hi = _bounds(v)
+            out += [(f"lo-{_show(v)}", lo), (f"hi-{_show(v)}", hi)]
         return out
 
     def reads_by_season(self, season: int, lookback: int) -> bool:

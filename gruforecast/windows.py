@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import ModelConfig, check_range, option
+from .config import ModelConfig, TrainConfig, check_range, option
 from .data import Panel
 from .errors import InputError
 from .scaling import SCALERS, TRANSFORMS, Scaling
@@ -108,7 +108,8 @@ MAX_MEMBERS = 5
 
 
 def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
-            check: bool = True, windows_per_epoch: int | None = 20_000) -> tuple[Panel, WindowConfig, ModelConfig]:
+            check: bool = True, windows_per_epoch: int | None = TrainConfig.windows_per_epoch,
+            ) -> tuple[Panel, WindowConfig, ModelConfig]:
     """Fill in what `cfg` and `mcfg` leave to the data, apply `short_series`, check lengths.
 
     The seasons follow the frequency, or for integer steps the pooled autocorrelation of

@@ -102,7 +102,8 @@ def _build() -> Path:
     if not _safe(folder, is_dir=True):
         log.warning("gruforecast: cache folder %s is not this user's alone; building privately", folder)
         return _private_build()
-    target, digest = folder / f"gru-{_key()}.so", folder / f"gru-{_key()}.sha256"
+    key = _key()
+    target, digest = folder / f"gru-{key}.so", folder / f"gru-{key}.sha256"
     if os.path.lexists(target):
         if _safe(target, is_dir=False) and _digest_ok(target, digest):
             return target
