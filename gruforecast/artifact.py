@@ -118,7 +118,8 @@ def _from_payload(payload: dict) -> Forecaster:
     # Before format 3 the model's fields were stored among the training ones.
     model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
     train_cfg = from_stored(TrainConfig, meta["train_cfg"])
-    model = _rebuild(model_cfg, window_cfg.channels(len(data_spec.features)), window_cfg, payload["state_dict"])
+    model = _rebuild(model_cfg, window_cfg.channels(data_spec.n_values), window_cfg, payload["state_dict"],
+                     len(data_spec.known))
     time_dtype = meta["time_dtype"]
     return Forecaster(
         window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,
@@ -141,11 +142,11 @@ def _calibration(stored, horizon: int, cfg: ModelConfig) -> np.ndarray | None:
     return offsets
 
 
-def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict):
+def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict, n_known: int = 0):
     """The network from its config, after checking on the meta device (no memory) that
     the config's shapes are those of the stored tensors: a meta that claims a huge model
     beside small tensors is refused before anything is allocated."""
-    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season)
+    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, n_known)
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in build_model(*args).state_dict().items()}
     stored = {k: tuple(v.shape) for k, v in state.items()}

@@ -46,6 +46,9 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 Data = Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file", show_default=False,
                                       readable=False)]
 ReportDir = Annotated[Path | None, typer.Option(help="where metrics.json, report.md and report.html go")]
+Future = Annotated[Path | None, typer.Option(
+    help="the --future-features' values for the forecast steps: a CSV or Parquet file with the id, "
+         "time and those columns, one row per series and step after the data's end", readable=False)]
 
 
 def _version(value: bool) -> None:
@@ -90,13 +93,14 @@ def train(
     out_path: Annotated[Path, typer.Option("--out", help="model file to write", show_default=False)],
     device: Device = "auto", threads: Threads = 1, report_dir: ReportDir = None,
     forecast_out: Annotated[Path | None, typer.Option(help="forecast file (default: MODEL-forecast.csv beside the model)")] = None,
+    future: Future = None,
     **config,
 ) -> None:
     """Train a GRU on DATA; write the model, a forecast and the reports."""
     from .atomic import all_or_nothing, check_output_folder, check_output_path
     from .data import data_files
 
-    inputs = tuple(data_files(data))
+    inputs = tuple(data_files(data)) + ((future,) if future else ())
     model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
     forecast_path = check_output_path(
         forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"),
@@ -104,13 +108,15 @@ def train(
     check_output_folder(report_dir or model_path.parent)
     panel, wcfg, mcfg, tcfg = _setup({**config, "data": data, "device": device, "threads": threads})
     from . import artifact
+    from .forecaster import check_future
     from .forecaster import train as train_forecaster
     from .forecaster import write_forecast
     from .report import write_reports
 
+    check_future(panel, wcfg, future)  # before the training: a bad file costs nothing
     with _EpochProgress(tcfg.epochs) as progress:
         run = train_forecaster(panel, wcfg, mcfg, tcfg, device=device, on_epoch=progress.update)
-    fc = run.forecaster.predict()
+    fc = run.forecaster.predict(future=future)
     losses = [("model", run.report["training"]["train_loss"], run.report["training"]["val_loss"])]
     with all_or_nothing():  # the model, the forecast and the reports, or none of them
         written = {"model": artifact.save(run.forecaster, model_path),
@@ -168,10 +174,26 @@ def backtest(
 
 @app.command()
 @with_config_options(DataSpec, WindowConfig)
-def check(data: Data, **config) -> None:
-    """Run every data check and report all problems at once; exit 0 when DATA would train."""
+def check(
+    data: Annotated[Path | None, typer.Argument(help="CSV (.csv, .csv.gz) or Parquet file (with --model: "
+                                                "the history to forecast from; default the stored one)",
+                                                show_default=False, readable=False)] = None,
+    model: Annotated[Path | None, typer.Option(help="check --future against this model instead of DATA's training checks",
+                                               readable=False)] = None,
+    future: Future = None,
+    **config,
+) -> None:
+    """Run every data check and report all problems at once; exit 0 when DATA would train.
+    With --model M --future F: check that F holds what M needs to forecast."""
     from .data import check_file
     from .windows import resolve
+
+    if model is not None:
+        return _check_future(model, future, data)
+    if data is None:
+        raise InputError("check needs DATA, or --model M --future F to check a future file against a model")
+    if future is not None:
+        raise InputError("check --future needs --model M: a future file is checked against the model that reads it")
 
     spec, wcfg = build_configs(config, DataSpec, WindowConfig)
     problems, panel = check_file(data, spec)
@@ -190,6 +212,18 @@ def check(data: Data, **config) -> None:
               f"freq {panel.freq or f'integer step {panel.step}'}: would train as given")
 
 
+def _check_future(model: Path, future: Path | None, data: Path | None) -> None:
+    from . import artifact
+    from .data import load_panel
+
+    art = artifact.load(model)
+    panel = load_panel(data, art.data_spec) if data is not None else None
+    fc = art.predict(panel, future=future)  # reads and aligns the file: every problem is one line
+    names = art.known_names
+    out.print(f"ok: {len(fc.frame)} rows, {art.horizon} steps after each of {fc.frame.shape[0] // art.horizon} "
+              f"series; known in advance: {', '.join(names) or 'nothing'}")
+
+
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model file written by train", show_default=False, readable=False)],
@@ -200,13 +234,18 @@ def predict(
     cutoffs: Annotated[int | None, typer.Option(help="forecast from the last N origins of --data instead of its end, with the actual values beside (a `cutoff` column)")] = None,
     step: Annotated[int | None, typer.Option(help="with --cutoffs: steps between origins (default: the horizon)")] = None,
     level: Annotated[str | None, typer.Option(help="none: the point forecast alone, which may go past the trained horizon (default: the model's intervals)")] = None,
+    future: Future = None,
     threads: Threads = 1,
 ) -> None:
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
     from .atomic import check_output_path
     from .data import data_files
 
-    path = check_output_path(out_path, (".csv", ".parquet"), inputs=(model, *(data_files(data) if data else ())))
+    inputs = (model, *(data_files(data) if data else ()), *((future,) if future else ()))
+    path = check_output_path(out_path, (".csv", ".parquet"), inputs=inputs)
+    if cutoffs is not None and future is not None:
+        raise InputError("--future is for forecasts after the data's end; with --cutoffs the future "
+                         "features come from --data itself: drop --future")
     if cutoffs is None and step is not None:
         raise InputError("--step spaces the origins of --cutoffs; pass --cutoffs N too or drop --step")
     if cutoffs is not None and data is None:
@@ -225,7 +264,8 @@ def predict(
     art.on_progress = bar.update
     panel = load_panel(data, art.data_spec) if data is not None else None
     with bar:
-        fc = art.predict_at(panel, cutoffs, step, horizon) if cutoffs is not None else art.predict(panel, horizon)
+        fc = (art.predict_at(panel, cutoffs, step, horizon) if cutoffs is not None
+              else art.predict(panel, horizon, future=future))
     if fc.recursive:
         _log(f"horizon {horizon} > trained horizon {art.horizon}: rolled forward recursively")
     write_forecast(fc, path)
@@ -244,6 +284,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
     rows = [
         ("gruforecast", art.package_version),
         ("data", describe(art.data_spec)),
+        ("covariates", _covariates(art)),
         ("time", f"{art.time_dtype}, " + (art.freq or f"integer step {art.step}")),
         ("windows", describe(w)),
         ("model", describe(art.model_cfg) + f"; {art.model_cfg.describe(w.season, w.lookback)}"),
@@ -256,6 +297,14 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
         table.add_row(key, str(value))
     out.print(table)
     _print_scores(art.metrics.get("test"))
+
+
+def _covariates(art) -> str:
+    """What the model reads besides the target, by kind: for `info`."""
+    spec = art.data_spec
+    kinds = [("past-only", spec.features), ("known in advance", art.known_names), ("static", spec.static_features)]
+    text = "; ".join(f"{kind}: {', '.join(cols)}" for kind, cols in kinds if cols) or "none"
+    return text + (f" (calendar read in {spec.calendar_tz})" if spec.calendar_tz else "")
 
 
 @app.command()

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .config import option
+from .covariates import auto_calendar, check_static, derived_names, derived_values, parse_calendar, step_of
 from .errors import InputError
 
 FILL_METHODS = ("interpolate", "ffill", "zero")
@@ -37,7 +38,24 @@ class DataSpec:
     target: str | None = option(None, "target column (default: the only numeric one)")
     time_col: str | None = option(None, "time column: dates or integer steps (default: detected)")
     id_col: str | None = option(None, "series id column, for many series in long format")
-    features: tuple[str, ...] = option((), "covariate columns")
+    features: tuple[str, ...] = option(
+        (), "past-only covariate columns: read over the lookback, never at or after a forecast origin")
+    future_features: tuple[str, ...] = option(
+        (), "columns known in advance (a day-ahead load forecast, a planned promotion): read over the "
+        "lookback and over the forecast steps; predict takes their future values from --future")
+    static_features: tuple[str, ...] = option(
+        (), "columns constant within each series (a store's size, a region code as a number), "
+        "scaled across the series")
+    calendar: str = option(
+        "auto", "calendar encodings from the timestamps, known in advance: auto (hour of day, day of "
+        "week, day of year, each where the data spans it), none, or a list of hour, weekday, yearday",
+        absent="none")
+    holidays: str | None = option(
+        None, "public holidays of COUNTRY[-SUBDIVISION] (e.g. FR, AU-VIC) as a known-future "
+        "indicator (the holidays package)")
+    calendar_tz: str | None = option(
+        None, "the time zone the calendar and holidays are read in, for timestamps in UTC "
+        "(e.g. Australia/Melbourne; default: as written)")
     fill: str | None = option(None, "fill missing values and gaps: interpolate, ffill or zero")
     freq: str | None = option(None, "pandas frequency, when it cannot be inferred")
     sep: str = option(",", "CSV field separator, e.g. ';'")
@@ -54,16 +72,62 @@ class DataSpec:
             )
         if len(self.sep) != 1 or len(self.decimal) != 1 or (self.thousands is not None and len(self.thousands) != 1):
             raise InputError("--sep, --decimal and --thousands each take one character")
-        object.__setattr__(self, "features", tuple(self.features))
+        for name in ("features", "future_features", "static_features"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        parse_calendar(self.calendar)
+        if self.calendar_tz is not None:
+            try:
+                pd.Timestamp("2001-01-01", tz="UTC").tz_convert(self.calendar_tz)
+            except Exception:
+                raise InputError(f"--calendar-tz {self.calendar_tz!r} is not a time zone; use an IANA name "
+                                 "such as Europe/Paris or Australia/Melbourne") from None
+
+    def roles(self) -> list[tuple[str, str | None]]:
+        """(option, column) of every column the spec names, the target's first among values."""
+        return ([("--time-col", self.time_col), ("--id-col", self.id_col), ("--target", self.target)]
+                + [("--features", f) for f in self.features]
+                + [("--future-features", f) for f in self.future_features]
+                + [("--static-features", f) for f in self.static_features])
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """The file's columns in a series' values: target, past, future, static features."""
+        return (self.target, *self.features, *self.future_features, *self.static_features)
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return (*self.features, *self.future_features, *self.static_features)
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """The columns made from the timestamps (resolved spec): calendar, holiday."""
+        return derived_names(parse_calendar(self.calendar) or (), self.holidays)
+
+    @property
+    def n_values(self) -> int:
+        return len(self.value_columns) + len(self.derived)
+
+    @property
+    def known(self) -> tuple[int, ...]:
+        """Value columns known in advance: the future features and the derived columns."""
+        start = 1 + len(self.features)
+        future = range(start, start + len(self.future_features))
+        return (*future, *range(len(self.value_columns), self.n_values))
+
+    @property
+    def static(self) -> tuple[int, ...]:
+        start = 1 + len(self.features) + len(self.future_features)
+        return tuple(range(start, start + len(self.static_features)))
 
 
 @dataclass
 class Series:
-    """One series: its id, its times and its values (column 0 target, then features)."""
+    """One series: its id, its times and its values: the columns of `DataSpec.value_columns`
+    (column 0 the target), then those of `DataSpec.derived`."""
 
     id: str
     time: pd.Index
-    values: np.ndarray  # (n, 1 + F) float64
+    values: np.ndarray  # (n, C) float64
 
     def __len__(self) -> int:
         return len(self.values)
@@ -218,13 +282,35 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         freq, step = _infer_freq(t, starts, ends, spec), 1
         grid, pos, freq, more = _time_grid(t, freq, spec.freq is None)
         notes += more
-    values = frame[[spec.target, *spec.features]].to_numpy(dtype="float64")
+    values = frame[list(spec.value_columns)].to_numpy(dtype="float64")
     series, holes = _series(ids, starts, ends, pos, values, grid)
     if holes and spec.fill is None:
         raise InputError(_holes_message(holes, series, spec))
     series = [_fill(s, spec.fill) for s in series]
+    if spec.static_features:
+        check_static(series, spec.static_features, slice(spec.static[0], spec.static[-1] + 1))
+    spec = _resolve_calendar(spec, freq, series)
+    if spec.derived:  # known in advance: computed from each series' own times
+        series = [replace(s, values=np.hstack([s.values, derived_values(
+            s.time, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz)])) for s in series]
     return Panel(spec=spec, series=series, freq=freq, step=step, time_dtype=time_dtype,
                  notes=notes0 + notes + notes2)
+
+
+def _resolve_calendar(spec: DataSpec, freq: str | None, series: list[Series]) -> DataSpec:
+    """`--calendar auto` -> the encodings the data supports; dates needed for any of it."""
+    asked = parse_calendar(spec.calendar)
+    if freq is None:  # integer steps: no calendar
+        if asked or spec.holidays or spec.calendar_tz:
+            what = "--calendar" if asked else "--holidays" if spec.holidays else "--calendar-tz"
+            raise InputError(f"{what} needs dates, and the time column holds integer steps; drop it or give dates")
+        return replace(spec, calendar="none")
+    if asked is None:
+        span = max(s.time[-1] - s.time[0] for s in series)
+        asked = auto_calendar(step_of(freq), span)
+    if spec.holidays and step_of(freq) > pd.Timedelta("1D"):
+        raise InputError(f"--holidays marks days, and the data's step is {freq}; drop it for data coarser than daily")
+    return replace(spec, calendar=",".join(asked) or "none")
 
 
 @dataclass(frozen=True)
@@ -335,12 +421,11 @@ def _check_roles(spec: DataSpec) -> None:
     """Each column plays one role: a column given twice (the time as a feature, the id as
     the time, a feature listed twice) is refused with the options that name it."""
     seen: dict[str, str] = {}
-    for role, col in [("--time-col", spec.time_col), ("--id-col", spec.id_col),
-                        ("--target", spec.target)] + [("--features", f) for f in spec.features]:
+    for role, col in spec.roles():
         if col is None:
             continue
         if col in seen:
-            twice = "twice in --features" if role == seen[col] == "--features" else f"by {seen[col]} and {role}"
+            twice = f"twice in {role}" if role == seen[col] else f"by {seen[col]} and {role}"
             raise InputError(f"column {col!r} is named {twice}; give each role its own column")
         seen[col] = role
 
@@ -348,8 +433,7 @@ def _check_roles(spec: DataSpec) -> None:
 def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, list[str]]:
     _check_roles(spec)
     cols = list(frame.columns)
-    for name, col in [("--time-col", spec.time_col), ("--id-col", spec.id_col),
-                      ("--target", spec.target)] + [("--features", f) for f in spec.features]:
+    for name, col in spec.roles():
         if col is not None and col not in cols:
             raise _missing_column(col, name, cols)
     notes = []
@@ -358,14 +442,14 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
         notes.append("read as a panel: id column 'unique_id' (Nixtla's long format)")
     time_col = spec.time_col or _detect_time_col(frame, spec)
     if spec.id_col is None:
-        text = [c for c in cols if c != time_col and c != spec.target and c not in spec.features
+        text = [c for c in cols if c != time_col and c != spec.target and c not in spec.covariates
                 and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])]
         if len(text) == 1 and frame[text[0]].nunique() < len(frame):
             spec = replace(spec, id_col=text[0])  # the one text column names the series
             notes.append(f"read as a panel: id column {text[0]!r}, the only text column (--id-col sets another)")
     target = spec.target
     if target is None:
-        taken = {time_col, spec.id_col, *spec.features}
+        taken = {time_col, spec.id_col, *spec.covariates}
         numeric = [c for c in cols if c not in taken and pd.api.types.is_numeric_dtype(frame[c])]
         if len(numeric) != 1:
             found = (", ".join(_clip(c, 40) for c in numeric[:10]) or "none") + (
@@ -374,7 +458,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
                 f"cannot tell the target: {len(numeric)} numeric columns ({found}); pass --target COL"
             )
         target = numeric[0]
-    if target == time_col or target == spec.id_col or target in spec.features:
+    if target == time_col or target == spec.id_col or target in spec.covariates:
         raise InputError(f"column {target!r} is used twice; give the target, time, id and features distinct columns")
     return replace(spec, target=target, time_col=time_col), notes
 
@@ -382,7 +466,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
 def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
     candidates = []
     for col in frame.columns:
-        if col in (spec.target, spec.id_col) or col in spec.features:
+        if col in (spec.target, spec.id_col) or col in spec.covariates:
             continue
         values = frame[col]
         if pd.api.types.is_datetime64_any_dtype(values):
@@ -399,11 +483,11 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
 
 def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str, list[str]]:
     """Only the columns used, with the time parsed and the values as float64."""
-    cols = [c for c in (spec.id_col, spec.time_col, spec.target, *spec.features) if c is not None]
+    cols = [c for c in (spec.id_col, spec.time_col, *spec.value_columns) if c is not None]
     out = frame[cols].copy()
     times, time_dtype, notes = _parse_time(out[spec.time_col], spec.time_col, spec.dayfirst)
     out[spec.time_col] = times
-    for col in [spec.target, *spec.features]:
+    for col in spec.value_columns:
         out[col] = _numeric(out[col], col)
     if spec.id_col is not None:
         if out[spec.id_col].isna().any():
@@ -531,7 +615,7 @@ def _sorted_unique(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) -> 
 def _id_hint(given: pd.DataFrame, spec: DataSpec) -> str:
     """' (many series? pass --id-col COLUMN)' naming a column that makes (it, time) unique."""
     for col in given.columns:
-        if col in (spec.time_col, spec.target) or col in spec.features:
+        if col in (spec.time_col, spec.target) or col in spec.covariates:
             continue
         if given[col].nunique() < len(given) and not given.duplicated([col, spec.time_col]).any():
             return f" (many series? pass --id-col {col})"
@@ -700,16 +784,14 @@ def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | Non
     except InputError as exc:
         return [str(exc)], None
     cols = list(frame.columns)
-    problems = [str(_missing_column(c, opt, cols)) for opt, c in
-                [("--time-col", spec.time_col), ("--id-col", spec.id_col), ("--target", spec.target)]
-                + [("--features", f) for f in spec.features] if c is not None and c not in cols]
+    problems = [str(_missing_column(c, opt, cols)) for opt, c in spec.roles() if c is not None and c not in cols]
     if problems:
         return problems, None
     try:
         spec, _ = _resolve_columns(frame, spec)
     except InputError as exc:
         return [str(exc)], None
-    for col in [spec.target, *spec.features]:
+    for col in spec.value_columns:
         problems += _column_problems(frame[col], col, spec.fill)
     try:
         _parse_time(frame[spec.time_col], spec.time_col, spec.dayfirst)

@@ -17,9 +17,16 @@ Forecasts are (n, K, Q) arrays of the quantiles `Forecaster.quantiles` (the medi
 point forecast, always among them; Q = 1 for a point model); frames have `forecast` and
 the interval columns of `ModelConfig.columns` (lo-80, hi-80, ... or q0.05, ...).
 
+Known-future columns (`DataSpec.known`: future features, calendar, holidays) are read
+over the forecast steps too: from the data itself at origins inside it (`predict_at`,
+the held-out scores), and after its end from the timestamps and the future file
+(`predict(future=...)`, `covariates.read_future`). Nothing else is read at or after an
+origin: the rows after it are built with every other column repeating the last observed
+row (`_rows_after`), so a past feature's or the target's future never enters a tensor.
+
 Past the trained horizon H, point forecasts roll forward recursively on their own output
-(refused for models with features, whose future values are unknown, and for intervals,
-which are calibrated on the trained horizon only: `points_only()` drops them).
+(refused for models with past features, whose future values are unknown, and for
+intervals, which are calibrated on the trained horizon only: `points_only()` drops them).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import torch
 from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
+from .covariates import derived_values, parse_calendar, read_future
 from .data import DataSpec, Panel, Session
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
@@ -129,8 +137,8 @@ class Forecaster:
             tcfg = replace(tcfg, epochs=epochs, patience=epochs)
         windows, self.scaling = make_windows(panel, wcfg)
         torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
-        self.model = build_model(self.model_cfg, self.window_cfg.channels(len(panel.spec.features)),
-                                 self.lookback, self.horizon, self.season)
+        self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
+                                 self.lookback, self.horizon, self.season, len(panel.spec.known))
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
@@ -144,13 +152,15 @@ class Forecaster:
 
     # -- forecasting ------------------------------------------------------------------
 
-    def forecast_origins(self, panel: Panel, positions: list[np.ndarray],
-                         horizon: int | None = None) -> np.ndarray:
-        """Forecasts (n, K) in data units from the origins `positions[i]` of series i of
-        `panel`, series after series. Only the `lookback` values before an origin are read."""
-        L = self.lookback
+    def forecast_origins(self, panel: Panel, positions: list[np.ndarray], horizon: int | None = None,
+                         ahead: list[np.ndarray] | None = None) -> np.ndarray:
+        """Forecasts (n, K, Q) in data units from the origins `positions[i]` of series i of
+        `panel`, series after series. Only the `lookback` rows before an origin are read,
+        and after it the known columns: from the panel, or from `ahead[i]` (n_i, K, C),
+        the rows after each origin in data units (`_ahead`), when forecasting past its end."""
+        L, K = self.lookback, self._checked_horizon(horizon)
         index = self._index_of(panel)
-        windows = []
+        inputs, futures = [], []
         for k, (s, pos) in enumerate(zip(panel.series, positions)):
             pos = np.asarray(pos, dtype=np.int64)
             if len(pos) and pos.min() < self.min_history:
@@ -158,11 +168,60 @@ class Forecaster:
                                  f"origin, fewer than the {self.min_history} this model needs "
                                  f"(its lookback); give more history")
             rows, observed = window_rows(s.values, pos, L)  # (n, L, C), (n, L)
-            windows.append(self._inputs(self.scaling.apply(rows, index[k], s.id), observed))
-        width = self.window_cfg.channels(len(self.data_spec.features))
-        inputs = np.concatenate(windows) if windows else np.zeros((0, L, width), np.float32)
+            after = ahead[k] if ahead is not None else self._rows_after(s, pos, K)
+            scaled = self.scaling.apply(np.concatenate([rows, after], axis=1), index[k], s.id)
+            inputs.append(self._inputs(scaled[:, :L], observed))
+            futures.append(scaled[:, L:])
+        C = self.data_spec.n_values
+        if not inputs:
+            inputs, futures = [np.zeros((0, L, self.window_cfg.channels(C)), np.float32)], [np.zeros((0, K, C), np.float32)]
         rows_index = np.repeat(index, [len(p) for p in positions])
-        return self._forecast(inputs, rows_index, self._checked_horizon(horizon))  # (n, K, Q)
+        return self._forecast(np.concatenate(inputs), np.concatenate(futures), rows_index, K)
+
+    def _rows_after(self, s, pos: np.ndarray, K: int) -> np.ndarray:
+        """(n, K, C) the rows after each origin as the model may see them: the known columns
+        as in the data, every other column the last row before the origin repeated."""
+        last = s.values[np.maximum(pos - 1, 0)]  # (n, C)
+        after = np.repeat(last[:, None, :], K, axis=1)
+        known = list(self.data_spec.known)
+        if known and len(pos):
+            ends = pos + K
+            if ends.max() > len(s):
+                raise InputError(
+                    f"series {s.id!r}: the model reads {', '.join(self.known_names)} over the {K} forecast steps, "
+                    f"and the data ends {int(ends.max() - len(s))} steps before the last of them; "
+                    "forecast from the end of the data with --future, or lower --horizon")
+            idx = pos[:, None] + np.arange(K)[None, :]
+            after[..., known] = s.values[idx][..., known]
+        return after
+
+    @property
+    def known_names(self) -> tuple[str, ...]:
+        spec = self.data_spec
+        return (*spec.future_features, *spec.derived)
+
+    def _ahead(self, last_rows: np.ndarray, ids: list[str], times: list[pd.Index],
+               future: str | Path | None) -> np.ndarray:
+        """(S, K, C) rows for the K steps after each series' end, in data units: the future
+        features from the `future` file, the calendar and holidays from the timestamps,
+        every other column the last row repeated (read by no one as the future)."""
+        spec = self.data_spec
+        K = len(times[0]) if times else 0
+        ahead = np.repeat(np.asarray(last_rows, dtype=np.float64)[:, None, :], K, axis=1)
+        if spec.future_features:
+            if future is None:
+                raise InputError(
+                    f"the model reads the future features {', '.join(spec.future_features)} over the forecast "
+                    f"steps; pass --future FILE with the id, time and those columns for the {K} steps "
+                    "after each series' end")
+            start = 1 + len(spec.features)
+            ahead[..., start:start + len(spec.future_features)] = read_future(future, spec, ids, times)
+        elif future is not None:
+            raise InputError("--future gives the values of future features, and this model has none; drop --future")
+        if spec.derived and K:
+            ahead[..., len(spec.value_columns):] = np.stack(
+                [derived_values(t, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz) for t in times])
+        return ahead
 
     @property
     def min_history(self) -> int:
@@ -173,21 +232,30 @@ class Forecaster:
         """Scaled windows as the model reads them: with the mask channel if it has one."""
         return with_mask(scaled, observed) if self.window_cfg.mask else scaled
 
-    def predict(self, panel: Panel | None = None, horizon: int | None = None) -> Forecast:
+    def predict(self, panel: Panel | None = None, horizon: int | None = None,
+                future: str | Path | None = None) -> Forecast:
         """Forecast `horizon` steps (default: the trained H) after the end of each series of
-        `panel`, or of the data stored in the model."""
+        `panel`, or of the data stored in the model; `future`: the file of the future
+        features' values over those steps (`covariates.read_future`)."""
         K = self._checked_horizon(horizon)
         if panel is None:
             ids, last = self.series_ids, self.last_times
+            times = [self.future_times(t, K) for t in last]
+            ahead = self._ahead(self.tail[:, -1], ids, times, future)
             observed = np.isfinite(self.tail[..., 0])  # (S, L): padded rows are NaN
             first = np.argmax(observed, axis=1)[:, None]  # the series' first stored row
             rows = np.take_along_axis(self.tail, np.maximum(np.arange(self.lookback), first)[..., None], 1)
-            inputs = self._inputs(self.scaling.apply(rows, np.arange(len(ids))), observed)
-            values = self._forecast(inputs, np.arange(len(ids)), K)
+            scaled = self.scaling.apply(np.concatenate([rows, ahead], axis=1), np.arange(len(ids)))
+            L = self.lookback
+            values = self._forecast(self._inputs(scaled[:, :L], observed), scaled[:, L:], np.arange(len(ids)), K)
         else:
-            values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K)
+            self._index_of(panel)  # unknown series and frequencies first, before the future file
             ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
-        frame = self._frame(ids, [self.future_times(t, K) for t in last], values)
+            times = [self.future_times(t, K) for t in last]
+            ahead = self._ahead(np.stack([s.values[-1] for s in panel.series]), ids, times, future)
+            values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K,
+                                           ahead=[a[None] for a in ahead])
+        frame = self._frame(ids, times, values)
         return Forecast(frame, K > self.horizon, self.interval_columns)
 
     def predict_at(self, panel: Panel, cutoffs: int, step: int | None = None,
@@ -221,9 +289,9 @@ class Forecaster:
             raise InputError(f"--horizon ({K}) must be between 1 and {MAX_HORIZON}")
         if K > self.horizon and self.data_spec.features:
             raise InputError(
-                f"--horizon {K} is beyond the trained horizon {self.horizon} and the model uses features, whose "
-                f"future values are unknown; use --horizon <= {self.horizon} or retrain with a longer --horizon"
-            )
+                f"--horizon {K} is beyond the trained horizon {self.horizon} and the model uses past features, "
+                f"whose future values are unknown; use --horizon <= {self.horizon}, retrain with a longer "
+                "--horizon, or pass them as --future-features")
         if K > self.horizon and len(self.quantiles) > 1:
             raise InputError(
                 f"--horizon {K} is beyond the trained horizon {self.horizon}, and intervals are calibrated "
@@ -245,25 +313,29 @@ class Forecaster:
         return np.array(index, dtype=np.int64)
 
     @torch.no_grad()
-    def _forecast(self, inputs: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
-        """(n, L, C) windows in model units of series `index` -> (n, K, Q) in data units.
-        Each quantile is inverted on its own: the maps are increasing, so quantiles stay
-        quantiles and stay ordered."""
+    def _forecast(self, inputs: np.ndarray, ahead: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
+        """(n, L, C') windows and (n, K, C) the rows after them (`_rows_after`), in model
+        units, of series `index` -> (n, K, Q) in data units. Each quantile is inverted on
+        its own: the maps are increasing, so quantiles stay quantiles and stay ordered."""
         self.model.eval()
-        batches = torch.from_numpy(inputs).split(BATCH)
-        passes = len(batches) * -(-K // self.horizon)  # one pass per batch and per H steps
+        rounds = -(-K // self.horizon)  # one pass per H steps
+        if ahead.shape[1] < rounds * self.horizon:  # whole passes: the steps past K are dropped
+            pad = np.repeat(ahead[:, -1:], rounds * self.horizon - ahead.shape[1], axis=1)
+            ahead = np.concatenate([ahead, pad], axis=1)
+        batches = list(zip(torch.from_numpy(inputs).split(BATCH), torch.from_numpy(ahead).split(BATCH)))
+        passes = len(batches) * rounds
         done = iter(range(1, passes + 1))
         tick = (lambda: self.on_progress(next(done), passes)) if self.on_progress else (lambda: None)
-        out = [self._roll(b, K, tick) for b in batches]
+        out = [self._roll(x, a, K, tick) for x, a in batches]
         scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K, len(self.quantiles)))
         return np.stack([self.scaling.invert(scaled[..., j], index) for j in range(scaled.shape[-1])], -1)
 
-    def _quantiles(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, C) -> (B, H, Q) in model units: the network's quantiles, shifted by the
+    def _quantiles(self, x: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, C), (B, H, F) -> (B, H, Q) in model units: the network's quantiles, shifted by the
         conformal shifts (in each window's own scale) when calibrated. Two shifted
         quantiles may meet: each is kept at or beyond its inner neighbour (a running
         min below the median, max above), so the calibrated bands stay nested."""
-        out = self.model(x)
+        out = self.model(x, future)
         med = self.model.median
         if not self.with_intervals:
             return out[..., med:med + 1]
@@ -274,18 +346,22 @@ class Forecaster:
         above = out[..., med:].cummax(-1).values
         return torch.cat([below[..., :med], out[..., med:med + 1], above[..., 1:]], dim=-1)
 
-    def _roll(self, x: torch.Tensor, K: int, tick: Callable[[], None]) -> torch.Tensor:
-        """(B, L, C) -> (B, K, Q): the direct H steps, then (points only) recursively on
-        its own output; `tick` after each pass."""
+    def _roll(self, x: torch.Tensor, ahead: torch.Tensor, K: int, tick: Callable[[], None]) -> torch.Tensor:
+        """(B, L, C'), (B, >= K, C) -> (B, K, Q): the direct H steps, then (points only)
+        recursively on its own output, the rows after the window taking the forecast as
+        their target; `tick` after each pass."""
         H, L = self.horizon, self.lookback
-        chunks = [self._quantiles(x)]
+        known = list(self.data_spec.known)
+        future = (lambda j: ahead[:, j * H:(j + 1) * H][..., known]) if known else (lambda j: None)
+        chunks = [self._quantiles(x, future(0))]
         tick()
         while len(chunks) * H < K:
-            new = chunks[-1][..., self.median:self.median + 1]  # (B, H, 1): the forecast, observed from now on
+            new = ahead[:, (len(chunks) - 1) * H:len(chunks) * H].clone()  # (B, H, C)
+            new[..., 0] = chunks[-1][..., self.median]  # the forecast, observed from now on
             if self.window_cfg.mask:
-                new = torch.cat([new, torch.ones_like(new)], dim=-1)
+                new = torch.cat([new, torch.ones_like(new[..., :1])], dim=-1)
             x = torch.cat([x, new], dim=1)[:, -L:]
-            chunks.append(self._quantiles(x))
+            chunks.append(self._quantiles(x, future(len(chunks))))
             tick()
         return torch.cat(chunks, dim=1)[:, :K]
 
@@ -309,6 +385,25 @@ class Forecaster:
         for name, q in self.model_cfg.columns if self.interval_columns else ():
             frame[name] = values[..., self.quantiles.index(q)].ravel()
         return pd.DataFrame(frame)
+
+
+def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) -> None:
+    """Before training: the future file the forecast after the data will need (for
+    `--future-features`), read and aligned now, so a bad one fails before the work."""
+    spec = panel.spec
+    if not spec.future_features:
+        if future is not None:
+            raise InputError("--future gives the values of --future-features, and none are named; "
+                             "drop --future or name them")
+        return
+    if future is None:
+        raise InputError(
+            f"--future-features {','.join(spec.future_features)} need their values for the forecast after the "
+            f"data: pass --future FILE with the id, time and those columns for the {wcfg.horizon} steps "
+            "after each series' end")
+    probe = Forecaster(window_cfg=wcfg, data_spec=spec, freq=panel.freq, step=panel.step)
+    read_future(future, spec, [s.id for s in panel.series],
+                [probe.future_times(s.time[-1], wcfg.horizon) for s in panel.series])
 
 
 def _tail(values: np.ndarray, L: int) -> np.ndarray:

@@ -23,13 +23,13 @@ from .gru import FusedGRU
 
 
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
-                season: int = 1) -> GRURegressor | Ensemble:
+                season: int = 1, n_known: int = 0) -> GRURegressor | Ensemble:
     """The network for these shapes: one regressor, or an ensemble of `cfg.ensemble`."""
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
-    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season) for _ in range(k)]
+    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, n_known) for _ in range(k)]
     return members[0] if k == 1 else Ensemble(members)
 
 
@@ -66,6 +66,11 @@ class GRURegressor(nn.Module):
     the weights and the input. The quantile head reads the GRU's state and the median
     detached: the pinball loss trains the head alone, and the point forecast is the same
     function, trained the same way, as without quantiles.
+    Known-future covariates (`n_known` columns: `--future-features`, calendar, holidays)
+    are read twice: over the lookback among the GRU's inputs, and over the horizon by a
+    small decoder, one MLP shared by the steps, from the GRU's last state and the step's
+    covariates to a correction of that step (NeuralForecast's MLP decoder over futr_exog).
+    Its last layer starts at zero: the model starts as the one without them.
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
@@ -74,7 +79,7 @@ class GRURegressor(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
-                 season: int = 1) -> None:
+                 season: int = 1, n_known: int = 0) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
         self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
@@ -88,6 +93,12 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
+        self.n_known = n_known
+        self.decoder = None
+        if n_known:
+            with torch.random.fork_rng(devices=[]):  # the other layers draw as without it
+                self.decoder = nn.Sequential(nn.Linear(cfg.hidden_size + n_known, cfg.hidden_size), nn.ReLU(),
+                                             _zeroed(nn.Linear(cfg.hidden_size, 1)))
         qs = cfg.output_quantiles
         self.quantiles, self.median = qs, qs.index(0.5)
         self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
@@ -106,8 +117,8 @@ class GRURegressor(nn.Module):
             self.register_buffer("cumulate", signs, persistent=False)
             self.register_buffer("is_median", torch.arange(Q) == m, persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
-        point, h = self._point(x)
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C), (B, H, F) -> (B, H, Q)
+        point, h = self._point(x, future)
         if self.spread is None:
             return point.unsqueeze(-1)
         steps = nn.functional.softplus(self.spread(h.detach())).view(x.shape[0], self.horizon, -1)
@@ -116,20 +127,29 @@ class GRURegressor(nn.Module):
         quantiles = point.detach() + self.window_scale_of(x).unsqueeze(-1) * offsets
         return torch.where(self.is_median, point, quantiles)  # the median keeps its gradient
 
-    def point(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H)
-        return self._point(x)[0]
+    def point(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C) -> (B, H)
+        return self._point(x, future)[0]
 
-    def _point(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _point(self, x: Tensor, future: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, H) the point forecast and (B, hidden) the GRU's last state."""
         if self.cfg.window_norm == "none":
             _, h = self.gru(self._steps(x))
-            return self.head(h[-1]) + self._linear(x[..., 0]), h[-1]
+            return self.head(h[-1]) + self._linear(x[..., 0]) + self._decode(h[-1], future), h[-1]
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
         _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)))  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
-        return base + scale * (self.head(h[-1]) + self._linear(z)), h[-1]
+        return base + scale * (self.head(h[-1]) + self._linear(z) + self._decode(h[-1], future)), h[-1]
+
+    def _decode(self, h: Tensor, future: Tensor | None) -> Tensor | float:
+        """(B, H): each step's correction from the state and its known covariates (B, H, F)."""
+        if self.decoder is None:
+            return 0.0
+        if future is None or future.shape[1:] != (self.horizon, self.n_known):
+            raise ValueError(f"this model needs its {self.n_known} known-future columns over {self.horizon} steps")
+        steps = torch.cat([h.unsqueeze(1).expand(-1, self.horizon, -1), future], dim=-1)
+        return self.decoder(steps).squeeze(-1)
 
     def point_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the quantile head's: clipped on their own (`train.fit`), so
@@ -212,9 +232,9 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.quantiles, self.median = members[0].quantiles, members[0].median
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, H, Q)
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C) -> (B, H, Q)
         # Quantile by quantile: the median of ordered values keeps them ordered.
-        return torch.stack([m(x) for m in self.members]).quantile(0.5, dim=0)
+        return torch.stack([m(x, future) for m in self.members]).quantile(0.5, dim=0)
 
     def window_scale_of(self, x: Tensor) -> Tensor:
         return self.members[0].window_scale_of(x)  # a function of x alone, the same for all

@@ -3,7 +3,10 @@
 Two maps, applied in this order and inverted in the reverse one:
 - the target transform (`--transform log`: model log(target), forecast exp(.));
 - a per-series affine scaler, scaled = (x - loc) / scale per column, fitted on each
-  series' training part only with scikit-learn (`--scaler`). Every scaler offered is
+  series' training part only with scikit-learn (`--scaler`). Two kinds of column are
+  not scaled per series: the calendar and holiday columns (already in [-1, 1]) are left
+  as they are, and static features (constant within a series, so a per-series scaler
+  would zero them) are scaled across the series. Every scaler offered is
   affine, so it is stored as (loc, scale) arrays: JSON-free, no pickled estimator, and
   forecasting needs neither scikit-learn nor scipy (imported only to fit).
 """
@@ -29,11 +32,20 @@ class Scaling:
     transform: str = "none"
 
     @classmethod
-    def fit(cls, train_parts: list[np.ndarray], scaler: str, transform: str,
-            ids: list[str | None]) -> Scaling:
-        """Fit one scaler per series on its training values (n_i, C), after the transform."""
+    def fit(cls, train_parts: list[np.ndarray], scaler: str, transform: str, ids: list[str | None],
+            unscaled: tuple[int, ...] = (), pooled: tuple[int, ...] = ()) -> Scaling:
+        """Fit one scaler per series on its training values (n_i, C), after the transform;
+        columns `unscaled` keep their values, columns `pooled` share one scaler fitted on
+        each series' value (their first row)."""
         fitted = [fit_scaler(transform_target(v, transform, i), scaler) for v, i in zip(train_parts, ids)]
-        return cls(np.stack([f[0] for f in fitted]), np.stack([f[1] for f in fitted]), transform)
+        loc, scale = np.stack([f[0] for f in fitted]), np.stack([f[1] for f in fitted])
+        if unscaled:
+            loc[:, list(unscaled)], scale[:, list(unscaled)] = 0.0, 1.0
+        if pooled:
+            first = np.stack([v[0, list(pooled)] for v in train_parts])  # (S, F): one value per series
+            ploc, pscale = fit_scaler(first, scaler)
+            loc[:, list(pooled)], scale[:, list(pooled)] = ploc, pscale
+        return cls(loc, scale, transform)
 
     def apply(self, values: np.ndarray, index: np.ndarray | int, series_id: str | None = None) -> np.ndarray:
         """Values in data units -> float32 in model units: (n, C) or (B, L, C) of one series

@@ -115,9 +115,9 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
     # parameter set exactly its own gradient. Validation scores the ensemble's median.
     members = _members(model)
     for batch in origins.split(cfg.batch_size):
-        x, y = gather(values, batch, windows.lookback, windows.horizon)
+        x, y, f = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        losses = [window_losses(m, loss_fn, x, y) for m in members]
+        losses = [window_losses(m, loss_fn, x, y, f) for m in members]
         point = sum(p for p, _ in losses)
         # The quantile heads learn beside the point, from its detached state (model.py).
         loss = point + sum(q for _, q in losses)
@@ -136,19 +136,20 @@ def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
     return total / max(count, 1)
 
 
-def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def window_loss(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                future: torch.Tensor | None = None) -> torch.Tensor:
     """The loss of the point forecast in each window's own units (`window_losses`)."""
-    return window_losses(model, loss_fn, x, y)[0]
+    return window_losses(model, loss_fn, x, y, future)[0]
 
 
-def window_losses(model: Model, loss_fn: nn.Module, x: torch.Tensor,
-                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+def window_losses(model: Model, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  future: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | float]:
     """From one forward pass: the loss of the median (the point forecast) and the pinball
     loss of the other quantiles (0.0 for a point model), both in each window's own units
     (see `GRURegressor.window_scale_of`), so every window counts alike whatever its
     amplitude: with MAE, a MASE-like training objective."""
     scale = model.window_scale_of(x).unsqueeze(-1)  # (B, 1, 1)
-    out, y = model(x) / scale, (y.unsqueeze(-1) / scale)  # (B, H, Q), (B, H, 1)
+    out, y = model(x, future) / scale, (y.unsqueeze(-1) / scale)  # (B, H, Q), (B, H, 1)
     point = loss_fn(out[..., model.median], y[..., 0])
     keep = [j for j in range(out.shape[-1]) if j != model.median]
     if not keep:
@@ -178,8 +179,8 @@ def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 
     side = torch.tensor([-1.0 if q < 0.5 else 1.0 for q in model.quantiles], device=device)
     scores = []
     for batch in origins.to(device).split(1024):
-        x, y = gather(values, batch, windows.lookback, windows.horizon)
-        excess = (y.unsqueeze(-1) - model(x)) * side  # > 0: y beyond the quantile, on its side
+        x, y, f = gather(values, batch, windows.lookback, windows.horizon)
+        excess = (y.unsqueeze(-1) - model(x, f)) * side  # > 0: y beyond the quantile, on its side
         scores.append((excess / model.window_scale_of(x).unsqueeze(-1)).cpu().double())
     model.cpu()
     return conformal_shifts(torch.cat(scores).numpy(), model.quantiles)
@@ -214,31 +215,36 @@ def evaluate_loss(model: Model, values: Flat, origins: torch.Tensor,
     model.eval()
     total = 0.0
     for batch in origins.split(batch_size):
-        x, y = gather(values, batch, windows.lookback, windows.horizon)
-        total += window_loss(model, loss_fn, x, y).item() * len(batch)
+        x, y, f = gather(values, batch, windows.lookback, windows.horizon)
+        total += window_loss(model, loss_fn, x, y, f).item() * len(batch)
     return total / len(origins)
 
 
 @dataclass
 class Flat:
-    """The scaled panel on the device: values (N, C), series offsets (S + 1,), and whether
-    windows carry the mask channel."""
+    """The scaled panel on the device: values (N, C), series offsets (S + 1,), whether
+    windows carry the mask channel, and the columns known in advance (`DataSpec.known`)."""
 
     values: torch.Tensor
     offsets: torch.Tensor
     mask: bool = False
+    known: torch.Tensor | None = None
 
     @classmethod
     def of(cls, windows: Windows, device: torch.device | str = "cpu") -> Flat:
+        known = torch.tensor(windows.known, dtype=torch.int64, device=device) if windows.known else None
         return cls(torch.from_numpy(windows.values).to(device),
-                   torch.from_numpy(windows.offsets).to(device), windows.mask)
+                   torch.from_numpy(windows.offsets).to(device), windows.mask, known)
 
 
 def gather(flat: Flat, origins: torch.Tensor, lookback: int,
-           horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut the windows of a batch: inputs (B, L, C[+1]) and targets (B, H) of column 0.
+           horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Cut the windows of a batch: inputs (B, L, C[+1]), targets (B, H) of column 0, and
+    the known-future columns over the horizon (B, H, F), None without any.
     Input rows before the start of their series repeat its first row (padding), and the
-    mask channel says which rows were observed: `windows.window_rows`, on the device."""
+    mask channel says which rows were observed: `windows.window_rows`, on the device.
+    Inputs are the rows before the origin only; from the origin on, only the target (as
+    the label) and the known columns are read: a past feature cannot leak."""
     steps_in = torch.arange(-lookback, 0, device=origins.device)
     steps_out = torch.arange(0, horizon, device=origins.device)
     start = flat.offsets[torch.searchsorted(flat.offsets, origins, right=True) - 1][:, None]
@@ -246,5 +252,7 @@ def gather(flat: Flat, origins: torch.Tensor, lookback: int,
     x = flat.values[torch.maximum(idx, start)]  # (B, L, C)
     if flat.mask:
         x = torch.cat([x, (idx >= start).unsqueeze(-1).to(x.dtype)], dim=-1)
-    y = flat.values[origins[:, None] + steps_out, 0]  # (B, H)
-    return x, y
+    ahead = origins[:, None] + steps_out
+    y = flat.values[ahead, 0]  # (B, H)
+    future = flat.values[ahead[..., None], flat.known] if flat.known is not None else None
+    return x, y, future

@@ -67,9 +67,10 @@ class WindowConfig:
     def padded(self) -> bool:
         return self.short_series == "pad"
 
-    def channels(self, n_features: int) -> int:
-        """The model's input columns: the target, the features, and the mask if any."""
-        return 1 + n_features + int(self.mask)
+    def channels(self, n_values: int) -> int:
+        """The model's input columns: the data's value columns (`DataSpec.n_values`: the
+        target, covariates, calendar) and the mask if any."""
+        return n_values + int(self.mask)
 
     def part_lengths(self, n: int) -> tuple[int, int, int]:
         """(n_train, n_val, n_test) target points for a series of n points.
@@ -275,6 +276,7 @@ class Windows:
     lookback: int
     horizon: int
     mask: bool = False  # windows reaching before their series' start are padded, with a mask
+    known: tuple[int, ...] = ()  # columns known in advance, read over the horizon too
 
     def series_of(self, origins: np.ndarray) -> np.ndarray:
         """Index of the series each origin belongs to."""
@@ -292,8 +294,10 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     L, H = cfg.lookback, cfg.horizon
     lengths = [cfg.part_lengths(len(s)) for s in panel.series]
     ids = [s.id if panel.spec.id_col else None for s in panel.series]
+    spec = panel.spec
     scaling = Scaling.fit([s.values[:n_train] for s, (n_train, _, _) in zip(panel.series, lengths)],
-                          cfg.scaler, cfg.transform, ids)
+                          cfg.scaler, cfg.transform, ids, unscaled=tuple(range(len(spec.value_columns), spec.n_values)),
+                          pooled=spec.static)
     parts, chunks, offset = ([], [], []), [], 0
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
         n = len(s)
@@ -308,6 +312,6 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
         offsets=np.concatenate([[0], np.cumsum([len(s) for s in panel.series])]),
         n_train=np.array([n for n, _, _ in lengths]), train=np.concatenate(parts[0]),
         val=np.concatenate(parts[1]), test=np.concatenate(parts[2]), lookback=L, horizon=H,
-        mask=cfg.mask,
+        mask=cfg.mask, known=spec.known,
     )
     return windows, scaling

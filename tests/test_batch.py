@@ -84,7 +84,8 @@ def test_one_bad_job_never_spoils_the_others(folder):
     macro = artifact.load(folder / "models" / "macro.gruf")  # the job's model options reached it
     assert macro.window_cfg.transform == "log" and macro.model_cfg.ensemble == 2
     assert macro.model_cfg.base_seasons == 2 and macro.model.members[0].linear is not None
-    assert not macro.model_cfg.by_season and macro.model.members[0].gru.input_size == 1  # step by step
+    width = macro.window_cfg.channels(macro.data_spec.n_values)  # the target and its calendar columns
+    assert not macro.model_cfg.by_season and macro.model.members[0].gru.input_size == width  # step by step
     retrained = next(j for j in summary["jobs"] if j["name"] == "macro")
     assert retrained["retrained"] and retrained["mase"] > 0
     # models are fresh now: the next run only predicts, and succeeds for the good jobs

@@ -72,7 +72,7 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler, short):
     for part in (w.train, w.val, w.test):
         if not len(part):
             continue
-        x, target = gather(Flat.of(w), torch.from_numpy(part), lookback, horizon)
+        x, target, _ = gather(Flat.of(w), torch.from_numpy(part), lookback, horizon)
         o = int(part[0])
         assert o >= (1 if short == "pad" else lookback)
         idx = np.arange(o - lookback, o)

@@ -19,7 +19,8 @@ def _panel(values_by_id: dict[str, np.ndarray]):
 def test_exact_windows_of_an_arange_series():
     panel = _panel({"a": np.arange(100, dtype=float)})
     w, sc = make_windows(panel, WindowConfig(lookback=5, horizon=3, scaler="none", transform="none"))
-    x, y = gather(Flat.of(w), torch.from_numpy(w.train[:2]), 5, 3)
+    x, y, future = gather(Flat.of(w), torch.from_numpy(w.train[:2]), 5, 3)
+    assert future is None  # no column is known in advance
     assert x[:, :, 0].tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
     assert y.tolist() == [[5, 6, 7], [6, 7, 8]]
 
