@@ -119,7 +119,7 @@ def _from_payload(payload: dict) -> Forecaster:
     model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
     train_cfg = from_stored(TrainConfig, meta["train_cfg"])
     model = _rebuild(model_cfg, window_cfg.channels(data_spec.n_values), window_cfg, payload["state_dict"],
-                     len(data_spec.known))
+                     data_spec.known, data_spec.future)
     time_dtype = meta["time_dtype"]
     return Forecaster(
         window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,
@@ -142,11 +142,12 @@ def _calibration(stored, horizon: int, cfg: ModelConfig) -> np.ndarray | None:
     return offsets
 
 
-def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict, n_known: int = 0):
+def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict, known: tuple[int, ...] = (),
+             ahead_only: tuple[int, ...] = ()):
     """The network from its config, after checking on the meta device (no memory) that
     the config's shapes are those of the stored tensors: a meta that claims a huge model
     beside small tensors is refused before anything is allocated."""
-    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, n_known)
+    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, known, ahead_only)
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in build_model(*args).state_dict().items()}
     stored = {k: tuple(v.shape) for k, v in state.items()}

@@ -51,6 +51,7 @@ class Job:
     max_age: str = "7d"
     keep_better: bool = False
     timeout: str = "2h"  # a job running longer is stopped and recorded as failed
+    future: str | None = None  # the future features' values after the data ({job}, {date} as in output)
     spec: DataSpec = field(default_factory=DataSpec)
     window: WindowConfig = field(default_factory=lambda: WindowConfig(test_frac=0.0))
     model_cfg: ModelConfig = field(default_factory=ModelConfig)
@@ -133,7 +134,7 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
                 raise ConfigError(f"{path.name} line {_job_line(text, i)}: job {i + 1} has no {key!r}; add {key} = \"...\"")
         try:
             job = Job.from_keys(merged)
-            output_path(job)  # the template is checked now, so --dry-run sees its errors
+            output_path(job), future_path(job)  # the templates are checked now, so --dry-run sees their errors
         except ConfigError as exc:
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: {exc}") from None
         except InputError as exc:  # a config's own check (horizon = 0, scaler = "bogus", ...)
@@ -211,7 +212,8 @@ def _resolve_paths(job: Job, base: Path) -> Job:
     """Relative paths in the file are relative to the file's folder (cron's cwd is /)."""
     def absolute(p: str) -> str:
         return p if os.path.isabs(p) else str(base / p)
-    return replace(job, data=absolute(job.data), model=absolute(job.model), output=absolute(job.output))
+    return replace(job, data=absolute(job.data), model=absolute(job.model), output=absolute(job.output),
+                   future=absolute(job.future) if job.future else None)
 
 
 @contextmanager
@@ -246,18 +248,27 @@ def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
 
 
 def output_path(job: Job, today: date | None = None) -> Path:
+    return _render(job, "output", job.output, today)
+
+
+def future_path(job: Job, today: date | None = None) -> Path | None:
+    """The job's future file, its {job} and {date} filled in as in `output`."""
+    return _render(job, "future", job.future, today) if job.future else None
+
+
+def _render(job: Job, key: str, template: str, today: date | None) -> Path:
     today = today or date.today()
     values = {"job": job.name, "date": today.isoformat()}
 
     def field(m: re.Match) -> str:
         if m.group(1) not in values:  # no format specs, attributes or indexes: plain names only
-            raise ConfigError(f"job {job.name!r}: output {job.output!r} has the placeholder "
+            raise ConfigError(f"job {job.name!r}: {key} {template!r} has the placeholder "
                               f"{{{m.group(1)}}}; use {{job}} and {{date}} only")
         return values[m.group(1)]
 
-    rendered = re.sub(r"\{([^{}]*)\}", field, job.output)
+    rendered = re.sub(r"\{([^{}]*)\}", field, template)
     if "{" in rendered or "}" in rendered:
-        raise ConfigError(f"job {job.name!r}: output {job.output!r} has an unmatched brace; use {{job}} and {{date}}")
+        raise ConfigError(f"job {job.name!r}: {key} {template!r} has an unmatched brace; use {{job}} and {{date}}")
     return Path(rendered)
 
 
@@ -324,8 +335,9 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     from .windows import resolve
 
     on_event(job.name, "started", {})
-    out = output_path(job, today)
-    check_output_path(out, (".csv", ".parquet"), create=True, inputs=(job.data, job.model))
+    out, future = output_path(job, today), future_path(job, today)
+    check_output_path(out, (".csv", ".parquet"), create=True,
+                      inputs=(job.data, job.model, *((future,) if future else ())))
     retrain = needs_retrain(job)
     if retrain:
         panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg,
@@ -344,7 +356,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     else:
         art = artifact.load(job.model)
         panel = load_panel(job.data, art.data_spec)
-    fc = art.predict(panel)
+    fc = art.predict(panel, future=future)
     with all_or_nothing():  # the new model and its forecast, or neither
         if retrain and result.kept_old is None:
             artifact.save(art, job.model)

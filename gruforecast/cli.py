@@ -338,7 +338,8 @@ def batch(
     if dry_run:
         for job in job_list:
             plan = "retrain" if b.needs_retrain(job) else "predict with the existing model"
-            out.print(f"{job.name}: {plan}; data {job.data}; model {job.model}; output {b.output_path(job)}")
+            future = f"; future {b.future_path(job)}" if job.future else ""
+            out.print(f"{job.name}: {plan}; data {job.data}; model {job.model}{future}; output {b.output_path(job)}")
         return
     log = _event_logger(quiet, log_json)
     with b.config_lock(config, wait):

@@ -115,6 +115,12 @@ class DataSpec:
         return (*future, *range(len(self.value_columns), self.n_values))
 
     @property
+    def future(self) -> tuple[int, ...]:
+        """Value columns of the future features (read over the forecast steps only)."""
+        start = 1 + len(self.features)
+        return tuple(range(start, start + len(self.future_features)))
+
+    @property
     def static(self) -> tuple[int, ...]:
         start = 1 + len(self.features) + len(self.future_features)
         return tuple(range(start, start + len(self.static_features)))

@@ -23,13 +23,14 @@ from .gru import FusedGRU
 
 
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
-                season: int = 1, n_known: int = 0) -> GRURegressor | Ensemble:
+                season: int = 1, known: tuple[int, ...] = (),
+                ahead_only: tuple[int, ...] = ()) -> GRURegressor | Ensemble:
     """The network for these shapes: one regressor, or an ensemble of `cfg.ensemble`."""
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
-    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, n_known) for _ in range(k)]
+    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only) for _ in range(k)]
     return members[0] if k == 1 else Ensemble(members)
 
 
@@ -66,11 +67,14 @@ class GRURegressor(nn.Module):
     the weights and the input. The quantile head reads the GRU's state and the median
     detached: the pinball loss trains the head alone, and the point forecast is the same
     function, trained the same way, as without quantiles.
-    Known-future covariates (`n_known` columns: `--future-features`, calendar, holidays)
-    are read twice: over the lookback among the GRU's inputs, and over the horizon by a
-    small decoder, one MLP shared by the steps, from the GRU's last state and the step's
-    covariates to a correction of that step (NeuralForecast's MLP decoder over futr_exog).
-    Its last layer starts at zero: the model starts as the one without them.
+    Known-future covariates (the columns `known`: `--future-features`, calendar, holidays)
+    enter over the horizon through a linear map shared by the steps, from each step's
+    values and their change since the row its base forecast comes from (the same point of
+    the last season: the base is last Monday's 9:00, so what moves 9:00 today is how its
+    load forecast differs from last Monday's), to a correction of that step, in the
+    window's units. It starts at zero: the model starts as the one without them. The GRU
+    reads the calendar columns over the lookback too, and not the future features
+    (`ahead_only`): reading their past overfit (docs/model.md, Covariates).
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
@@ -79,11 +83,13 @@ class GRURegressor(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
-                 season: int = 1, n_known: int = 0) -> None:
+                 season: int = 1, known: tuple[int, ...] = (), ahead_only: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
         self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
-        width = n_inputs * (season if self.by_season else 1)  # the GRU's input: a season of points per step
+        self.known = list(known)
+        self.read = [c for c in range(n_inputs) if c not in ahead_only]  # the GRU's input columns
+        width = len(self.read) * (season if self.by_season else 1)  # the GRU's input: a season of points per step
         self.gru = FusedGRU(width, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, batch_first=True)
         self.head = nn.Linear(cfg.hidden_size, horizon)
         # Both start at zero: no linear contribution, equal weights for the bases.
@@ -93,12 +99,10 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
-        self.n_known = n_known
-        self.decoder = None
-        if n_known:
+        self.known_path = None  # (2 F) -> 1, shared by the steps
+        if self.known:
             with torch.random.fork_rng(devices=[]):  # the other layers draw as without it
-                self.decoder = nn.Sequential(nn.Linear(cfg.hidden_size + n_known, cfg.hidden_size), nn.ReLU(),
-                                             _zeroed(nn.Linear(cfg.hidden_size, 1)))
+                self.known_path = _zeroed(nn.Linear(2 * len(self.known), 1))
         qs = cfg.output_quantiles
         self.quantiles, self.median = qs, qs.index(0.5)
         self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
@@ -133,23 +137,23 @@ class GRURegressor(nn.Module):
     def _point(self, x: Tensor, future: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, H) the point forecast and (B, hidden) the GRU's last state."""
         if self.cfg.window_norm == "none":
-            _, h = self.gru(self._steps(x))
-            return self.head(h[-1]) + self._linear(x[..., 0]) + self._decode(h[-1], future), h[-1]
+            _, h = self.gru(self._steps(x[..., self.read]))
+            return self.head(h[-1]) + self._linear(x[..., 0]) + self._ahead(x, future), h[-1]
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
-        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)))  # h: (layers, B, hidden)
+        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)[..., self.read]))  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
-        return base + scale * (self.head(h[-1]) + self._linear(z) + self._decode(h[-1], future)), h[-1]
+        return base + scale * (self.head(h[-1]) + self._linear(z) + self._ahead(x, future)), h[-1]
 
-    def _decode(self, h: Tensor, future: Tensor | None) -> Tensor | float:
-        """(B, H): each step's correction from the state and its known covariates (B, H, F)."""
-        if self.decoder is None:
+    def _ahead(self, x: Tensor, future: Tensor | None) -> Tensor | float:
+        """(B, H): each step's correction from its known columns `future` (B, H, F)."""
+        if self.known_path is None:
             return 0.0
-        if future is None or future.shape[1:] != (self.horizon, self.n_known):
-            raise ValueError(f"this model needs its {self.n_known} known-future columns over {self.horizon} steps")
-        steps = torch.cat([h.unsqueeze(1).expand(-1, self.horizon, -1), future], dim=-1)
-        return self.decoder(steps).squeeze(-1)
+        if future is None or future.shape[1:] != (self.horizon, len(self.known)):
+            raise ValueError(f"this model needs its {len(self.known)} known-future columns over {self.horizon} steps")
+        change = future - self._at_base(x)[..., self.known]
+        return self.known_path(torch.cat([future, change], dim=-1)).squeeze(-1)
 
     def point_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the quantile head's: clipped on their own (`train.fit`), so
@@ -166,6 +170,14 @@ class GRURegressor(nn.Module):
         if n < 1:
             raise ValueError(f"reading by season needs a window of at least {self.season} steps, not {L}")
         return seq[:, L - n * self.season:].reshape(B, n, self.season * C)
+
+    def _at_base(self, x: Tensor) -> Tensor:
+        """(B, H, C): the window's row each step's base forecast comes from (the same point
+        of the last season, or the last row without a season)."""
+        L, m = x.shape[1], self.season
+        if self.cfg.window_norm != "seasonal" or m < 2 or L < m:
+            return x[:, -1:].expand(-1, self.horizon, -1)
+        return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m)]
 
     def _linear(self, z: Tensor) -> Tensor | float:
         return 0.0 if self.linear is None else self.linear(z)

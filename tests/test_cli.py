@@ -45,12 +45,14 @@ def test_model_beats_seasonal_naive_on_the_sample_series(co2_model):
     assert scores["model"]["mase"] < scores["seasonal_naive"]["mase"]
     # Golden figures of the README's demo (seed 0, 1 thread; docs/model.md): a change to the
     # model, the defaults or the data path that moves them must update them knowingly.
-    assert scores["model"]["mase"] == pytest.approx(0.5435, abs=2e-3)
+    # (--calendar auto, the default since the covariates issue, adds the day of the year:
+    # MASE 0.5435 -> 0.5290, MSIS 95 3.835 -> 2.936.)
+    assert scores["model"]["mase"] == pytest.approx(0.5290, abs=2e-3)
     assert scores["seasonal_naive"]["mase"] == pytest.approx(1.45988, abs=1e-5)
     # intervals: the quantile head widened where the validation windows say (CQR outward; seed 0, 1 thread)
-    assert scores["model"]["coverage_95"] == pytest.approx(0.981, abs=0.01)
-    assert scores["model"]["coverage_80"] == pytest.approx(0.864, abs=0.02)
-    assert scores["model"]["msis_95"] == pytest.approx(3.835, abs=0.05)
+    assert scores["model"]["coverage_95"] == pytest.approx(0.974, abs=0.01)
+    assert scores["model"]["coverage_80"] == pytest.approx(0.802, abs=0.02)
+    assert scores["model"]["msis_95"] == pytest.approx(2.936, abs=0.05)
     assert scores["model"]["msis_95"] < scores["seasonal_naive"]["msis_95"]
     # the seasonal naive's intervals need no training: exact
     assert scores["seasonal_naive"]["msis_95"] == pytest.approx(6.354822, abs=1e-5)
@@ -187,7 +189,7 @@ def test_features_are_used_and_limit_the_horizon(tmp_path):
     assert "temp" in info.stdout
     proc = run_cli("predict", model, "--horizon", "12", "--out", tmp_path / "f.csv")
     assert proc.returncode == 2
-    assert "beyond the trained horizon 6 and the model uses features" in proc.stderr
+    assert "beyond the trained horizon 6 and the model uses past features" in proc.stderr
     assert not (tmp_path / "f.csv").exists()
     proc = run_cli("train", tmp_path / "d.csv", "--target", "load", "--features", "humidity",
                    "--out", tmp_path / "m2.gruf")

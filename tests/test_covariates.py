@@ -1,0 +1,276 @@
+"""Covariates: known-future features (used, aligned, never a leak), past features never
+read at or after an origin, calendar and holidays, static features, the future file's
+errors, the artifact's schema, check --model --future and batch's `future` key."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_main, train_run
+
+from gruforecast import artifact
+from gruforecast.covariates import auto_calendar, derived_values, holiday_calendar
+from gruforecast.data import DataSpec, build_panel
+from gruforecast.errors import InputError
+
+H = 6
+
+
+def _frame(n=360, ids=("a", "b"), seed=0):
+    """Hourly series whose target follows a known-in-advance driver and a past-only one."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, sid in enumerate(ids):
+        t = np.arange(n)
+        driver = rng.normal(size=n).cumsum() * 0.3
+        past = rng.normal(size=n)
+        y = 20 + k + 2 * np.sin(2 * np.pi * t / 24) + 3 * driver + 0.1 * rng.normal(size=n)
+        out.append(pd.DataFrame({"id": sid, "time": pd.date_range("2024-01-01", periods=n, freq="h"),
+                                 "y": y, "driver": driver, "past": past, "size": 5.0 + 10 * k}))
+    return pd.concat(out, ignore_index=True)
+
+
+SPEC = DataSpec(target="y", time_col="time", id_col="id", features=("past",), future_features=("driver",),
+                static_features=("size",))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    frame = _frame()
+    panel = build_panel(frame, SPEC)
+    run = train_run(panel, horizon=H, lookback=24, epochs=4, hidden_size=8, seed=0, level=(), ensemble=1)
+    return frame, panel, run.forecaster
+
+
+def test_columns_are_laid_out_and_the_calendar_is_chosen_from_the_data(trained):
+    _, panel, fc = trained
+    spec = panel.spec
+    assert spec.calendar == "hour,weekday"  # 15 days of hours: no day of year
+    assert spec.value_columns == ("y", "past", "driver", "size")
+    assert spec.derived == ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+    assert spec.known == (2, 4, 5, 6, 7) and spec.future == (2,) and spec.static == (3,)
+    assert panel.series[0].values.shape == (360, 8)
+    assert fc.model.read == [0, 1, 3, 4, 5, 6, 7]  # the GRU does not read the future feature's past
+    # static features are scaled across the series (a per-series scaler would zero them)
+    scaled = [fc.scaling.apply(s.values[:1], k)[0, 3] for k, s in enumerate(panel.series)]
+    assert scaled == pytest.approx([-1.0, 1.0])
+    assert (fc.scaling.loc[:, 4:] == 0).all() and (fc.scaling.scale[:, 4:] == 1).all()  # calendar as is
+
+
+def test_no_past_feature_or_target_is_read_at_or_after_an_origin(trained):
+    frame, panel, fc = trained
+    pos = [np.array([200]), np.array([220])]  # one per series: a later origin may read the earlier's future
+    before = fc.forecast_origins(panel, pos)
+    poisoned = []
+    for k, s in enumerate(panel.series):
+        v = s.values.copy()
+        first = pos[k].min()
+        v[first:, 0] = 1e6  # the target from the first origin on
+        v[first:, 1] = -1e6  # the past feature
+        v[first + H:, 2] = 1e6  # the known feature beyond every horizon
+        poisoned.append(type(s)(s.id, s.time, v))
+    leaked = type(panel)(panel.spec, poisoned, panel.freq)
+    np.testing.assert_array_equal(fc.forecast_origins(leaked, pos), before)
+
+
+def test_known_future_values_inside_the_horizon_are_used(trained):
+    _, panel, fc = trained
+    assert fc.model.known_path.weight.abs().sum() > 0  # trained away from its zero start
+    pos = [np.array([200]), np.array([220])]
+    before = fc.forecast_origins(panel, pos)
+    moved = []
+    for k, s in enumerate(panel.series):
+        v = s.values.copy()
+        v[pos[k][0]:pos[k][0] + H, 2] += 5.0
+        moved.append(type(s)(s.id, s.time, v))
+    after = fc.forecast_origins(type(panel)(panel.spec, moved, panel.freq), pos)
+    assert not np.allclose(after, before)
+
+
+def test_the_known_path_starts_at_zero_and_learns_a_real_driver():
+    """Trained on series driven by the future feature, the model with it beats the one
+    without on the held-out windows (the same seed and budget)."""
+    frame = _frame(n=480, ids=("a", "b", "c"))
+    scores = {}
+    for name, spec in (("with", DataSpec(target="y", time_col="time", id_col="id", future_features=("driver",))),
+                       ("without", DataSpec(target="y", time_col="time", id_col="id"))):
+        run = train_run(build_panel(frame, spec), horizon=H, lookback=24, epochs=20, lr=1e-2, hidden_size=8, seed=0,
+                        level=(), full_refit=False, second_season=0)
+        scores[name] = run.report["test"]["scores"]["model"]["mae"]
+    assert scores["with"] < 0.8 * scores["without"], scores
+
+
+def _write(tmp_path, frame, future_rows=H):
+    """The history (all but the last `future_rows` hours of each series) and the future file."""
+    hist = frame.groupby("id").head(len(frame) // 2 - future_rows)
+    fut = frame.drop(hist.index).groupby("id").head(future_rows)[["id", "time", "driver"]]
+    hist.to_csv(tmp_path / "h.csv", index=False)
+    fut.to_csv(tmp_path / "f.csv", index=False)
+    return hist, fut
+
+
+TRAIN = ("--target", "y", "--time-col", "time", "--id-col", "id", "--future-features", "driver",
+         "--horizon", str(H), "--lookback", "24", "--epochs", "2", "--hidden-size", "8")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cov")
+    _write(tmp, _frame())
+    from typer.testing import CliRunner
+
+    from gruforecast import cli
+
+    result = CliRunner().invoke(cli.app, ["train", str(tmp / "h.csv"), *TRAIN, "--future", str(tmp / "f.csv"),
+                                          "--out", str(tmp / "m.gruf")])
+    assert result.exit_code == 0, result.output
+    return tmp
+
+
+def test_train_needs_the_future_file_before_any_work(tmp_path, monkeypatch, capsys):
+    _write(tmp_path, _frame())
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "h.csv", *TRAIN, "--out", tmp_path / "m.gruf")
+    assert code == 2 and "pass --future FILE" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("m*"))  # nothing written
+
+
+def test_predict_from_the_stored_data_with_the_future_file(model_dir, monkeypatch, capsys):
+    code, _, err = run_main(monkeypatch, capsys, "predict", model_dir / "m.gruf", "--future", model_dir / "f.csv",
+                            "--out", model_dir / "p.csv")
+    assert code == 0, err
+    fc = pd.read_csv(model_dir / "p.csv", dtype={"id": str})
+    fut = pd.read_csv(model_dir / "f.csv", dtype={"id": str})
+    assert len(fc) == 2 * H and (fc[["id", "time"]].to_numpy() == fut[["id", "time"]].to_numpy()).all()
+    code, _, err = run_main(monkeypatch, capsys, "predict", model_dir / "m.gruf", "--out", model_dir / "q.csv")
+    assert code == 2 and "future features driver" in err and not (model_dir / "q.csv").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.drop(index=f.index[3]), "lacks 1 of the 12 rows the forecast needs (or has empty cells in them); "
+                                          "the first is series 'a' at 2024-01-15 21:00:00"),
+    (lambda f: f.assign(driver=f.driver.where(f.index != f.index[7])), "lacks 1 of the 12 rows"),
+    (lambda f: pd.concat([f, f.iloc[[2]]]), "has two rows for series 'a' at 2024-01-15 20:00:00"),
+    (lambda f: pd.concat([f, f.iloc[[2]].assign(id="zz")]), "series 'zz', which is not forecast"),
+    (lambda f: pd.concat([f, f.iloc[[2]].assign(time="2024-01-15 20:30:00")]), "which is not a forecast step"),
+    (lambda f: f.drop(columns="driver"), "column 'driver' (--future) is not in the file"),
+])
+def test_a_bad_future_file_is_one_line_and_writes_nothing(model_dir, monkeypatch, capsys, damage, message):
+    fut = pd.read_csv(model_dir / "f.csv", dtype={"id": str})
+    bad = model_dir / "bad.csv"
+    damage(fut).to_csv(bad, index=False)
+    out = model_dir / "bad-out.csv"
+    code, _, err = run_main(monkeypatch, capsys, "predict", model_dir / "m.gruf", "--future", bad, "--out", out)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    code, _, err = run_main(monkeypatch, capsys, "check", "--model", model_dir / "m.gruf", "--future", bad)
+    assert code == 2 and message in err
+
+
+def test_rows_outside_the_forecast_are_ignored_and_check_says_ok(model_dir, monkeypatch, capsys):
+    frame = _frame()
+    longer = frame[frame.time >= frame.time.iloc[100]][["id", "time", "driver"]]  # history and beyond too
+    longer.to_csv(model_dir / "long.csv", index=False)
+    code, out, err = run_main(monkeypatch, capsys, "check", "--model", model_dir / "m.gruf", "--future",
+                              model_dir / "long.csv")
+    assert code == 0 and "ok: 12 rows" in out and "driver, hour_sin" in out, err
+
+
+def test_info_lists_the_covariates_and_the_model_round_trips(model_dir, monkeypatch, capsys):
+    code, out, _ = run_main(monkeypatch, capsys, "info", model_dir / "m.gruf")
+    assert code == 0 and "known in advance: driver, hour_sin, hour_cos, weekday_sin, weekday_cos" in out
+    art = artifact.load(model_dir / "m.gruf")
+    assert art.data_spec.future_features == ("driver",) and art.data_spec.calendar == "hour,weekday"
+
+
+def test_cutoffs_take_the_future_from_the_data_and_refuse_a_future_file(model_dir, monkeypatch, capsys):
+    _frame().to_csv(model_dir / "full.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model_dir / "m.gruf", "--data", model_dir / "full.csv",
+                            "--cutoffs", "3", "--out", model_dir / "cv.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(model_dir / "cv.csv")) == 2 * 3 * H
+    code, _, err = run_main(monkeypatch, capsys, "predict", model_dir / "m.gruf", "--data", model_dir / "full.csv",
+                            "--cutoffs", "3", "--future", model_dir / "f.csv", "--out", model_dir / "cv2.csv")
+    assert code == 2 and "drop --future" in err
+
+
+def test_the_calendar_rule():
+    hour, day = pd.Timedelta("1h"), pd.Timedelta("1D")
+    assert auto_calendar(hour, pd.Timedelta("20h")) == ()
+    assert auto_calendar(hour, pd.Timedelta("3D")) == ("hour",)
+    assert auto_calendar(hour, pd.Timedelta("400D")) == ("hour", "weekday", "yearday")
+    assert auto_calendar(day, pd.Timedelta("30D")) == ("weekday",)
+    assert auto_calendar(pd.Timedelta("7D"), pd.Timedelta("3000D")) == ("yearday",)
+    enc = derived_values(pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 06:00", "2024-01-01 23:00"]), ("hour",), None)
+    np.testing.assert_allclose(enc[:, 0], [0.0, 1.0, np.sin(2 * np.pi * 23 / 24)], atol=1e-12)  # sin
+    np.testing.assert_allclose(enc[:, 1], [1.0, 0.0, np.cos(2 * np.pi * 23 / 24)], atol=1e-12)  # cos
+
+
+def test_holidays_by_country_and_subdivision_in_local_time():
+    days = holiday_calendar("AU-VIC", (2015,))
+    assert pd.Timestamp("2015-01-26") in days  # Australia Day
+    assert pd.Timestamp("2015-11-03") in days  # Melbourne Cup: Victoria only
+    assert pd.Timestamp("2015-11-03") not in holiday_calendar("AU-NSW", (2015,))
+    utc = pd.DatetimeIndex(["2015-01-25 12:00", "2015-01-25 14:00", "2015-01-26 14:00"])  # +11:00 in January
+    assert derived_values(utc, (), "AU-VIC", "Australia/Melbourne")[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert derived_values(utc, (), "AU-VIC")[:, 0].tolist() == [0.0, 0.0, 1.0]  # read as written
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"holidays": "XX"}, "'XX' is not a country the holidays package knows"),
+    ({"holidays": "AU-ZZZ"}, "--holidays 'AU-ZZZ'"),
+    ({"calendar": "hours"}, "'hours' is not known; use auto, none, or a list of hour, weekday, yearday"),
+    ({"calendar_tz": "Mars/Base"}, "--calendar-tz 'Mars/Base' is not a time zone"),
+    ({"static_features": ("past",)}, "static feature 'past' changes within series 'a'"),
+    ({"future_features": ("past",), "features": ("past",)}, "by --features and --future-features"),
+])
+def test_bad_covariate_options_are_one_line(options, message):
+    with pytest.raises(InputError, match=None) as exc:
+        build_panel(_frame(), DataSpec(**{"target": "y", "time_col": "time", "id_col": "id", **options}))
+    assert message in str(exc.value)
+
+
+def test_integer_steps_have_no_calendar_and_refuse_holidays():
+    frame = _frame().assign(time=lambda d: d.groupby("id").cumcount())
+    assert build_panel(frame, DataSpec(target="y", time_col="time", id_col="id")).spec.calendar == "none"
+    with pytest.raises(InputError, match="--holidays needs dates"):
+        build_panel(frame, DataSpec(target="y", time_col="time", id_col="id", holidays="FR"))
+
+
+def test_a_calendar_model_rolls_past_its_horizon_with_the_calendar_of_each_step(tmp_path):
+    frame = _frame()
+    panel = build_panel(frame, DataSpec(target="y", time_col="time", id_col="id"))
+    fc = train_run(panel, horizon=H, lookback=24, epochs=2, hidden_size=8, seed=0, level=(), ensemble=1).forecaster
+    long = fc.predict(horizon=3 * H)
+    assert len(long.frame) == 2 * 3 * H and long.recursive and np.isfinite(long.frame.forecast).all()
+    np.testing.assert_allclose(long.frame.forecast.to_numpy().reshape(2, -1)[:, :H],
+                               fc.predict().frame.forecast.to_numpy().reshape(2, -1))
+    saved = artifact.load(artifact.save(fc, tmp_path / "c.gruf"))
+    np.testing.assert_allclose(saved.predict(horizon=3 * H).frame.forecast, long.frame.forecast)
+
+
+def test_old_models_without_covariates_still_rebuild():
+    spec = DataSpec(target="y", time_col="t")
+    from gruforecast.config import from_stored
+
+    stored = {k: v for k, v in vars(spec).items() if k not in ("future_features", "static_features", "calendar",
+                                                                 "holidays", "calendar_tz")}
+    old = from_stored(DataSpec, stored)
+    assert old.calendar == "none" and old.known == () and old.n_values == 1 and old.derived == ()
+
+
+def test_batch_reads_the_future_key_with_its_date(tmp_path):
+    from datetime import date
+
+    from gruforecast.batch import load_jobs, run_job
+
+    _write(tmp_path, _frame())
+    (tmp_path / "f.csv").rename(tmp_path / "f-2026-12-02.csv")
+    (tmp_path / "jobs.toml").write_text(
+        'defaults = {}\n[[jobs]]\nname = "p"\ndata = "h.csv"\ntarget = "y"\ntime_col = "time"\nid_col = "id"\n'
+        'future_features = ["driver"]\nfuture = "f-{date}.csv"\nhorizon = 6\nlookback = 24\nepochs = 1\n'
+        'hidden_size = 4\nmodel = "m.gruf"\noutput = "out-{date}.csv"\n')
+    job = load_jobs(tmp_path / "jobs.toml")[0]
+    result = run_job(job, lambda *a: None, today=date(2026, 12, 2))
+    assert result.status == "ok", result.error
+    assert len(pd.read_csv(tmp_path / "out-2026-12-02.csv")) == 2 * H
+    result = run_job(job, lambda *a: None, today=date(2026, 12, 3))  # no future file for that day
+    assert result.status == "failed" and "f-2026-12-03.csv" in result.error
