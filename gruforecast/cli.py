@@ -96,9 +96,13 @@ def train(
     future: Future = None,
     **config,
 ) -> None:
-    """Train a GRU on DATA; write the model, a forecast and the reports."""
+    """Train a GRU on DATA; write the model, a forecast and the reports. Under torchrun
+    (`torchrun --nproc-per-node N -m gruforecast train ...`) one model is trained over
+    the N processes and rank 0 alone writes (docs/scale.md)."""
+    from . import parallel
     from .atomic import all_or_nothing, check_output_folder, check_output_path
     from .data import data_files
+    from .train import pick_device
 
     inputs = tuple(data_files(data)) + ((future,) if future else ())
     model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
@@ -114,8 +118,12 @@ def train(
     from .report import write_reports
 
     check_future(panel, wcfg, future)  # before the training: a bad file costs nothing
-    with _EpochProgress(tcfg.epochs) as progress:
-        run = train_forecaster(panel, wcfg, mcfg, tcfg, device=device, on_epoch=progress.update)
+    parallel.init(pick_device(device))
+    with _EpochProgress(tcfg.epochs if parallel.is_main() else 0) as progress:
+        run = train_forecaster(panel, wcfg, mcfg, tcfg, device=device,
+                               on_epoch=progress.update if parallel.is_main() else None)
+    if not parallel.is_main():
+        return  # rank 0 writes the model, the forecast and the reports
     fc = run.forecaster.predict(future=future)
     losses = [("model", run.report["training"]["train_loss"], run.report["training"]["val_loss"])]
     with all_or_nothing():  # the model, the forecast and the reports, or none of them
@@ -475,7 +483,10 @@ class _PassProgress:
 
 
 def _log(message: str) -> None:
-    print(f"gruforecast: {message}", file=sys.stderr, flush=True)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        print(f"gruforecast: {message}", file=sys.stderr, flush=True)
 
 
 def _threads(n: int) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import parallel
 from .config import TrainConfig
 from .errors import InputError
 from .model import Ensemble, GRURegressor
@@ -64,23 +65,32 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     """Train `model` on the training windows; early-stop on the validation loss.
 
     Without validation windows (val_frac = 0) the training loss decides the best epoch.
-    The model ends with the weights of the best epoch.
+    The model ends with the weights of the best epoch. Under torchrun (`parallel.py`)
+    each rank trains on its share of every epoch's windows, the gradients averaged by
+    DistributedDataParallel, and rank 0's scores decide for all.
     """
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rank, ranks = parallel.rank(), parallel.world_size() if parallel.active() else 1
+    torch.manual_seed(cfg.seed + rank)  # a seed per rank (dropout); the weights are rank 0's
+    rng = np.random.default_rng(cfg.seed)  # the same on every rank: one order, dealt out
     values = Flat.of(windows, device)
     train = torch.from_numpy(windows.train).to(device)
     val = torch.from_numpy(windows.val).to(device)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()
+    step = parallel.wrap(_Losses(model, loss_fn), device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.from_numpy(_epoch_order(rng, len(train), cfg.windows_per_epoch)).to(device)
-        train_loss = _train_epoch(model, opt, loss_fn, values, train[order], windows, cfg, epoch)
+        order = _epoch_order(rng, len(train), cfg.windows_per_epoch)
+        # as many windows on every rank (at most ranks - 1 left out): the same number of
+        # batches, so no rank waits in a gradient all-reduce its peers never join
+        order = order[: len(order) // ranks * ranks][rank::ranks]
+        train_loss = _train_epoch(model, step, opt, values, train[torch.from_numpy(order).to(device)],
+                                  windows, cfg, epoch)
+        train_loss = parallel.mean(train_loss, device)
         val_loss = evaluate_loss(model, values, val, windows, loss_fn) if len(val) else None
-        score = val_loss if val_loss is not None else train_loss
+        score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
         if score < best:
             best, result.best_epoch, since_best = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -106,21 +116,33 @@ def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarra
     return rng.permutation(n)
 
 
-def _train_epoch(model: Model, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+class _Losses(nn.Module):
+    """The training losses of a batch as a module's forward, so DistributedDataParallel
+    can wrap it: (the members' summed point loss, their summed pinball loss). Each member
+    learns on its own: the sum of their losses gives each (disjoint) parameter set exactly
+    its own gradient. Validation scores the ensemble's median."""
+
+    def __init__(self, model: Model, loss_fn: nn.Module) -> None:
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, future: torch.Tensor | None):
+        losses = [window_losses(m, self.loss_fn, x, y, future) for m in _members(self.model)]
+        return sum(p for p, _ in losses), sum(q for _, q in losses)
+
+
+def _train_epoch(model: Model, step: nn.Module, opt: torch.optim.Optimizer,
                  values: Flat, origins: torch.Tensor, windows: Windows,
                  cfg: TrainConfig, epoch: int) -> float:
     model.train()
     total, count = 0.0, 0
-    # Each member learns on its own: the sum of their losses gives each (disjoint)
-    # parameter set exactly its own gradient. Validation scores the ensemble's median.
     members = _members(model)
     for batch in origins.split(cfg.batch_size):
         x, y, f = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)
-        losses = [window_losses(m, loss_fn, x, y, f) for m in members]
-        point = sum(p for p, _ in losses)
+        point, spread = step(x, y, f)
         # The quantile heads learn beside the point, from its detached state (model.py).
-        loss = point + sum(q for _, q in losses)
+        loss = point + spread
         if not torch.isfinite(loss):
             raise InputError(
                 f"training diverged at epoch {epoch}: the loss became {loss.item()}; lower --lr "

@@ -1,0 +1,76 @@
+"""Training over processes: `torchrun --nproc-per-node N -m gruforecast train ...`.
+
+torchrun starts N copies of the command with RANK, WORLD_SIZE and the rendezvous in the
+environment (`--nnodes` and its rendezvous flags spread them over machines). Every rank
+reads the data and resolves the same configuration from it; `train.fit` then gives each
+rank its share of every epoch's windows (one order drawn from the shared seed, dealt
+out rank by rank), DistributedDataParallel averages the gradients (gloo on the CPU,
+NCCL on CUDA), and the early-stopping decision is rank 0's, sent to all, so every rank
+stops at the same epoch. Only rank 0 writes the model, the forecast and the reports; the
+others write nothing and print nothing. A rank that fails ends with its one line, and
+torchrun stops the rest; a collective that waits on a dead peer gives up after
+`TIMEOUT` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+
+TIMEOUT = timedelta(minutes=10)  # a collective waiting longer on a peer fails
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def active() -> bool:
+    return world_size() > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def init(device: torch.device) -> None:
+    """Join the process group torchrun set up (a no-op in a single process)."""
+    if world_size() < 2 or torch.distributed.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group(backend, timeout=TIMEOUT)
+
+
+def mean(value: float, device: torch.device) -> float:
+    """The mean of `value` over the ranks."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return float(t.item()) / world_size()
+
+
+def from_main(value: float, device: torch.device) -> float:
+    """Rank 0's `value`, on every rank: one decision for all."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, src=0)
+    return float(t.item())
+
+
+def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`module` under DistributedDataParallel when training over processes."""
+    if not active():
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
