@@ -89,7 +89,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         train_loss = _train_epoch(model, step, opt, values, train[torch.from_numpy(order).to(device)],
                                   windows, cfg, epoch)
         train_loss = parallel.mean(train_loss, device)
-        val_loss = evaluate_loss(model, values, val, windows, loss_fn) if len(val) else None
+        val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None
         score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
         if score < best:
             best, result.best_epoch, since_best = score, epoch, 0
@@ -108,6 +108,17 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _val_loss(model: Model, values: Flat, val: torch.Tensor, windows: Windows, loss_fn: nn.Module,
+              rank: int, ranks: int, device: torch.device) -> float:
+    """The validation loss; over processes each rank scores its share of the windows and
+    the shares' losses are pooled (weighted by their windows): the loss of them all."""
+    if ranks == 1:
+        return evaluate_loss(model, values, val, windows, loss_fn)
+    share = val[rank::ranks]
+    loss = evaluate_loss(model, values, share, windows, loss_fn) if len(share) else 0.0
+    return parallel.mean(loss * len(share), device) * ranks / len(val)
 
 
 def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarray:

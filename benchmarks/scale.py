@@ -1,0 +1,136 @@
+"""Scale, measured side by side in one run: memory and time against the panel's size, and
+one model trained over processes with torchrun against one process.
+
+    python benchmarks/scale.py --part torchrun             # 1 process x 1 thread, torchrun 2 x 1, 1 x 2 threads
+    python benchmarks/scale.py --part memory --series 10000,100000
+
+`--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points
+with noise, trends, level shifts, and a tenth of them short, 30-150 points) written as
+Parquet; `gruforecast train` (2 epochs, the default windows per epoch) and `predict` for
+every series run as subprocesses, their peak RSS (getrusage of the child) and seconds
+printed per size, with the ratios to the smallest size.
+`--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
+by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each, and by 1
+process of 2 threads: training windows per second (from metrics.json's training
+seconds) and the final validation loss, with the ratios to the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_panel(n_series: int, seed: int = 0, short_share: float = 0.1) -> pd.DataFrame:
+    """Long format (unique_id, ds, y), hourly, vectorised: daily and weekly seasons of
+    random strength, a trend, a level shift in a third of the series, noise; lengths
+    200-2,000 points (30-150 for the short share)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(200, 2001, n_series)
+    short = rng.random(n_series) < short_share
+    lengths[short] = rng.integers(30, 151, short.sum())
+    sid = np.repeat(np.arange(n_series), lengths)
+    t = np.concatenate([np.arange(n) for n in lengths]).astype(np.float64)
+    k = lambda a: a[sid]  # noqa: E731  per-series parameter -> per-row
+    level = k(rng.uniform(10, 1000, n_series))
+    daily, weekly = k(rng.uniform(0, 0.3, n_series)), k(rng.uniform(0, 0.15, n_series))
+    trend = k(rng.normal(0, 2e-4, n_series))
+    shift_at = k(rng.integers(0, 2000, n_series) * (rng.random(n_series) < 0.33))
+    shift = k(rng.normal(0, 0.2, n_series))
+    y = level * (1 + daily * np.sin(2 * np.pi * t / 24) + weekly * np.sin(2 * np.pi * t / 168)
+                 + trend * t + shift * ((t >= shift_at) & (shift_at > 0)) + 0.05 * rng.normal(size=len(t)))
+    start = pd.Timestamp("2024-01-01")
+    return pd.DataFrame({"unique_id": np.char.add("s", sid.astype(str)),
+                         "ds": start + pd.to_timedelta(t, unit="h"), "y": y})
+
+
+def _child(cmd: list, env: dict | None = None) -> tuple[float, float, str]:
+    """(seconds, peak RSS of the children in MiB, stderr) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed ({proc.returncode}): {proc.stderr[-800:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, max over children so far
+    return seconds, max(peak, before) / 1024, proc.stderr
+
+
+def memory(sizes: list[int], tmp: Path) -> None:
+    """Peak RSS and seconds of train and predict per panel size. getrusage reports the
+    maximum over all children so far, so sizes run from the smallest up."""
+    print("| series | points | train s | train peak MiB | predict s | predict peak MiB |")
+    print("|---|---|---|---|---|---|")
+    base = None
+    for n in sorted(sizes):
+        data = tmp / f"panel-{n}.parquet"
+        frame = make_panel(n)
+        frame.to_parquet(data, index=False)
+        gf = [sys.executable, "-m", "gruforecast"]
+        ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
+                               "--calendar", "none", "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
+        ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
+        base = base or (tpeak, ts)
+        print(f"| {n:,} | {len(frame):,} | {ts:.1f} | {tpeak:.0f} ({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |",
+              flush=True)
+
+
+def torchrun(tmp: Path, series: int, epochs: int, batch: int) -> None:
+    data = tmp / "small.parquet"
+    make_panel(series, short_share=0.0).to_parquet(data, index=False)
+    common = ["train", data, "--horizon", "24", "--epochs", str(epochs), "--patience", str(epochs),
+              "--windows-per-epoch", "20000", "--level", "none", "--ensemble", "1", "--transform", "none",
+              "--no-full-refit", "--calendar", "none", "--batch-size", str(batch)]
+    runs = {
+        "1 process x 1 thread": ([sys.executable, "-m", "gruforecast"], ["--threads", "1"]),
+        "torchrun 2 processes x 1 thread": ([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                                             "-m", "gruforecast"], ["--threads", "1"]),
+        "1 process x 2 threads": ([sys.executable, "-m", "gruforecast"], ["--threads", "2"]),
+    }
+    print(f"{series} series, {epochs} epochs of at most 20,000 windows, batch {batch} per process, seed 0")
+    print("| run | training s | windows / s | ratio | final val loss | ratio |\n|---|---|---|---|---|---|")
+    base = None
+    for name, (launcher, threads) in runs.items():
+        report = tmp / name.replace(" ", "_")
+        report.mkdir()
+        _child([*launcher, *common, *threads, "--out", report / "m.gruf", "--report-dir", report],
+               env={"OMP_NUM_THREADS": "1"})
+        m = json.loads((report / "metrics.json").read_text())
+        seconds = m["training"]["seconds"]
+        windows = min(m["data"]["windows"]["train"], 20000) * len(m["training"]["train_loss"])
+        val = m["training"]["val_loss"][-1]
+        base = base or (windows / seconds, val)
+        print(f"| {name} | {seconds:.1f} | {windows / seconds:.0f} | {windows / seconds / base[0]:.2f} | "
+              f"{val:.4f} | {val / base[1]:.3f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("memory", "torchrun"), required=True)
+    parser.add_argument("--series", default="1000,10000", help="--part memory: panel sizes")
+    parser.add_argument("--torchrun-series", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64, help="--part torchrun: windows per batch per process")
+    args = parser.parse_args()
+    print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part == "memory":
+            memory([int(s) for s in args.series.split(",")], Path(tmp))
+        else:
+            torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""torchrun: one model trained over two processes on the CPU (gloo); rank 0 alone writes;
+the model loads and forecasts; a failing run fails whole, with our one line."""
+
+import sys
+
+import numpy as np
+import pandas as pd
+from conftest import run_cli
+
+from gruforecast import artifact
+
+
+def _data(path):
+    t = np.arange(400)
+    frame = pd.concat([pd.DataFrame({"unique_id": f"s{k}", "ds": pd.date_range("2024-01-01", periods=400, freq="h"),
+                                     "y": 10 + k + np.sin(2 * np.pi * t / 24) + 0.01 * t}) for k in range(6)])
+    frame.to_csv(path, index=False)
+
+
+def torchrun(port: int) -> tuple[str, ...]:
+    """The launcher before `python -m gruforecast ...` (--no-python: run that command)."""
+    return (sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+            "--no-python")
+
+
+def test_two_processes_train_one_model_and_rank_0_alone_writes(tmp_path):
+    _data(tmp_path / "d.csv")
+    proc = run_cli("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "2", "--hidden-size", "8",
+                   "--out", tmp_path / "m.gruf", prefix=torchrun(29533), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("model:") == 1 and proc.stdout.count("forecast:") == 1  # one writer
+    assert proc.stderr.count("series, 2400 points") == 1  # one log, rank 0's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m-forecast.csv", "m.gruf", "metrics.json",
+                                                         "report.html", "report.md"]
+    art = artifact.load(tmp_path / "m.gruf")
+    fc = art.predict().frame
+    assert len(fc) == 6 * 12 and np.isfinite(fc.forecast).all()
+    written = pd.read_csv(tmp_path / "m-forecast.csv")
+    np.testing.assert_allclose(written.forecast, fc.forecast)
+
+
+def test_a_failing_run_fails_whole_with_our_line(tmp_path):
+    _data(tmp_path / "d.csv")
+    proc = run_cli("train", tmp_path / "d.csv", "--target", "nope", "--out", tmp_path / "m.gruf",
+                   prefix=torchrun(29534), timeout=300)
+    assert proc.returncode != 0
+    assert "gruforecast: error: column 'nope' (--target) is not in the file" in proc.stderr
+    assert not (tmp_path / "m.gruf").exists()
