@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -56,21 +55,26 @@ def make_panel(n_series: int, seed: int = 0, short_share: float = 0.1) -> pd.Dat
                          "ds": start + pd.to_timedelta(t, unit="h"), "y": y})
 
 
+# Runs a command and prints its peak RSS (KiB) last on stderr: a fresh parent per command,
+# so RUSAGE_CHILDREN holds that command's peak alone.
+_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r)")
+
+
 def _child(cmd: list, env: dict | None = None) -> tuple[float, float, str]:
-    """(seconds, peak RSS of the children in MiB, stderr) of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """(seconds, peak RSS in MiB, stderr) of one command."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, cmd)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} failed ({proc.returncode}): {proc.stderr[-800:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, max over children so far
-    return seconds, max(peak, before) / 1024, proc.stderr
+    *rest, peak = proc.stderr.strip().splitlines()
+    return seconds, int(peak) / 1024, "\n".join(rest)
 
 
 def memory(sizes: list[int], tmp: Path) -> None:
-    """Peak RSS and seconds of train and predict per panel size. getrusage reports the
-    maximum over all children so far, so sizes run from the smallest up."""
+    """Peak RSS and seconds of train and predict per panel size."""
     print("| series | points | train s | train peak MiB | predict s | predict peak MiB |")
     print("|---|---|---|---|---|---|")
     base = None

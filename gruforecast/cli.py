@@ -112,9 +112,8 @@ def train(
     check_output_folder(report_dir or model_path.parent)
     panel, wcfg, mcfg, tcfg = _setup({**config, "data": data, "device": device, "threads": threads})
     from . import artifact
-    from .forecaster import check_future
+    from .forecaster import check_future, write_forecast
     from .forecaster import train as train_forecaster
-    from .forecaster import write_forecast
     from .report import write_reports
 
     check_future(panel, wcfg, future)  # before the training: a bad file costs nothing

@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 
 from .config import option
-from .covariates import auto_calendar, check_static, derived_names, derived_values, parse_calendar, step_of
+from .covariates import (
+    auto_calendar,
+    check_static,
+    derived_names,
+    derived_values,
+    parse_calendar,
+    step_of,
+)
 from .errors import InputError
 
 FILL_METHODS = ("interpolate", "ffill", "zero")
@@ -255,21 +262,38 @@ def _first_line(exc: Exception) -> str:
 
 
 def load_panel(path: str | Path, spec: DataSpec) -> Panel:
-    """Read `path` (a file, or a glob of files read as one table) and return its validated
-    series (see `build_panel`). The one loader of every command and batch job."""
-    files = data_files(path)
-    if not files:
-        raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
-    frames = [read_table(f, spec) for f in files]
-    panel = build_panel(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), spec)
+    """Read `path` (a file, a glob of files or a folder of Parquet parts, read as one
+    table) and return its validated series (see `build_panel`). The one loader of every
+    command and batch job."""
+    frame, files = read_data(path, spec)
+    panel = build_panel(frame, spec)
     hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
     panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel
 
 
+def read_data(path: str | Path, spec: DataSpec) -> tuple[pd.DataFrame, list[Path]]:
+    """The table `path` names (its files concatenated) and the files read."""
+    files = data_files(path)
+    if not files:
+        raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
+    frames = [read_table(f, spec) for f in files]
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), files
+
+
 def data_files(path: str | Path) -> list[Path]:
-    """The files a data argument names: itself, or every file its glob matches, sorted."""
-    return [Path(f) for f in sorted(glob.glob(str(path)))] if glob.has_magic(str(path)) else [Path(path)]
+    """The files a data argument names: itself, every file its glob matches, or every
+    `.parquet` file under a folder (a dataset written in parts), sorted."""
+    if glob.has_magic(str(path)):
+        return [Path(f) for f in sorted(glob.glob(str(path)))]
+    path = Path(path)
+    if path.is_dir():
+        parts = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        if not parts:
+            raise InputError(f"{str(path)!r} is a folder without .parquet files; pass a data file, or a folder "
+                             "of Parquet parts")
+        return parts
+    return [path]
 
 
 def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
@@ -786,7 +810,7 @@ def check_file(path: str | Path, spec: DataSpec) -> tuple[list[str], Panel | Non
     """Run every data check and return all the problems found (not only the first), each
     with its count and first rows, and the panel when the data would train as given."""
     try:
-        frame = read_table(path, spec)
+        frame = read_data(path, spec)[0]
     except InputError as exc:
         return [str(exc)], None
     cols = list(frame.columns)
