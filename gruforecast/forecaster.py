@@ -388,6 +388,17 @@ class Forecaster:
         return pd.DataFrame(frame)
 
 
+SCORED_WINDOWS = 20_000  # held-out windows scored at most (a seeded sample beyond): memory bounded
+
+
+def scored_sample(origins: np.ndarray, seed: int, cap: int | None = None) -> np.ndarray:
+    """At most `cap` (SCORED_WINDOWS) of the held-out `origins`, drawn with `seed`, in order."""
+    cap = SCORED_WINDOWS if cap is None else cap
+    if len(origins) <= cap:
+        return origins
+    return np.sort(np.random.default_rng(seed).choice(origins, size=cap, replace=False))
+
+
 def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) -> None:
     """Before training: the future file the forecast after the data will need (for
     `--future-features`), read and aligned now, so a bad one fails before the work."""
@@ -455,7 +466,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         result, windows = fc.fit(panel, device, on_epoch)
         mase = None
         if len(candidates) > 1 and len(windows.val):
-            positions = windows.positions(windows.val)
+            positions = windows.positions(scored_sample(windows.val, tcfg.seed))
             records = records_at(panel, positions, fc.forecast_origins(panel, positions), fc.season,
                                  train_ends=list(windows.n_train), quantiles=fc.quantiles)
             mase = scores(records, "model")["mase"]
@@ -503,12 +514,17 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None
     if len(windows.test):
-        positions = windows.positions(windows.test)
+        origins = scored_sample(windows.test, tcfg.seed)
+        positions = windows.positions(origins)
         preds = fc.forecast_origins(panel, positions)
         records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train),
                              quantiles=fc.quantiles)
-        test = {"windows": len(windows.test), "season": fc.season,
+        test = {"windows": len(origins), "season": fc.season,
                 **summarize(records, groups=("series", "step"))}
+        if len(origins) < len(windows.test):
+            test["sampled_from"] = len(windows.test)
+            panel.choices["test_windows"] = (f"{len(origins):,} of the {len(windows.test):,} test windows, drawn "
+                                             f"with the seed: the held-out scores of a panel this large are a sample")
     if tcfg.full_refit and (len(windows.val) or len(windows.test)):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.

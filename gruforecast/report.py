@@ -152,6 +152,9 @@ def markdown(title: str, report: dict, evaluation: dict | None) -> str:
     if evaluation is None:
         out += ["", "No held-out evaluation (no test windows)."]
     else:
+        if evaluation.get("sampled_from"):
+            out += ["", f"Scored on {evaluation['windows']:,} of the {evaluation['sampled_from']:,} held-out "
+                        "windows, drawn with the seed (a panel this large is scored on a sample)."]
         if evaluation.get("mape_undefined_points"):
             out += ["", f"MAPE leaves out {evaluation['mape_undefined_points']} points whose actual is 0."]
         for heading, header, rows in _sections(evaluation):

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_cli
 
 from gruforecast import artifact
@@ -46,3 +47,41 @@ def test_a_failing_run_fails_whole_with_our_line(tmp_path):
     assert proc.returncode != 0
     assert "gruforecast: error: column 'nope' (--target) is not in the file" in proc.stderr
     assert not (tmp_path / "m.gruf").exists()
+
+
+def test_a_folder_of_parquet_parts_is_one_table(tmp_path):
+    from gruforecast.data import DataSpec, load_panel
+    from gruforecast.errors import InputError
+
+    _data(tmp_path / "d.csv")
+    frame = pd.read_csv(tmp_path / "d.csv")
+    (tmp_path / "parts" / "year=2024").mkdir(parents=True)
+    for k, (_, part) in enumerate(frame.groupby("unique_id")):
+        part.to_parquet(tmp_path / "parts" / "year=2024" / f"part-{k}.parquet", index=False)
+    panel = load_panel(tmp_path / "parts", DataSpec())
+    whole = load_panel(tmp_path / "d.csv", DataSpec())
+    assert [s.id for s in panel.series] == [s.id for s in whole.series]
+    np.testing.assert_array_equal(np.concatenate([s.values for s in panel.series]),
+                                  np.concatenate([s.values for s in whole.series]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="a folder without .parquet files"):
+        load_panel(tmp_path / "empty", DataSpec())
+
+
+def test_a_large_panel_is_scored_on_a_seeded_sample_and_the_report_says_so(tmp_path, monkeypatch):
+    from conftest import train_run
+
+    from gruforecast import forecaster
+    from gruforecast.data import DataSpec, load_panel
+    from gruforecast.report import markdown
+
+    _data(tmp_path / "d.csv")
+    panel = load_panel(tmp_path / "d.csv", DataSpec())
+    monkeypatch.setattr(forecaster, "SCORED_WINDOWS", 50)
+    runs = [train_run(panel, horizon=12, lookback=24, epochs=1, hidden_size=4, level=(), full_refit=False,
+                      second_season=0, transform="none") for _ in range(2)]
+    test = runs[0].report["test"]
+    assert test["windows"] == 50 and test["sampled_from"] > 50
+    assert runs[0].records.equals(runs[1].records)  # the same sample from the same seed
+    assert "Scored on 50 of the" in markdown("t", runs[0].report, test)
+    assert "test_windows" in runs[0].report["choices"]
