@@ -35,7 +35,7 @@ FAST = ["--epochs", "1", "--horizon", "7", "--ensemble", "1", "--transform", "no
 # (id, file name, bytes or a callable(path) making the file, extra args, expected exit, message)
 CASES = [
     ("missing file", None, None, [], 2, "does not exist; check the path"),
-    ("folder", "data.csv", lambda p: p.mkdir(), [], 2, "is a folder, not a data file; pass a .csv or .parquet file"),
+    ("folder", "data.csv", lambda p: p.mkdir(), [], 2, "is a folder without .parquet files; pass a data file, or a folder of Parquet parts"),
     ("empty file", "data.csv", b"", [], 2, "is empty; give a file with a header and rows"),
     ("header only", "data.csv", b"date,y\n", [], 2, "has no rows; give a file with data under the header"),
     ("unknown extension", "data.txt", csv(series()), [], 2,
