@@ -6,6 +6,8 @@ of test_hostile.py: a new member of a class should fail one of these.
   option (InputError), never another exception; sizes past their bound never build.
 - Ids are read as written: text ids with leading zeros, digits only or padded, survive a
   CSV round trip as distinct series.
+- No code is loaded from a place another user can write: whatever state the native
+  cache folder and library are left in, only our own build is ever loaded.
 """
 
 import os
@@ -108,3 +110,89 @@ def test_every_bounded_option_is_declared():
              "epochs", "windows_per_epoch", "second_season", "base_seasons", "patience"}
     declared = {f.name for cls in CONFIGS for f in fields(cls) if "most" in f.metadata}
     assert sizes <= declared, sizes - declared
+
+
+# -- 1. No code is loaded from a place another user can write -------------------------
+
+FILE_STATES = ("absent", "ours", "planted", "link to planted", "link to ours", "folder", "fifo")
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(folder_mode=st.sampled_from([0o700, 0o755, 0o770, 0o777, 0o707, 0o1777]), folder_link=st.booleans(),
+       state=st.sampled_from(FILE_STATES), file_mode=st.sampled_from([0o600, 0o644, 0o664, 0o666, 0o755]),
+       digest=st.sampled_from(["absent", "right", "wrong", "link"]))
+def test_whatever_the_cache_holds_only_our_build_is_loaded(tmp_path_factory, monkeypatch, folder_mode,
+                                                            folder_link, state, file_mode, digest):
+    """A cache folder and library in any state a local attacker (or a careless umask)
+    can leave: what `_build` returns is a regular file, not a link, in a folder only this
+    user can write, with the bytes of our own build, and loading it runs no planted code."""
+    import ctypes
+    import shutil
+    import stat
+    import subprocess
+
+    from gruforecast import native
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = tmp_path_factory.mktemp("cache")
+    ours = root / "ours.so"
+    native._compile(str(ours))
+    planted = root / "planted.so"
+    src = root / "planted.c"
+    src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void f(void) '
+                   f'{{ FILE *f = fopen("{root}/ran", "w"); if (f) fclose(f); }}\n')
+    subprocess.run([cc, "-shared", "-fPIC", str(src), "-o", str(planted)], check=True)
+    real = root / "real"
+    real.mkdir()
+    if folder_link:  # the cache folder itself a link to a folder elsewhere
+        (root / "base").mkdir()
+        (root / "base" / "gruforecast").symlink_to(real)
+        monkeypatch.setenv("GRUFORECAST_CACHE", str(root / "base"))
+        folder = root / "base" / "gruforecast"
+    else:
+        real = root / "base" / "gruforecast"
+        real.mkdir(parents=True)
+        monkeypatch.setenv("GRUFORECAST_CACHE", str(root / "base"))
+        folder = real
+    key = native._key()
+    target, record = real / f"gru-{key}.so", real / f"gru-{key}.sha256"
+    if state == "ours":
+        shutil.copy(ours, target)
+    elif state == "planted":
+        shutil.copy(planted, target)
+    elif state == "link to planted":
+        target.symlink_to(planted)
+    elif state == "link to ours":
+        target.symlink_to(ours)
+    elif state == "folder":
+        target.mkdir()
+    elif state == "fifo":
+        os.mkfifo(target)
+    if state in ("ours", "planted"):
+        target.chmod(file_mode)
+    if digest == "right":
+        record.write_text(native._sha256(ours))
+    elif digest == "wrong":
+        record.write_text("0" * 64)
+    elif digest == "link":
+        (root / "forged.sha256").write_text(native._sha256(planted))
+        record.symlink_to(root / "forged.sha256")
+    real.chmod(folder_mode)
+    try:
+        try:
+            built = native._build()
+        except OSError:
+            return  # refusing to build is safe: the torch path computes the same function
+        st_ = os.lstat(built)
+        assert stat.S_ISREG(st_.st_mode) and st_.st_uid == os.getuid()
+        parent = os.lstat(built.parent)
+        assert stat.S_ISDIR(parent.st_mode) and not parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        assert not os.path.islink(built.parent)
+        assert native._sha256(built) == native._sha256(ours)
+        ctypes.CDLL(str(built))
+        assert not (root / "ran").exists()
+    finally:
+        real.chmod(0o700)
