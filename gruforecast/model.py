@@ -177,7 +177,11 @@ class GRURegressor(nn.Module):
         L, m = x.shape[1], self.season
         if self.cfg.window_norm != "seasonal" or m < 2 or L < m:
             return x[:, -1:].expand(-1, self.horizon, -1)
-        return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m)]
+        return x[:, self._last_season(L, m, x.device)]
+
+    def _last_season(self, L: int, m: int, device) -> Tensor:
+        """(H,): the window row each step repeats in the naive forecast of season m."""
+        return torch.arange(self.horizon, device=device) % m + (L - m)
 
     def _linear(self, z: Tensor) -> Tensor | float:
         return 0.0 if self.linear is None else self.linear(z)
@@ -225,7 +229,7 @@ class GRURegressor(nn.Module):
         L = x.shape[1]
         if L < m:
             raise ValueError(f"a season of {m} needs a window of at least {m} steps, not {L}")
-        return x[:, torch.arange(self.horizon, device=x.device) % m + (L - m), 0]
+        return x[:, self._last_season(L, m, x.device), 0]
 
 
 def _zeroed(layer: nn.Linear) -> nn.Linear:
