@@ -4,9 +4,9 @@ one model trained over processes with torchrun against one process.
     python benchmarks/scale.py --part torchrun             # 1 process x 1 thread, torchrun 2 x 1, 1 x 2 threads
     python benchmarks/scale.py --part memory --series 10000,100000
 
-`--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points
-with noise, trends, level shifts, and a tenth of them short, 30-150 points) written as
-Parquet; `gruforecast train` (2 epochs, the default windows per epoch) and `predict` for
+`--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points,
+or to `--longest`, with noise, trends, level shifts, and a tenth of them short, 30-150
+points) written as a folder of Parquet parts of 10,000 series; `gruforecast train` (2 epochs, the default windows per epoch) and `predict` for
 every series run as subprocesses, their peak RSS (getrusage of the child) and seconds
 printed per size, with the ratios to the smallest size.
 `--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
@@ -32,12 +32,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_panel(n_series: int, seed: int = 0, short_share: float = 0.1) -> pd.DataFrame:
+def make_panel(n_series: int, seed: int = 0, short_share: float = 0.1, longest: int = 2000,
+               first_id: int = 0) -> pd.DataFrame:
     """Long format (unique_id, ds, y), hourly, vectorised: daily and weekly seasons of
     random strength, a trend, a level shift in a third of the series, noise; lengths
-    200-2,000 points (30-150 for the short share)."""
+    200-`longest` points (30-150 for the short share); ids s{first_id}, s{first_id + 1}, ..."""
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(200, 2001, n_series)
+    lengths = rng.integers(200, longest + 1, n_series)
     short = rng.random(n_series) < short_share
     lengths[short] = rng.integers(30, 151, short.sum())
     sid = np.repeat(np.arange(n_series), lengths)
@@ -51,7 +52,7 @@ def make_panel(n_series: int, seed: int = 0, short_share: float = 0.1) -> pd.Dat
     y = level * (1 + daily * np.sin(2 * np.pi * t / 24) + weekly * np.sin(2 * np.pi * t / 168)
                  + trend * t + shift * ((t >= shift_at) & (shift_at > 0)) + 0.05 * rng.normal(size=len(t)))
     start = pd.Timestamp("2024-01-01")
-    return pd.DataFrame({"unique_id": np.char.add("s", sid.astype(str)),
+    return pd.DataFrame({"unique_id": np.char.add("s", (sid + first_id).astype(str)),
                          "ds": start + pd.to_timedelta(t, unit="h"), "y": y})
 
 
@@ -73,21 +74,32 @@ def _child(cmd: list, env: dict | None = None) -> tuple[float, float, str]:
     return seconds, int(peak) / 1024, "\n".join(rest)
 
 
-def memory(sizes: list[int], tmp: Path) -> None:
+def write_panel(folder: Path, n_series: int, longest: int, part: int = 10_000) -> int:
+    """The panel as a folder of Parquet parts of `part` series (bounded memory to make);
+    returns its points."""
+    folder.mkdir()
+    points = 0
+    for k, first in enumerate(range(0, n_series, part)):
+        frame = make_panel(min(part, n_series - first), seed=k, longest=longest, first_id=first)
+        frame.to_parquet(folder / f"part-{k:04d}.parquet", index=False)
+        points += len(frame)
+    return points
+
+
+def memory(sizes: list[int], tmp: Path, longest: int) -> None:
     """Peak RSS and seconds of train and predict per panel size."""
     print("| series | points | train s | train peak MiB | predict s | predict peak MiB |")
     print("|---|---|---|---|---|---|")
     base = None
     for n in sorted(sizes):
-        data = tmp / f"panel-{n}.parquet"
-        frame = make_panel(n)
-        frame.to_parquet(data, index=False)
+        data = tmp / f"panel-{n}"
+        points = write_panel(data, n, longest)
         gf = [sys.executable, "-m", "gruforecast"]
         ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
                                "--calendar", "none", "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
         ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
         base = base or (tpeak, ts)
-        print(f"| {n:,} | {len(frame):,} | {ts:.1f} | {tpeak:.0f} ({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |",
+        print(f"| {n:,} | {points:,} | {ts:.1f} | {tpeak:.0f} ({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |",
               flush=True)
 
 
@@ -124,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("memory", "torchrun"), required=True)
     parser.add_argument("--series", default="1000,10000", help="--part memory: panel sizes")
+    parser.add_argument("--longest", type=int, default=2000, help="--part memory: the longest series (800: ~500 on average)")
     parser.add_argument("--torchrun-series", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64, help="--part torchrun: windows per batch per process")
@@ -131,7 +144,7 @@ def main() -> None:
     print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.part == "memory":
-            memory([int(s) for s in args.series.split(",")], Path(tmp))
+            memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest)
         else:
             torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size)
 

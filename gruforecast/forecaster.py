@@ -402,20 +402,11 @@ def scored_sample(origins: np.ndarray, seed: int, cap: int | None = None) -> np.
 def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) -> None:
     """Before training: the future file the forecast after the data will need (for
     `--future-features`), read and aligned now, so a bad one fails before the work."""
-    spec = panel.spec
-    if not spec.future_features:
-        if future is not None:
-            raise InputError("--future gives the values of --future-features, and none are named; "
-                             "drop --future or name them")
+    if not panel.spec.future_features and future is None:
         return
-    if future is None:
-        raise InputError(
-            f"--future-features {','.join(spec.future_features)} need their values for the forecast after the "
-            f"data: pass --future FILE with the id, time and those columns for the {wcfg.horizon} steps "
-            "after each series' end")
-    probe = Forecaster(window_cfg=wcfg, data_spec=spec, freq=panel.freq, step=panel.step)
-    read_future(future, spec, [s.id for s in panel.series],
-                [probe.future_times(s.time[-1], wcfg.horizon) for s in panel.series])
+    probe = Forecaster(window_cfg=wcfg, data_spec=panel.spec, freq=panel.freq, step=panel.step)
+    probe._ahead(np.stack([s.values[-1] for s in panel.series]), [s.id for s in panel.series],
+                 [probe.future_times(s.time[-1], wcfg.horizon) for s in panel.series], future)
 
 
 def _tail(values: np.ndarray, L: int) -> np.ndarray:
