@@ -164,6 +164,14 @@ def read_table(path: str | Path, spec: DataSpec | None = None) -> pd.DataFrame:
     """Read a `.csv` (optionally `.gz`) or `.parquet` file into a DataFrame."""
     spec = spec or DataSpec()
     path = Path(path)
+    frame = _reader_for(path)(path, spec)
+    if frame.empty:
+        raise InputError(f"{str(path)!r} has no rows; give a file with data under the header")
+    return frame
+
+
+def _reader_for(path: Path):
+    """The reader of a data file, after checking it is one (kind, mode, first bytes)."""
     if not path.exists():
         raise InputError(f"data file {str(path)!r} does not exist; check the path")
     if path.is_dir():
@@ -189,10 +197,7 @@ def read_table(path: str | Path, spec: DataSpec | None = None) -> pd.DataFrame:
         reader = _read_csv
     else:
         raise InputError(f"{path.name!r} has an unknown extension; use a .csv, .csv.gz or .parquet file")
-    frame = reader(path, spec)
-    if frame.empty:
-        raise InputError(f"{str(path)!r} has no rows; give a file with data under the header")
-    return frame
+    return reader
 
 
 class _Bounded(io.RawIOBase):
@@ -247,7 +252,11 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path, spec: DataSpec) -> pd.DataFrame:
+def _read_parquet(path: Path | list[Path], spec: DataSpec) -> pd.DataFrame:
+    if isinstance(path, list):  # parts of one table, read as one (no second copy to concatenate)
+        if not path:
+            raise InputError("no Parquet parts to read")
+        return pd.read_parquet([str(p) for p in path], engine="pyarrow")
     try:
         return pd.read_parquet(path, engine="pyarrow")
     except (OSError, ValueError, EOFError) as exc:
@@ -277,6 +286,18 @@ def read_data(path: str | Path, spec: DataSpec) -> tuple[pd.DataFrame, list[Path
     files = data_files(path)
     if not files:
         raise InputError(f"no file matches {str(path)!r}; check the data path or glob")
+    if len(files) > 1 and all(_reader_for(f) is _read_parquet for f in files):
+        try:
+            frame = _read_parquet(files, spec)
+        except (OSError, ValueError, EOFError) as exc:  # parts that do not make one table
+            raise InputError(f"the Parquet parts of {str(path)!r} do not read as one table "
+                             f"({_first_line(exc)}); give them one schema") from None
+        except Exception as exc:
+            raise InputError(f"the Parquet parts of {str(path)!r} do not read as one table "
+                             f"({type(exc).__name__}); give them one schema") from None
+        if frame.empty:
+            raise InputError(f"{str(path)!r} has no rows; give files with data")
+        return frame, files
     frames = [read_table(f, spec) for f in files]
     return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), files
 
@@ -514,7 +535,7 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
 def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str, list[str]]:
     """Only the columns used, with the time parsed and the values as float64."""
     cols = [c for c in (spec.id_col, spec.time_col, *spec.value_columns) if c is not None]
-    out = frame[cols].copy()
+    out = frame[cols]  # copy-on-write: the columns replaced below are new, the file's untouched
     times, time_dtype, notes = _parse_time(out[spec.time_col], spec.time_col, spec.dayfirst)
     out[spec.time_col] = times
     for col in spec.value_columns:

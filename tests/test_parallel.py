@@ -85,3 +85,15 @@ def test_a_large_panel_is_scored_on_a_seeded_sample_and_the_report_says_so(tmp_p
     assert runs[0].records.equals(runs[1].records)  # the same sample from the same seed
     assert "Scored on 50 of the" in markdown("t", runs[0].report, test)
     assert "test_windows" in runs[0].report["choices"]
+
+
+def test_parquet_parts_of_two_schemas_are_one_line(tmp_path):
+    from gruforecast.data import DataSpec, load_panel
+    from gruforecast.errors import InputError
+
+    (tmp_path / "parts").mkdir()
+    pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=30, freq="h"), "y": np.arange(30.0)}).to_parquet(
+        tmp_path / "parts" / "a.parquet", index=False)
+    pd.DataFrame({"ds": ["x"] * 3, "y": ["a", "b", "c"]}).to_parquet(tmp_path / "parts" / "b.parquet", index=False)
+    with pytest.raises(InputError, match="do not read as one table .*; give them one schema"):
+        load_panel(tmp_path / "parts", DataSpec())
