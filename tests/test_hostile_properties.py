@@ -145,18 +145,15 @@ def test_whatever_the_cache_holds_only_our_build_is_loaded(tmp_path_factory, mon
     src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void f(void) '
                    f'{{ FILE *f = fopen("{root}/ran", "w"); if (f) fclose(f); }}\n')
     subprocess.run([cc, "-shared", "-fPIC", str(src), "-o", str(planted)], check=True)
-    real = root / "real"
-    real.mkdir()
+    monkeypatch.setenv("GRUFORECAST_CACHE", str(root / "base"))  # the cache: base/gruforecast
     if folder_link:  # the cache folder itself a link to a folder elsewhere
+        real = root / "real"
+        real.mkdir()
         (root / "base").mkdir()
         (root / "base" / "gruforecast").symlink_to(real)
-        monkeypatch.setenv("GRUFORECAST_CACHE", str(root / "base"))
-        folder = root / "base" / "gruforecast"
     else:
         real = root / "base" / "gruforecast"
         real.mkdir(parents=True)
-        monkeypatch.setenv("GRUFORECAST_CACHE", str(root / "base"))
-        folder = real
     key = native._key()
     target, record = real / f"gru-{key}.so", real / f"gru-{key}.sha256"
     if state == "ours":
