@@ -7,8 +7,9 @@ one model trained over processes with torchrun against one process.
 `--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points,
 or to `--longest`, with noise, trends, level shifts, and a tenth of them short, 30-150
 points) written as a folder of Parquet parts of 10,000 series; `gruforecast train` (2 epochs, the default windows per epoch) and `predict` for
-every series run as subprocesses, their peak RSS (getrusage of the child) and seconds
-printed per size, with the ratios to the smallest size.
+every series run as subprocesses, their peak RSS (getrusage of the child) and seconds,
+and the seconds per training epoch (every epoch draws the same 20,000 windows, so it
+should not grow with the panel), printed per size with the ratios to the smallest.
 `--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
 by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each, and by 1
 process of 2 threads: training windows per second (from metrics.json's training
@@ -88,8 +89,8 @@ def write_panel(folder: Path, n_series: int, longest: int, part: int = 10_000) -
 
 def memory(sizes: list[int], tmp: Path, longest: int) -> None:
     """Peak RSS and seconds of train and predict per panel size."""
-    print("| series | points | train s | train peak MiB | predict s | predict peak MiB |")
-    print("|---|---|---|---|---|---|")
+    print("| series | points | train s | seconds per epoch | train peak MiB | predict s | predict peak MiB |")
+    print("|---|---|---|---|---|---|---|")
     base = None
     for n in sorted(sizes):
         data = tmp / f"panel-{n}"
@@ -98,9 +99,11 @@ def memory(sizes: list[int], tmp: Path, longest: int) -> None:
         ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
                                "--calendar", "none", "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
         ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
-        base = base or (tpeak, ts)
-        print(f"| {n:,} | {points:,} | {ts:.1f} | {tpeak:.0f} ({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |",
-              flush=True)
+        training = json.loads((tmp / "metrics.json").read_text())["training"]
+        epoch = training["seconds"] / len(training["train_loss"])  # the same windows per epoch at every size
+        base = base or (tpeak, epoch)
+        print(f"| {n:,} | {points:,} | {ts:.1f} | {epoch:.2f} ({epoch / base[1]:.2f}x) | {tpeak:.0f} "
+              f"({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |", flush=True)
 
 
 def torchrun(tmp: Path, series: int, epochs: int, batch: int) -> None:

@@ -391,12 +391,11 @@ class Forecaster:
 SCORED_WINDOWS = 20_000  # held-out windows scored at most (a seeded sample beyond): memory bounded
 
 
-def scored_sample(origins: np.ndarray, seed: int, cap: int | None = None) -> np.ndarray:
-    """At most `cap` (SCORED_WINDOWS) of the held-out `origins`, drawn with `seed`, in order."""
-    cap = SCORED_WINDOWS if cap is None else cap
-    if len(origins) <= cap:
-        return origins
-    return np.sort(np.random.default_rng(seed).choice(origins, size=cap, replace=False))
+def scored_sample(origins: np.ndarray, seed: int) -> np.ndarray:
+    """At most SCORED_WINDOWS of the held-out `origins`, drawn with `seed`, in order."""
+    from .train import sample_origins
+
+    return sample_origins(origins, SCORED_WINDOWS, seed)
 
 
 def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) -> None:
