@@ -484,7 +484,8 @@ class _PassProgress:
 def _log(message: str) -> None:
     import os
 
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+    # under torchrun, rank 0 speaks for all (parallel.is_main, without importing torch)
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2 or os.environ.get("RANK", "0") == "0":
         print(f"gruforecast: {message}", file=sys.stderr, flush=True)
 
 

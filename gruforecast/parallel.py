@@ -31,7 +31,9 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    return rank() == 0
+    """Whether this process writes: rank 0, or any process not under torchrun (a RANK
+    left in the environment by something else does not silence a single process)."""
+    return world_size() < 2 or rank() == 0
 
 
 def active() -> bool:

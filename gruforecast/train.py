@@ -73,7 +73,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     each rank trains on its share of every epoch's windows, the gradients averaged by
     DistributedDataParallel, and rank 0's scores decide for all.
     """
-    rank, ranks = parallel.rank(), parallel.world_size() if parallel.active() else 1
+    rank, ranks = (parallel.rank(), parallel.world_size()) if parallel.active() else (0, 1)
     torch.manual_seed(cfg.seed + rank)  # a seed per rank (dropout); the weights are rank 0's
     rng = np.random.default_rng(cfg.seed)  # the same on every rank: one order, dealt out
     values = Flat.of(windows, device)
