@@ -119,7 +119,10 @@ class GRURegressor(nn.Module):
                 elif j > m:
                     signs[m:j, j] = 1.0
             self.register_buffer("cumulate", signs, persistent=False)
-            self.register_buffer("is_median", torch.arange(Q) == m, persistent=False)
+            # from a list, not arange(Q) == m: under the meta device (artifact._rebuild's shape
+            # check) a comparison goes through torch's prims wrappers, which import
+            # torch._dynamo: 0.6-0.9 s of every cold `predict`
+            self.register_buffer("is_median", torch.tensor([j == m for j in range(Q)]), persistent=False)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C), (B, H, F) -> (B, H, Q)
         point, h = self._point(x, future)
