@@ -117,9 +117,12 @@ class DataSpec:
     @property
     def known(self) -> tuple[int, ...]:
         """Value columns known in advance: the future features and the derived columns."""
-        start = 1 + len(self.features)
-        future = range(start, start + len(self.future_features))
-        return (*future, *range(len(self.value_columns), self.n_values))
+        return (*self.future, *self.derived_at)
+
+    @property
+    def derived_at(self) -> tuple[int, ...]:
+        """Value columns of the calendar and holiday columns (after the file's)."""
+        return tuple(range(len(self.value_columns), self.n_values))
 
     @property
     def future(self) -> tuple[int, ...]:
@@ -254,8 +257,6 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
 
 def _read_parquet(path: Path | list[Path], spec: DataSpec) -> pd.DataFrame:
     if isinstance(path, list):  # parts of one table, read as one (no second copy to concatenate)
-        if not path:
-            raise InputError("no Parquet parts to read")
         return pd.read_parquet([str(p) for p in path], engine="pyarrow")
     try:
         return pd.read_parquet(path, engine="pyarrow")

@@ -215,8 +215,7 @@ class Forecaster:
                     f"the model reads the future features {', '.join(spec.future_features)} over the forecast "
                     f"steps; pass --future FILE with the id, time and those columns for the {K} steps "
                     "after each series' end")
-            start = 1 + len(spec.features)
-            ahead[..., start:start + len(spec.future_features)] = read_future(future, spec, ids, times)
+            ahead[..., list(spec.future)] = read_future(future, spec, ids, times)
         elif future is not None:
             raise InputError("--future gives the values of future features, and this model has none; drop --future")
         if spec.derived and K:

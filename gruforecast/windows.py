@@ -296,7 +296,7 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     ids = [s.id if panel.spec.id_col else None for s in panel.series]
     spec = panel.spec
     scaling = Scaling.fit([s.values[:n_train] for s, (n_train, _, _) in zip(panel.series, lengths)],
-                          cfg.scaler, cfg.transform, ids, unscaled=tuple(range(len(spec.value_columns), spec.n_values)),
+                          cfg.scaler, cfg.transform, ids, unscaled=spec.derived_at,
                           pooled=spec.static)
     parts, chunks, offset = ([], [], []), [], 0
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
