@@ -257,13 +257,32 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
 
 def _read_parquet(path: Path | list[Path], spec: DataSpec) -> pd.DataFrame:
     if isinstance(path, list):  # parts of one table, read as one (no second copy to concatenate)
-        return pd.read_parquet([str(p) for p in path], engine="pyarrow")
+        return _parquet_frame([str(p) for p in path], spec)
     try:
-        return pd.read_parquet(path, engine="pyarrow")
+        return _parquet_frame(str(path), spec)
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable Parquet file ({_first_line(exc)}); it may be truncated") from None
     except Exception as exc:  # pyarrow raises its own types for bad bytes: all mean "unreadable"
         raise InputError(f"{str(path)!r} is not a readable Parquet file ({type(exc).__name__}); it may be truncated") from None
+
+
+def _parquet_frame(source: str | list[str], spec: DataSpec) -> pd.DataFrame:
+    """The table as a frame, with bounded memory: a text id column read as a dictionary
+    (a categorical: one code per row, each id once; 10^7 id strings took 10x the memory),
+    and each Arrow column freed as it is converted, its memory handed back (pyarrow's own
+    recipe: `to_pandas(split_blocks=True, self_destruct=True)`), so the file is never held
+    twice."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(source[0] if isinstance(source, list) else source)
+    text = [c for c in dict.fromkeys((spec.id_col, "unique_id")) if c in schema.names
+            and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
+    table = pq.read_table(source, read_dictionary=text)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _first_line(exc: Exception) -> str:
@@ -321,11 +340,10 @@ def data_files(path: str | Path) -> list[Path]:
 def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
     """Resolve the columns of `frame`, validate them, fill holes and split by series."""
     spec, notes0 = _resolve_columns(frame, spec)
-    frame_in = frame
-    frame, time_dtype, notes = _typed_frame(frame, spec)
-    frame, notes2, codes, uniques = _sorted_unique(frame, spec, frame_in)
-    ids, starts, ends = _boundaries(codes, uniques, len(frame))
-    t = frame[spec.time_col].to_numpy()
+    typed, time_dtype, notes = _typed_frame(frame, spec)
+    rows = _rows_by_series(typed, spec, frame)
+    del typed  # the arrays hold what is needed; the frame's columns go now
+    ids, starts, ends, t = rows.ids, rows.starts, rows.ends, rows.t
     if time_dtype == "integer":
         freq, step = None, _integer_step(t, starts, ends)
         pos = _integer_positions(t, step)
@@ -334,8 +352,7 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         freq, step = _infer_freq(t, starts, ends, spec), 1
         grid, pos, freq, more = _time_grid(t, freq, spec.freq is None)
         notes += more
-    values = frame[list(spec.value_columns)].to_numpy(dtype="float64")
-    series, holes = _series(ids, starts, ends, pos, values, grid)
+    series, holes = _series(ids, starts, ends, pos, rows.values, grid)
     if holes and spec.fill is None:
         raise InputError(_holes_message(holes, series, spec))
     series = [_fill(s, spec.fill) for s in series]
@@ -346,7 +363,7 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         series = [replace(s, values=np.hstack([s.values, derived_values(
             s.time, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz)])) for s in series]
     return Panel(spec=spec, series=series, freq=freq, step=step, time_dtype=time_dtype,
-                 notes=notes0 + notes + notes2)
+                 notes=notes0 + notes + rows.notes)
 
 
 def _resolve_calendar(spec: DataSpec, freq: str | None, series: list[Series]) -> DataSpec:
@@ -544,8 +561,23 @@ def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str
     if spec.id_col is not None:
         if out[spec.id_col].isna().any():
             raise InputError(f"id column {spec.id_col!r} has empty cells; fill or drop those rows")
-        out[spec.id_col] = out[spec.id_col].astype(str)
+        ids = out[spec.id_col]
+        if not isinstance(ids.dtype, pd.CategoricalDtype):  # a categorical's ids are text below (_codes)
+            out[spec.id_col] = ids.astype(str)
     return out, time_dtype, notes
+
+
+def _codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's series code, the ids as text in code order): codes in the sorted order
+    of the ids' text, for text and categorical columns alike (a categorical's codes are
+    renumbered, its rows never turned into strings)."""
+    names = np.asarray(ids.cat.categories.astype(str), dtype=object) if isinstance(ids.dtype, pd.CategoricalDtype) else None
+    if names is None or len(set(names)) < len(names):  # (1 and "1" are one id as text)
+        return pd.factorize(ids.astype(str), sort=True)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank[ids.cat.codes.to_numpy()], names[order]
 
 
 def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None) -> tuple[pd.Series, str, list[str]]:
@@ -646,39 +678,56 @@ def _numeric(values: pd.Series, col: str) -> pd.Series:
     return out
 
 
-def _sorted_unique(frame: pd.DataFrame, spec: DataSpec,
-                   given: pd.DataFrame) -> tuple[pd.DataFrame, list[str], np.ndarray | None, np.ndarray]:
-    """Sort by (id, time) once; refuse duplicate timestamps within a series (naming the
-    column of `given`, the file as read, that would tell the series apart). Returns the
-    sorted frame, notes, each row's series code (None for one series) and the ids in code
-    order. The ids are factorised once and sorted as integers: sorting or hashing 10^7
-    text cells took seconds and a copy of every string."""
+def _rows_by_series(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) -> _Rows:
+    """The time and value arrays of `frame` and each series' row range, the series in id
+    order; duplicate timestamps within a series refused (naming the column of `given`,
+    the file as read, that would tell the series apart).
+
+    The ids are factorised once and compared as integers (sorting or hashing 10^7 text
+    cells took seconds and a copy of every string). Where every series' rows are already
+    together and in time order (any file written by series), no row moves: the series are
+    put in id order as row ranges, and a 100,000-series panel is not copied once more."""
     t = frame[spec.time_col].to_numpy()
-    if spec.id_col is not None:
-        codes, uniques = pd.factorize(frame[spec.id_col], sort=True)
-        frame = frame.drop(columns=spec.id_col)  # the codes say it: no copy of the text
-        order = np.lexsort((t, codes))
+    values = frame[list(spec.value_columns)].to_numpy(dtype="float64")
+    if spec.id_col is None:
+        codes, uniques = np.zeros(len(t), dtype=np.int64), np.array(["series"], dtype=object)
     else:
-        codes, uniques = None, np.array(["series"], dtype=object)
-        order = np.argsort(t, kind="stable")
-    moved = bool((order[1:] < order[:-1]).any())
-    notes = [f"rows were not in {' and '.join(c for c in (spec.id_col, spec.time_col) if c)} order; sorted"] if moved else []
-    if moved:
-        frame, t = frame.take(order), t[order]
-        codes = codes[order] if codes is not None else None
-    frame = frame.reset_index(drop=True)
-    same = t[1:] == t[:-1]
-    if codes is not None:
-        same &= codes[1:] == codes[:-1]
-    if same.any():
-        row = int(np.argmax(same)) + 1
-        first = frame.iloc[row]
-        where = f" in series {str(uniques[codes[row]])!r}" if spec.id_col else ""
-        hint = "" if spec.id_col else _id_hint(given, spec)
-        raise InputError(
-            f"{int(same.sum())} duplicate timestamps{where}, first at {first[spec.time_col]}; remove or aggregate them{hint}"
-        )
-    return frame, notes, codes, np.asarray(uniques, dtype=object)
+        codes, uniques = _codes(frame[spec.id_col])
+    first = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])  # block starts, file order
+    grouped = len(np.unique(codes[first])) == len(first)
+    later = t[1:] > t[:-1]
+    later[first[1:] - 1] = True  # no comparison across two series
+    notes = []
+    if not (grouped and later.all()):
+        order = np.lexsort((t, codes))
+        t, values, codes = t[order], values[order], codes[order]
+        notes = [f"rows were not in {' and '.join(c for c in (spec.id_col, spec.time_col) if c)} order; sorted"]
+        first = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
+        same = (t[1:] == t[:-1]) & (codes[1:] == codes[:-1])
+        if same.any():
+            row = int(np.argmax(same)) + 1
+            where = f" in series {str(uniques[codes[row]])!r}" if spec.id_col else ""
+            hint = "" if spec.id_col else _id_hint(given, spec)
+            raise InputError(f"{int(same.sum())} duplicate timestamps{where}, first at {pd.Timestamp(t[row]) if t.dtype.kind == 'M' else t[row]}; "
+                             f"remove or aggregate them{hint}")
+    ends = np.concatenate([first[1:], [len(t)]])
+    by_id = np.argsort(codes[first], kind="stable")
+    starts, ends = first[by_id], ends[by_id]
+    ids = [str(i) for i in np.asarray(uniques, dtype=object)[codes[starts]]]
+    return _Rows(ids, starts, ends, t, values, notes)
+
+
+@dataclass
+class _Rows:
+    """A table's rows as arrays, and each series' [start, end) range of them, in id order
+    (the ranges need not be in row order)."""
+
+    ids: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    t: np.ndarray
+    values: np.ndarray
+    notes: list[str]
 
 
 def _id_hint(given: pd.DataFrame, spec: DataSpec) -> str:
@@ -689,16 +738,6 @@ def _id_hint(given: pd.DataFrame, spec: DataSpec) -> str:
         if given[col].nunique() < len(given) and not given.duplicated([col, spec.time_col]).any():
             return f" (many series? pass --id-col {col})"
     return " (many series? pass --id-col)"
-
-
-def _boundaries(codes: np.ndarray | None, uniques: np.ndarray, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Series ids and [start, end) row ranges in the sorted frame, from the rows' codes."""
-    if codes is None:
-        return ["series"], np.array([0]), np.array([n])
-    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [n]])
-    return [str(i) for i in uniques[codes[starts]]], starts, ends
 
 
 def _infer_freq(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: DataSpec) -> str:
@@ -775,7 +814,7 @@ def _grid_positions(t: np.ndarray, freq: str) -> tuple[pd.DatetimeIndex, np.ndar
 
 def _integer_step(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:
     same = np.ones(len(t) - 1, bool) if len(t) > 1 else np.zeros(0, bool)
-    same[ends[:-1] - 1] = False  # no difference across two series
+    same[ends[ends < len(t)] - 1] = False  # no difference across two series (ranges in any order)
     diffs = np.diff(t)[same]
     if len(diffs) == 0:
         return 1

@@ -37,8 +37,12 @@ class Scaling:
         """Fit one scaler per series on its training values (n_i, C), after the transform;
         columns `unscaled` keep their values, columns `pooled` share one scaler fitted on
         each series' value (their first row)."""
-        fitted = [fit_scaler(transform_target(v, transform, i), scaler) for v, i in zip(train_parts, ids)]
-        loc, scale = np.stack([f[0] for f in fitted]), np.stack([f[1] for f in fitted])
+        parts = [transform_target(v, transform, i) for v, i in zip(train_parts, ids)]
+        if scaler == "standard" and all(len(v) for v in parts):
+            loc, scale = standard_by_series(parts)
+        else:
+            fitted = [fit_scaler(v, scaler) for v in parts]
+            loc, scale = np.stack([f[0] for f in fitted]), np.stack([f[1] for f in fitted])
         if unscaled:
             loc[:, list(unscaled)], scale[:, list(unscaled)] = 0.0, 1.0
         if pooled:
@@ -101,3 +105,25 @@ def fit_scaler(train_values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndar
         return sk.center_, sk.scale_
     sk = MinMaxScaler().fit(train_values)  # x * scale_ + min_  ==  (x - (-min_/scale_)) / (1/scale_)
     return -sk.min_ / sk.scale_, 1.0 / sk.scale_
+
+
+def standard_by_series(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(S, C) loc and scale of scikit-learn's StandardScaler fitted on each part (n_i, C),
+    for all parts in one pass of array sums: one StandardScaler per series costs 0.7 ms,
+    70 s for a 100,000-series panel, and scikit-learn has no per-group fit. The same
+    numbers (tests/test_core.py checks them against StandardScaler): the mean and the
+    population standard deviation of the non-NaN values, two-pass, and a scale of 1 for
+    a column scikit-learn deems constant (`_is_constant_feature`'s bound)."""
+    lengths = np.array([len(v) for v in parts])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    x = np.concatenate(parts).astype(np.float64, copy=False)
+    valid = ~np.isnan(x)
+    count = np.add.reduceat(valid.astype(np.float64), starts, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.add.reduceat(np.where(valid, x, 0.0), starts, axis=0) / count
+        dev = np.where(valid, x - np.repeat(mean, lengths, axis=0), 0.0)
+        var = np.add.reduceat(dev * dev, starts, axis=0) / count
+    eps = np.finfo(np.float64).eps
+    constant = var <= count * eps * var + (count * mean * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(var))
+

@@ -73,3 +73,32 @@ def test_summary_of_records_by_hand():
     assert summary["skill"]["naive"]["mae"] == pytest.approx(1 - 1.0 / 3.5)
     assert summary["per_step"]["1"]["model"]["mae"] == pytest.approx(0.5)
     assert set(summary["per_fold"]) == {"0", "1"}
+
+
+def test_grouped_scores_equal_the_scores_of_each_group_alone():
+    """summarize's per-series, per-fold and per-step tables (one pass of array sums)
+    hold what `scores` gives each group's records alone, None where it is undefined:
+    NaN actuals and forecasts, zero actuals, a zero and a NaN MASE scale, quantiles."""
+    from gruforecast.evaluate import METHODS, scores
+
+    rng = np.random.default_rng(0)
+    keys = [(f"s{s}", fold, step) for s in range(12) for fold in range(3) for step in (1, 2, 3)]
+    records = pd.DataFrame(keys, columns=["series", "fold", "step"])
+    n = len(records)
+    records["scale"] = records["series"].map(lambda s: {"s1": 0.0, "s2": nan}.get(s, 1.5))
+    records["actual"] = np.where(rng.random(n) < 0.1, nan, np.where(rng.random(n) < 0.05, 0.0, rng.normal(9, 3, n)))
+    for m in METHODS:
+        records[m] = np.where(rng.random(n) < 0.05, nan, 9 + rng.normal(0, 2, n))
+        records[f"{m}_q0.1"], records[f"{m}_q0.9"] = records[m] - 2, np.where(rng.random(n) < 0.05, nan, records[m] + 2)
+    records.loc[records.series == "s3", "model"] = records.loc[records.series == "s3", "actual"]  # MASE 0
+    summary = summarize(records)
+    for key in ("series", "fold", "step"):
+        for k, g in records.groupby(key):
+            for m in METHODS:
+                alone, grouped = scores(g, m), summary[f"per_{key}"][str(k)][m]
+                assert alone.keys() == grouped.keys()
+                for name, v in alone.items():
+                    assert (v is None) == (grouped[name] is None), (key, k, m, name)
+                    assert v is None or grouped[name] == pytest.approx(v, rel=1e-12, abs=1e-12)
+    assert summary["per_series"]["s1"]["model"]["mase"] is None  # a zero scale: undefined
+    assert summary["per_series"]["s3"]["model"]["mase"] == 0.0

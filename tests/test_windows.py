@@ -133,3 +133,22 @@ def test_a_padded_window_is_the_series_start_repeated():
     rows, observed = window_rows(values, np.array([2, 5]), 4)
     assert rows[..., 0].tolist() == [[1, 1, 1, 2], [2, 3, 4, 5]]
     assert observed.tolist() == [[False, False, True, True], [True, True, True, True]]
+
+
+def test_standard_scaling_of_every_series_at_once_is_scikit_learns():
+    """Scaling.fit's one-pass standard scaler gives StandardScaler's numbers per series:
+    NaNs left out, a constant column and a single point scaled by 1."""
+    from sklearn.preprocessing import StandardScaler
+
+    from gruforecast.scaling import standard_by_series
+
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(rng.uniform(-1e3, 1e3), rng.uniform(1e-3, 1e3), size=(n, 3)) for n in (1, 2, 7, 50, 400)]
+    parts[2][:, 1] = 4.2  # constant
+    parts[3][[3, 9], 0] = np.nan
+    parts[4][:, 2] = 1e6 + 1e-10 * np.arange(400)  # constant within rounding
+    loc, scale = standard_by_series(parts)
+    for k, v in enumerate(parts):
+        sk = StandardScaler().fit(v)
+        np.testing.assert_allclose(loc[k], sk.mean_, rtol=1e-12)
+        np.testing.assert_allclose(scale[k], sk.scale_, rtol=1e-9)
