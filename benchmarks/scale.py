@@ -3,6 +3,7 @@ one model trained over processes with torchrun against one process.
 
     python benchmarks/scale.py --part torchrun             # 1 process x 1 thread, torchrun 2 x 1, 1 x 2 threads
     python benchmarks/scale.py --part memory --series 10000,100000
+    python benchmarks/scale.py --part memory --series 10000,100000 --panel m4   # M4 hourly tiled
 
 `--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points,
 or to `--longest`, with noise, trends, level shifts, and a tenth of them short, 30-150
@@ -87,17 +88,44 @@ def write_panel(folder: Path, n_series: int, longest: int, part: int = 10_000) -
     return points
 
 
-def memory(sizes: list[int], tmp: Path, longest: int) -> None:
+M4_HOURLY = ROOT.parent / "shared" / "data" / "m4_hourly.csv"
+
+
+def write_m4_tiled(folder: Path, n_series: int, part: int = 10_000) -> int:
+    """M4 hourly's 414 training parts tiled to `n_series` series (copy k of series i is
+    i's values times a factor of copy k, 0.5-2: the same shapes at other levels; ids
+    H{i}_{k}; integer steps, as the file has), as a folder of Parquet parts; returns its
+    points. The test rows are not read."""
+    m4 = pd.read_csv(M4_HOURLY)
+    m4 = m4[m4["split"] == "train"]
+    base = [(sid, g["t"].to_numpy(), g["y"].to_numpy()) for sid, g in m4.groupby("unique_id", sort=False)]
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    points = 0
+    for k, first in enumerate(range(0, n_series, part)):
+        frames = []
+        for j in range(first, min(first + part, n_series)):
+            sid, t, y = base[j % len(base)]
+            frames.append(pd.DataFrame({"unique_id": f"{sid}_{j // len(base)}", "t": t,
+                                        "y": y * rng.uniform(0.5, 2.0)}))
+        frame = pd.concat(frames, ignore_index=True)
+        frame.to_parquet(folder / f"part-{k:04d}.parquet", index=False)
+        points += len(frame)
+    return points
+
+
+def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated") -> None:
     """Peak RSS and seconds of train and predict per panel size."""
     print("| series | points | train s | seconds per epoch | train peak MiB | predict s | predict peak MiB |")
     print("|---|---|---|---|---|---|---|")
     base = None
     for n in sorted(sizes):
         data = tmp / f"panel-{n}"
-        points = write_panel(data, n, longest)
+        points = write_m4_tiled(data, n) if panel == "m4" else write_panel(data, n, longest)
         gf = [sys.executable, "-m", "gruforecast"]
         ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
-                               "--calendar", "none", "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
+                               "--calendar", "none", *(["--time-col", "t"] if panel == "m4" else []),
+                               "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
         ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
         training = json.loads((tmp / "metrics.json").read_text())["training"]
         epoch = training["seconds"] / len(training["train_loss"])  # the same windows per epoch at every size
@@ -140,6 +168,8 @@ def main() -> None:
     parser.add_argument("--part", choices=("memory", "torchrun"), required=True)
     parser.add_argument("--series", default="1000,10000", help="--part memory: panel sizes")
     parser.add_argument("--longest", type=int, default=2000, help="--part memory: the longest series (800: ~500 on average)")
+    parser.add_argument("--panel", choices=("generated", "m4"), default="generated",
+                        help="--part memory: the generator's panel, or M4 hourly's series tiled")
     parser.add_argument("--torchrun-series", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64, help="--part torchrun: windows per batch per process")
@@ -147,7 +177,7 @@ def main() -> None:
     print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.part == "memory":
-            memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest)
+            memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.panel)
         else:
             torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size)
 

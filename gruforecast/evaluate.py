@@ -182,8 +182,9 @@ def _mean(keys: np.ndarray, n: int, term: np.ndarray, valid: np.ndarray) -> np.n
 
 def _origin_codes(frame: pd.DataFrame, keys: np.ndarray) -> np.ndarray:
     """(rows,) a code per (group, series, fold): an origin's records within one group."""
-    parts = pd.MultiIndex.from_arrays([keys, frame["series"].to_numpy(), frame["fold"].to_numpy()])
-    return pd.factorize(parts)[0]
+    series, folds = pd.factorize(frame["series"])[0], pd.factorize(frame["fold"])[0]
+    n_series, n_folds = int(series.max(initial=0)) + 1, int(folds.max(initial=0)) + 1
+    return pd.factorize((keys.astype(np.int64) * n_series + series) * n_folds + folds)[0]  # integers hash fast
 
 
 def _origin_mean(keys: np.ndarray, n: int, origins: np.ndarray, term: np.ndarray) -> np.ndarray:

@@ -116,13 +116,16 @@ def standard_by_series(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     a column scikit-learn deems constant (`_is_constant_feature`'s bound)."""
     lengths = np.array([len(v) for v in parts])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    x = np.concatenate(parts).astype(np.float64, copy=False)
-    valid = ~np.isnan(x)
-    count = np.add.reduceat(valid.astype(np.float64), starts, axis=0)
+    x = np.concatenate(parts).astype(np.float64, copy=False)  # our copy: worked on in place
+    missing = np.isnan(x)
+    count = np.add.reduceat((~missing).astype(np.float64), starts, axis=0)
+    x[missing] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.add.reduceat(np.where(valid, x, 0.0), starts, axis=0) / count
-        dev = np.where(valid, x - np.repeat(mean, lengths, axis=0), 0.0)
-        var = np.add.reduceat(dev * dev, starts, axis=0) / count
+        mean = np.add.reduceat(x, starts, axis=0) / count
+        x -= np.repeat(mean, lengths, axis=0)
+        x[missing] = 0.0
+        x *= x
+        var = np.add.reduceat(x, starts, axis=0) / count
     eps = np.finfo(np.float64).eps
     constant = var <= count * eps * var + (count * mean * eps) ** 2
     return mean, np.where(constant, 1.0, np.sqrt(var))
