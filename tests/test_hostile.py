@@ -336,7 +336,11 @@ def test_ctrl_c_mid_training_exits_130_and_writes_nothing(folder, tmp_path):
     env = {**os.environ, "COLUMNS": "120"}
     cmd = [sys.executable, "-m", "gruforecast", "train", str(folder / "S.csv"), "--time-col", "t", "--target", "y",
            "--horizon", "4", "--epochs", "100000", "--patience", "100000", "--out", str(tmp_path / "m.gruf")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    # SIGINT as a terminal sends it: a suite started in the background of a shell without
+    # job control (`make test &`) passes SIGINT down ignored, and an ignored SIGINT stays
+    # ignored in Python, rightly (nohup and cron mean it): the child would train on
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     for line in proc.stderr:  # wait until it trains: the first epoch line
         if "epoch" in line or time.monotonic() > deadline:
