@@ -100,5 +100,12 @@ def test_grouped_scores_equal_the_scores_of_each_group_alone():
                 for name, v in alone.items():
                     assert (v is None) == (grouped[name] is None), (key, k, m, name)
                     assert v is None or grouped[name] == pytest.approx(v, rel=1e-12, abs=1e-12)
+    for m in METHODS:  # and the formulas are metrics.py's
+        y, f = records["actual"].to_numpy(), records[m].to_numpy()
+        got = summary["scores"][m]
+        for name in ("mae", "rmse", "smape", "mape"):
+            assert got[name] == pytest.approx(getattr(metrics, name)(y, f), rel=1e-12)
+        assert got["coverage_80"] == pytest.approx(metrics.coverage(y, records[f"{m}_q0.1"], records[f"{m}_q0.9"]))
+        assert got["pinball_0.9"] == pytest.approx(metrics.pinball(y, records[f"{m}_q0.9"].to_numpy(), 0.9))
     assert summary["per_series"]["s1"]["model"]["mase"] is None  # a zero scale: undefined
     assert summary["per_series"]["s3"]["model"]["mase"] == 0.0
