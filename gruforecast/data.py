@@ -693,7 +693,7 @@ def _rows_by_series(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) ->
         codes, uniques = np.zeros(len(t), dtype=np.int64), np.array(["series"], dtype=object)
     else:
         codes, uniques = _codes(frame[spec.id_col])
-    first = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])  # block starts, file order
+    first = _block_starts(codes)  # file order
     grouped = len(np.unique(codes[first])) == len(first)
     later = t[1:] > t[:-1]
     later[first[1:] - 1] = True  # no comparison across two series
@@ -702,7 +702,7 @@ def _rows_by_series(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) ->
         order = np.lexsort((t, codes))
         t, values, codes = t[order], values[order], codes[order]
         notes = [f"rows were not in {' and '.join(c for c in (spec.id_col, spec.time_col) if c)} order; sorted"]
-        first = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
+        first = _block_starts(codes)
         same = (t[1:] == t[:-1]) & (codes[1:] == codes[:-1])
         if same.any():
             row = int(np.argmax(same)) + 1
@@ -715,6 +715,11 @@ def _rows_by_series(frame: pd.DataFrame, spec: DataSpec, given: pd.DataFrame) ->
     starts, ends = first[by_id], ends[by_id]
     ids = [str(i) for i in np.asarray(uniques, dtype=object)[codes[starts]]]
     return _Rows(ids, starts, ends, t, values, notes)
+
+
+def _block_starts(codes: np.ndarray) -> np.ndarray:
+    """The rows where a run of one series code begins."""
+    return np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
 
 
 @dataclass

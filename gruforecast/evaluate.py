@@ -144,8 +144,8 @@ def scores_by(frame: pd.DataFrame, method: str, keys: np.ndarray, n: int) -> dic
         out = {
             "mae": _mean(keys, n, a, ok),
             "rmse": np.sqrt(_mean(keys, n, err ** 2, ok)),
-            "mape": _mean(keys, n, 100.0 * a / np.where(y != 0, np.abs(y), 1.0), ok & (y != 0)),
-            "smape": _mean(keys, n, np.where(denom > 0, 200.0 * a / np.where(denom > 0, denom, 1.0), 0.0), ok),
+            "mape": _mean(keys, n, 100.0 * a / np.abs(y), ok & (y != 0)),  # masked terms may be inf or NaN
+            "smape": _mean(keys, n, np.where(denom > 0, 200.0 * a / denom, 0.0), ok),
             "mase": _origin_mean(keys, n, origins, np.where(ok, a, np.nan) / scale),
         }
         quantiles = {round(float(c[len(method) + 2:]), 10): frame[c].to_numpy(float) for c in frame.columns
@@ -166,7 +166,7 @@ def _interval_scores(keys, n, origins, y, scale, quantiles: dict[float, np.ndarr
         out[f"coverage_{level:g}"] = _mean(keys, n, ((y >= lo) & (y <= hi)).astype(float), ok)
         out[f"msis_{level:g}"] = _origin_mean(keys, n, origins, metrics.interval_score(y, lo, hi, level) / scale)
     loss = {q: np.maximum(q * (y - f), (q - 1) * (y - f)) for q, f in quantiles.items()}  # NaN where invalid
-    pinball = {q: _mean(keys, n, np.nan_to_num(v), ~np.isnan(v)) for q, v in loss.items()}
+    pinball = {q: _mean(keys, n, v, ~np.isnan(v)) for q, v in loss.items()}
     out.update({f"pinball_{q:g}": pinball[q] for q in sorted(quantiles)})
     out["scaled_pinball"] = _origin_mean(keys, n, origins, np.mean(np.stack(list(loss.values())), axis=0) / scale)
     out["crps"] = 2 * np.mean(np.stack(list(pinball.values())), axis=0)
@@ -174,7 +174,8 @@ def _interval_scores(keys, n, origins, y, scale, quantiles: dict[float, np.ndarr
 
 
 def _mean(keys: np.ndarray, n: int, term: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(n,) the mean of `term` over the valid rows of each group (NaN for none)."""
+    """(n,) the mean of `term` over the valid rows of each group (NaN for none); what
+    `term` holds in the other rows (NaN, inf) never counts."""
     count = np.bincount(keys, weights=valid.astype(float), minlength=n)
     total = np.bincount(keys, weights=np.where(valid, term, 0.0), minlength=n)
     return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
@@ -191,10 +192,10 @@ def _origin_mean(keys: np.ndarray, n: int, origins: np.ndarray, term: np.ndarray
     """(n,) the mean over each group's origins of the origin's mean `term` (NaN rows left
     out), origins whose mean is not finite left out."""
     m = int(origins.max()) + 1 if len(origins) else 0
-    per = _mean(origins, m, np.nan_to_num(term, nan=0.0, posinf=np.inf), ~np.isnan(term))
+    per = _mean(origins, m, term, ~np.isnan(term))
     key_of = np.zeros(m, dtype=np.int64)
     key_of[origins] = keys
-    return _mean(key_of, n, np.nan_to_num(per, nan=0.0, posinf=0.0, neginf=0.0), np.isfinite(per))
+    return _mean(key_of, n, per, np.isfinite(per))
 
 
 def summarize(records: pd.DataFrame, groups: tuple[str, ...] = ("series", "fold", "step")) -> dict:

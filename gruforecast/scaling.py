@@ -111,7 +111,7 @@ def standard_by_series(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     """(S, C) loc and scale of scikit-learn's StandardScaler fitted on each part (n_i, C),
     for all parts in one pass of array sums: one StandardScaler per series costs 0.7 ms,
     70 s for a 100,000-series panel, and scikit-learn has no per-group fit. The same
-    numbers (tests/test_core.py checks them against StandardScaler): the mean and the
+    numbers (tests/test_windows.py checks them against StandardScaler): the mean and the
     population standard deviation of the non-NaN values, two-pass, and a scale of 1 for
     a column scikit-learn deems constant (`_is_constant_feature`'s bound)."""
     lengths = np.array([len(v) for v in parts])
