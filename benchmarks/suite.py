@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "suite.md"
 EXTRA: list[str] = []  # --extra: options added to every train, to compare a candidate default
+DEV = False  # --dev: the development split, every set cut before its test part (see main)
 
 
 @dataclass
@@ -77,7 +78,16 @@ SETS = {
 def competition(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training rows (unique_id, t, y) and the test rows of a competition panel."""
     d = pd.read_csv(DATA / f"{name}.csv", dtype={"unique_id": str})
-    return d[d.split == "train"].drop(columns="split"), d[d.split == "test"].drop(columns="split")
+    train, test = d[d.split == "train"].drop(columns="split"), d[d.split == "test"].drop(columns="split")
+    if DEV:  # the last h training rows of each series are the test; a series goes when it has
+        # 2h rows or fewer, or fewer than 7 would be left (AutoETS refuses 6: "tiny datasets")
+        h = test.groupby("unique_id").size().max()
+        rank = train.groupby("unique_id").cumcount(ascending=False)
+        n = train.groupby("unique_id")["y"].transform("size")
+        keep = (n > 2 * h) & (n - h >= 7)
+        train, rank = train[keep], rank[keep]
+        train, test = train[rank >= h], train[rank < h]
+    return train, test
 
 
 def daily_origins(path: Path, id_col: str | None, time_col: str, target: str, proto: Protocol):
@@ -87,13 +97,15 @@ def daily_origins(path: Path, id_col: str | None, time_col: str, target: str, pr
     keys = [id_col] if id_col else []
     d = d.sort_values(keys + [time_col]).reset_index(drop=True)
     n_test = (proto.origins - 1) * proto.step + proto.h
-    rank = d.groupby(id_col).cumcount(ascending=False) if id_col else pd.Series(np.arange(len(d))[::-1])
-    if proto.name == "pedestrian_hourly":  # gaps: the last 14 days of the calendar, not of rows
-        end = d.groupby(id_col)[time_col].transform("max")
-        test_mask = d[time_col] > end - pd.Timedelta(hours=n_test)
-    else:
-        test_mask = rank < n_test
-    return d[~test_mask], d, d[test_mask]
+    for _ in range(1 + DEV):  # --dev: the data before the test part, split the same way again
+        rank = d.groupby(id_col).cumcount(ascending=False) if id_col else pd.Series(np.arange(len(d))[::-1])
+        if proto.name == "pedestrian_hourly":  # gaps: the last 14 days of the calendar, not of rows
+            end = d.groupby(id_col)[time_col].transform("max")
+            test_mask = d[time_col] > end - pd.Timedelta(hours=n_test)
+        else:
+            test_mask = rank < n_test
+        d, full = d[~test_mask].reset_index(drop=True), d
+    return d, full, full[test_mask]
 
 
 # -- scores ---------------------------------------------------------------------------
@@ -246,8 +258,9 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         d = pd.read_csv(DATA / "ETTh1.csv")[["date", "OT"]].iloc[:14400]
         mu, sd = d.OT.iloc[:8640].mean(), d.OT.iloc[:8640].std(ddof=0)
         d["OT"] = (d.OT - mu) / sd  # the protocol scores z-scored values
-        history, full = d.iloc[:11520], d
-        proto.origins, proto.step = 14400 - 11520 - proto.h + 1, 1
+        cut = 8640 if DEV else 11520  # --dev: the protocol's validation rows are the test
+        history, full = d.iloc[:cut], d.iloc[:cut + 2880]
+        proto.origins, proto.step = 2880 - proto.h + 1, 1
         cols, freq = {"id": None, "time": "date"}, "h"
         h_std = history.rename(columns={"date": "time", "OT": "y"}).assign(unique_id="series")
         t_std = None  # every origin's own window: scored below
@@ -367,15 +380,20 @@ def main() -> None:
     parser.add_argument("--no-references", action="store_true", help="gruforecast rows only")
     parser.add_argument("--extra", default="", help="train options to try beside the defaults, e.g. '--transform log'")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the table is appended")
+    parser.add_argument("--dev", action="store_true",
+                        help="the development split, for choosing defaults: every set is cut before its test "
+                             "part and scored on the h points (or origins) before it, so no choice reads a test part")
     args = parser.parse_args()
     EXTRA.extend(args.extra.split())
+    global DEV
+    DEV = args.dev
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads} (torch {torch.__version__}); sets: {args.sets}", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:
-        extra = f", train {args.extra}" if args.extra else ""
+        extra = (f", train {args.extra}" if args.extra else "") + (", DEVELOPMENT split (--dev)" if args.dev else "")
         out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
                   "| set | metric | method | primary | MASE | cov 80 | cov 95 | MSIS 95 | seconds | what the defaults chose |\n"
                   "|---|---|---|---|---|---|---|---|---|---|\n")
