@@ -2,11 +2,13 @@
 
 torchrun starts N copies of the command with RANK, WORLD_SIZE and the rendezvous in the
 environment (`--nnodes` and its rendezvous flags spread them over machines). Every rank
-reads the data and resolves the same configuration from it; `train.fit` then gives each
-rank its share of every epoch's windows (one order drawn from the shared seed, dealt
-out rank by rank), DistributedDataParallel averages the gradients (gloo on the CPU,
-NCCL on CUDA), and the early-stopping decision is rank 0's, sent to all, so every rank
-stops at the same epoch. Only rank 0 writes the model, the forecast and the reports; the
+reads the data and resolves the same configuration from it. `train.fit` then spreads an
+ensemble of at least N members over the ranks (member k on rank k mod N, every window,
+the members' weights shared at each epoch's end: no gradient crosses processes), or, for
+a smaller ensemble, gives each rank its share of every epoch's windows (one order drawn
+from the shared seed, dealt out rank by rank) and DistributedDataParallel averages the
+gradients (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
+to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast and the reports; the
 others write nothing and print nothing. A rank that fails ends with its one line, and
 torchrun stops the rest; a collective that waits on a dead peer gives up after
 `TIMEOUT` instead of hanging.
@@ -66,6 +68,22 @@ def from_main(value: float, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     torch.distributed.broadcast(t, src=0)
     return float(t.item())
+
+
+def share_members(members: list[torch.nn.Module], device: torch.device, source: int | None = None) -> None:
+    """Every member's weights on every rank, from `source` or from the rank that trains it
+    (member k: rank k mod N), one broadcast per member: an ensemble spread over ranks
+    (`train.fit`) scores, early-stops and is written whole."""
+    if not active():
+        return
+    n = world_size()
+    for k, member in enumerate(members):
+        params = list(member.parameters())
+        flat = torch.cat([p.detach().reshape(-1) for p in params]).to(device)
+        torch.distributed.broadcast(flat, src=k % n if source is None else source)
+        with torch.no_grad():
+            for p, v in zip(params, flat.split([p.numel() for p in params])):
+                p.copy_(v.view_as(p))
 
 
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

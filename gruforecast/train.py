@@ -70,29 +70,44 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
 
     Without validation windows (val_frac = 0) the training loss decides the best epoch.
     The model ends with the weights of the best epoch. Under torchrun (`parallel.py`)
-    each rank trains on its share of every epoch's windows, the gradients averaged by
-    DistributedDataParallel, and rank 0's scores decide for all.
+    an ensemble of at least as many members as ranks is spread over them: member k
+    trains on rank k mod N, on every window, with nothing exchanged but its weights at
+    each epoch's end (the members are independent, so this is the one-process training,
+    N times fewer members per process). A smaller ensemble trains data-parallel: each
+    rank on its share of every epoch's windows, the gradients averaged by
+    DistributedDataParallel. Either way rank 0's scores decide for all.
     """
     rank, ranks = (parallel.rank(), parallel.world_size()) if parallel.active() else (0, 1)
     torch.manual_seed(cfg.seed + rank)  # a seed per rank (dropout); the weights are rank 0's
-    rng = np.random.default_rng(cfg.seed)  # the same on every rank: one order, dealt out
+    rng = np.random.default_rng(cfg.seed)  # the same on every rank: one order
     values = Flat.of(windows, device)
     train = torch.from_numpy(windows.train).to(device)
     val = torch.from_numpy(sample_origins(windows.val, VALIDATION_WINDOWS, cfg.seed)).to(device)
     model.to(device)
+    members = _members(model)
+    by_member = ranks > 1 and len(members) >= ranks
+    mine = members[rank::ranks] if by_member else members
     loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()
-    step = parallel.wrap(_Losses(model, loss_fn), device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if by_member:
+        parallel.share_members(members, device, source=0)  # every rank starts from rank 0's weights
+        step = _Losses(mine, loss_fn)
+    else:
+        step = parallel.wrap(_Losses(members, loss_fn), device)
+    opt = torch.optim.Adam([p for m in mine for p in m.parameters()], lr=cfg.lr)
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = _epoch_order(rng, len(train), cfg.windows_per_epoch)
-        # as many windows on every rank (at most ranks - 1 left out): the same number of
-        # batches, so no rank waits in a gradient all-reduce its peers never join
-        order = order[: len(order) // ranks * ranks][rank::ranks]
-        train_loss = _train_epoch(model, step, opt, values, train[torch.from_numpy(order).to(device)],
+        if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
+            # out): the same number of batches, so no rank waits in an all-reduce its peers never join
+            order = order[: len(order) // ranks * ranks][rank::ranks]
+        train_loss = _train_epoch(mine, step, opt, values, train[torch.from_numpy(order).to(device)],
                                   windows, cfg, epoch)
-        train_loss = parallel.mean(train_loss, device)
+        if by_member:  # the mean over all members, then every member's weights on every rank
+            train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)
+            parallel.share_members(members, device)
+        else:
+            train_loss = parallel.mean(train_loss, device)
         val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None
         score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
         if score < best:
@@ -144,21 +159,22 @@ class _Losses(nn.Module):
     learns on its own: the sum of their losses gives each (disjoint) parameter set exactly
     its own gradient. Validation scores the ensemble's median."""
 
-    def __init__(self, model: Model, loss_fn: nn.Module) -> None:
+    def __init__(self, members: list[GRURegressor], loss_fn: nn.Module) -> None:
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
+        self.members, self.loss_fn = nn.ModuleList(members), loss_fn
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, future: torch.Tensor | None):
-        losses = [window_losses(m, self.loss_fn, x, y, future) for m in _members(self.model)]
+        losses = [window_losses(m, self.loss_fn, x, y, future) for m in self.members]
         return sum(p for p, _ in losses), sum(q for _, q in losses)
 
 
-def _train_epoch(model: Model, step: nn.Module, opt: torch.optim.Optimizer,
+def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.Optimizer,
                  values: Flat, origins: torch.Tensor, windows: Windows,
                  cfg: TrainConfig, epoch: int) -> float:
-    model.train()
+    """One epoch of the `members` this process trains; their mean point loss per window."""
+    for m in members:
+        m.train()
     total, count = 0.0, 0
-    members = _members(model)
     for batch in origins.split(cfg.batch_size):
         x, y, f = gather(values, batch, windows.lookback, windows.horizon)
         opt.zero_grad(set_to_none=True)

@@ -40,6 +40,27 @@ def test_two_processes_train_one_model_and_rank_0_alone_writes(tmp_path):
     np.testing.assert_allclose(written.forecast, fc.forecast)
 
 
+def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, monkeypatch, capsys):
+    # 4 members, 2 on each rank, no gradient exchanged: the same training as in one process
+    # (the same windows in the same order for every member), so the same model
+    from conftest import run_main
+
+    _data(tmp_path / "d.csv")
+    args = ("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "3", "--hidden-size", "8",
+            "--ensemble", "4", "--level", "none", "--threads", "1")
+    proc = run_cli(*args, "--out", tmp_path / "two.gruf", prefix=torchrun(29535), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = run_main(monkeypatch, capsys, *args, "--out", tmp_path / "one.gruf")
+    assert code == 0, err
+    two, one = artifact.load(tmp_path / "two.gruf"), artifact.load(tmp_path / "one.gruf")
+    assert two.model_cfg.ensemble == one.model_cfg.ensemble == 4
+    np.testing.assert_allclose(two.predict().frame.forecast, one.predict().frame.forecast, rtol=1e-5, atol=1e-6)
+    # a single model trains data-parallel (DistributedDataParallel) instead, and forecasts
+    proc = run_cli(*args[:-4], "--ensemble", "1", "--out", tmp_path / "ddp.gruf", prefix=torchrun(29536), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.isfinite(artifact.load(tmp_path / "ddp.gruf").predict().frame.forecast).all()
+
+
 def test_a_failing_run_fails_whole_with_our_line(tmp_path):
     _data(tmp_path / "d.csv")
     proc = run_cli("train", tmp_path / "d.csv", "--target", "nope", "--out", tmp_path / "m.gruf",
