@@ -14,7 +14,9 @@ should not grow with the panel), printed per size with the ratios to the smalles
 `--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
 by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each, and by 1
 process of 2 threads: training windows per second (from metrics.json's training
-seconds) and the final validation loss, with the ratios to the first.
+seconds) and the final validation loss, with the ratios to the first; one table per
+`--ensembles` size (1: torchrun trains data-parallel under DDP; 2 or more: the members
+are spread over the ranks, `train.fit`).
 """
 
 from __future__ import annotations
@@ -134,11 +136,12 @@ def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated") 
               f"({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |", flush=True)
 
 
-def torchrun(tmp: Path, series: int, epochs: int, batch: int) -> None:
+def torchrun(tmp: Path, series: int, epochs: int, batch: int, ensemble: int) -> None:
     data = tmp / "small.parquet"
-    make_panel(series, short_share=0.0).to_parquet(data, index=False)
+    if not data.exists():
+        make_panel(series, short_share=0.0).to_parquet(data, index=False)
     common = ["train", data, "--horizon", "24", "--epochs", str(epochs), "--patience", str(epochs),
-              "--windows-per-epoch", "20000", "--level", "none", "--ensemble", "1", "--transform", "none",
+              "--windows-per-epoch", "20000", "--level", "none", "--ensemble", str(ensemble), "--transform", "none",
               "--no-full-refit", "--calendar", "none", "--batch-size", str(batch)]
     runs = {
         "1 process x 1 thread": ([sys.executable, "-m", "gruforecast"], ["--threads", "1"]),
@@ -146,11 +149,13 @@ def torchrun(tmp: Path, series: int, epochs: int, batch: int) -> None:
                                              "-m", "gruforecast"], ["--threads", "1"]),
         "1 process x 2 threads": ([sys.executable, "-m", "gruforecast"], ["--threads", "2"]),
     }
-    print(f"{series} series, {epochs} epochs of at most 20,000 windows, batch {batch} per process, seed 0")
+    how = "data-parallel (DDP)" if ensemble < 2 else f"{ensemble} members spread over the ranks"
+    print(f"\n{series} series, {epochs} epochs of at most 20,000 windows, batch {batch} per process, seed 0, "
+          f"--ensemble {ensemble}: torchrun trains {how}")
     print("| run | training s | windows / s | ratio | final val loss | ratio |\n|---|---|---|---|---|---|")
     base = None
     for name, (launcher, threads) in runs.items():
-        report = tmp / name.replace(" ", "_")
+        report = tmp / f"{name.replace(' ', '_')}-{ensemble}"
         report.mkdir()
         _child([*launcher, *common, *threads, "--out", report / "m.gruf", "--report-dir", report],
                env={"OMP_NUM_THREADS": "1"})
@@ -173,13 +178,16 @@ def main() -> None:
     parser.add_argument("--torchrun-series", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64, help="--part torchrun: windows per batch per process")
+    parser.add_argument("--ensembles", default="1,4,5", help="--part torchrun: ensemble sizes, a table each (1: "
+                        "data-parallel; at least 2: members over the ranks)")
     args = parser.parse_args()
     print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.part == "memory":
             memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.panel)
         else:
-            torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size)
+            for k in map(int, args.ensembles.split(",")):
+                torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size, k)
 
 
 if __name__ == "__main__":
