@@ -8,8 +8,8 @@ the members' weights shared at each epoch's end: no gradient crosses processes),
 a smaller ensemble, gives each rank its share of every epoch's windows (one order drawn
 from the shared seed, dealt out rank by rank) and DistributedDataParallel averages the
 gradients (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
-to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast and the reports; the
-others write nothing and print nothing. A rank that fails ends with its one line, and
+to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast
+and the reports; the others write nothing and print nothing. A rank that fails ends with its one line, and
 torchrun stops the rest; a collective that waits on a dead peer gives up after
 `TIMEOUT` instead of hanging.
 """
