@@ -180,6 +180,7 @@ def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols
     history.to_csv(train_csv, index=False)
     seconds, log = run_cli("train", train_csv, *proto.args, *EXTRA, "--horizon", proto.h, "--out", model,
                            "--report-dir", tmp, threads=threads)
+    log += _chosen(tmp / "metrics.json")
     out = tmp / f"{proto.name}-fc.csv"
     if full is None:
         run_cli("predict", model, "--out", out, threads=threads)
@@ -365,12 +366,25 @@ def _times(col: pd.Series) -> pd.Series:
     return pd.to_datetime(col)
 
 
+def _chosen(metrics: Path) -> str:
+    """A line for the log: the transform and ensemble the defaults chose (metrics.json)."""
+    import json
+
+    choices = json.loads(metrics.read_text()).get("choices", {})
+    picked = [f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices]
+    return "\nchose: " + ", ".join(picked) if picked else ""
+
+
 def _setting(log: str) -> str:
-    """What the defaults chose, from the train log line (season, lookback, ...)."""
+    """What the defaults chose, from the train log line (season, lookback, ...) and the
+    transform and ensemble from metrics.json (`_chosen`)."""
+    setting, chosen = "", ""
     for line in log.splitlines():
-        if " series, " in line and "season" in line:
-            return line.split("freq", 1)[-1].strip().replace("|", "/")
-    return ""
+        if " series, " in line and "season" in line and not setting:
+            setting = line.split("freq", 1)[-1].strip().replace("|", "/")
+        if line.startswith("chose: "):
+            chosen = ", " + line[len("chose: "):]
+    return setting + chosen
 
 
 def main() -> None:
