@@ -4,6 +4,12 @@ sets), on the same splits, in the same run.
 
     make bench-suite                    # .venv-bench/bin/python benchmarks/suite.py
     python benchmarks/suite.py --sets m3_yearly,tourism_yearly --threads 1
+    python benchmarks/suite.py --dev --extra "--hidden-size 32"   # a candidate default, before any test part
+
+`--dev` is the development split, the one to choose defaults on: every set is cut before
+its test part (competition panels: each series' last h training rows become the test;
+daily-origin sets: the same origins moved back before the test part; ETTh1: the
+protocol's validation rows), and the references run on the same cut.
 
 Each set follows its protocol (../shared/data/README.md): the competition panels forecast
 their `test` rows from the end of their `train` rows (one origin); pedestrian (14 daily
