@@ -32,6 +32,7 @@ the default between the two is chosen by measurement on every set.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -181,12 +182,11 @@ def run_cli(*args, threads: int) -> tuple[float, str]:
 def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols: dict,
          threads: int, tmp: Path) -> tuple[pd.DataFrame, pd.DataFrame, float, str]:
     """Forecasts (id, time, forecast, intervals) of the test rows with the default
-    intervals and with the model's quantile head, training seconds, the train log."""
+    intervals and with the model's quantile head, training seconds, what the defaults chose."""
     train_csv, model = tmp / f"{proto.name}.csv", tmp / f"{proto.name}.gruf"
     history.to_csv(train_csv, index=False)
     seconds, log = run_cli("train", train_csv, *proto.args, *EXTRA, "--horizon", proto.h, "--out", model,
                            "--report-dir", tmp, threads=threads)
-    log += _chosen(tmp / "metrics.json")
     out = tmp / f"{proto.name}-fc.csv"
     if full is None:
         run_cli("predict", model, "--out", out, threads=threads)
@@ -197,7 +197,7 @@ def ours(proto: Protocol, history: pd.DataFrame, full: pd.DataFrame | None, cols
                 "--out", out, threads=threads)
     data = full_csv if full is not None else None
     variants = {name: _ours_frame(_variant(model, data, proto, name), cols) for name in VARIANTS}
-    return _ours_frame(pd.read_csv(out), cols), variants, seconds, log
+    return _ours_frame(pd.read_csv(out), cols), variants, seconds, _setting(log, tmp / "metrics.json")
 
 
 # The same model's other intervals, from its file in this process through the `predict`
@@ -284,7 +284,7 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         if proto.name == "electricity_short_hourly":  # the target alone: covariates are another issue
             history, full = history[["unique_id", "ds", "y"]], full[["unique_id", "ds", "y"]]
     with tempfile.TemporaryDirectory(dir=tmp) as work:
-        fc, head, seconds, log = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
+        fc, head, seconds, setting = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
                                       cols, threads, Path(work))
     scales = mase_scales(h_std.rename(columns={"unique_id": "id"}), proto.m)
     if t_std is not None:
@@ -306,7 +306,7 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
         point = score(merged, "forecast", {"series": 1.0} if t_std is None else scales, proto.metric)
         name = label + (f" {' '.join(EXTRA)}" if EXTRA and label.startswith("gru") else "")
         rows.append((name, *point, *interval_scores(merged, msis_scales),
-                     seconds if label.startswith("gru") else np.nan, _setting(log) if label.startswith("gru") else ""))
+                     seconds if label.startswith("gru") else np.nan, setting if label.startswith("gru") else ""))
         if label.startswith("gru"):
             first = merged
     if with_refs:
@@ -372,25 +372,13 @@ def _times(col: pd.Series) -> pd.Series:
     return pd.to_datetime(col)
 
 
-def _chosen(metrics: Path) -> str:
-    """A line for the log: the transform and ensemble the defaults chose (metrics.json)."""
-    import json
-
+def _setting(log: str, metrics: Path) -> str:
+    """What the defaults chose: the train log line's season, lookback, ..., then the
+    transform and ensemble from metrics.json's choices."""
+    setting = next((line.split("freq", 1)[-1].strip().replace("|", "/") for line in log.splitlines()
+                    if " series, " in line and "season" in line), "")
     choices = json.loads(metrics.read_text()).get("choices", {})
-    picked = [f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices]
-    return "\nchose: " + ", ".join(picked) if picked else ""
-
-
-def _setting(log: str) -> str:
-    """What the defaults chose, from the train log line (season, lookback, ...) and the
-    transform and ensemble from metrics.json (`_chosen`)."""
-    setting, chosen = "", ""
-    for line in log.splitlines():
-        if " series, " in line and "season" in line and not setting:
-            setting = line.split("freq", 1)[-1].strip().replace("|", "/")
-        if line.startswith("chose: "):
-            chosen = ", " + line[len("chose: "):]
-    return setting + chosen
+    return ", ".join([setting, *(f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices)])
 
 
 def main() -> None:

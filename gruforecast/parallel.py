@@ -9,9 +9,9 @@ a smaller ensemble, gives each rank its share of every epoch's windows (one orde
 from the shared seed, dealt out rank by rank) and DistributedDataParallel averages the
 gradients (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
 to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast
-and the reports; the others write nothing and print nothing. A rank that fails ends with its one line, and
-torchrun stops the rest; a collective that waits on a dead peer gives up after
-`TIMEOUT` instead of hanging.
+and the reports; the others write nothing and print nothing. A rank that fails ends with
+its one line, and torchrun stops the rest; a collective that waits on a dead peer gives
+up after `TIMEOUT` instead of hanging.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def from_main(value: float, device: torch.device) -> float:
     return float(t.item())
 
 
-def share_members(members: list[torch.nn.Module], device: torch.device, source: int | None = None) -> None:
+def share_members(members: list[torch.nn.Module], source: int | None = None) -> None:
     """Every member's weights on every rank, from `source` or from the rank that trains it
     (member k: rank k mod N), one broadcast per member: an ensemble spread over ranks
     (`train.fit`) scores, early-stops and is written whole."""
@@ -79,7 +79,7 @@ def share_members(members: list[torch.nn.Module], device: torch.device, source: 
     n = world_size()
     for k, member in enumerate(members):
         params = list(member.parameters())
-        flat = torch.cat([p.detach().reshape(-1) for p in params]).to(device)
+        flat = torch.cat([p.detach().reshape(-1) for p in params])  # on the members' device
         torch.distributed.broadcast(flat, src=k % n if source is None else source)
         with torch.no_grad():
             for p, v in zip(params, flat.split([p.numel() for p in params])):

@@ -89,7 +89,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     mine = members[rank::ranks] if by_member else members
     loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()
     if by_member:
-        parallel.share_members(members, device, source=0)  # every rank starts from rank 0's weights
+        parallel.share_members(members, source=0)  # every rank starts from rank 0's weights
         step = _Losses(mine, loss_fn)
     else:
         step = parallel.wrap(_Losses(members, loss_fn), device)
@@ -105,7 +105,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
                                   windows, cfg, epoch)
         if by_member:  # the mean over all members, then every member's weights on every rank
             train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)
-            parallel.share_members(members, device)
+            parallel.share_members(members)
         else:
             train_loss = parallel.mean(train_loss, device)
         val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None

@@ -47,16 +47,16 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
 
     _data(tmp_path / "d.csv")
     args = ("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "3", "--hidden-size", "8",
-            "--ensemble", "4", "--level", "none", "--threads", "1")
-    proc = run_cli(*args, "--out", tmp_path / "two.gruf", prefix=torchrun(29535), timeout=300)
+            "--level", "none", "--threads", "1")
+    proc = run_cli(*args, "--ensemble", "4", "--out", tmp_path / "two.gruf", prefix=torchrun(29535), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    code, _, err = run_main(monkeypatch, capsys, *args, "--out", tmp_path / "one.gruf")
+    code, _, err = run_main(monkeypatch, capsys, *args, "--ensemble", "4", "--out", tmp_path / "one.gruf")
     assert code == 0, err
     two, one = artifact.load(tmp_path / "two.gruf"), artifact.load(tmp_path / "one.gruf")
     assert two.model_cfg.ensemble == one.model_cfg.ensemble == 4
     np.testing.assert_allclose(two.predict().frame.forecast, one.predict().frame.forecast, rtol=1e-5, atol=1e-6)
     # a single model trains data-parallel (DistributedDataParallel) instead, and forecasts
-    proc = run_cli(*args[:-4], "--ensemble", "1", "--out", tmp_path / "ddp.gruf", prefix=torchrun(29536), timeout=300)
+    proc = run_cli(*args, "--ensemble", "1", "--out", tmp_path / "ddp.gruf", prefix=torchrun(29536), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.isfinite(artifact.load(tmp_path / "ddp.gruf").predict().frame.forecast).all()
 
