@@ -147,7 +147,7 @@ def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict, k
     """The network from its config, after checking on the meta device (no memory) that
     the config's shapes are those of the stored tensors: a meta that claims a huge model
     beside small tensors is refused before anything is allocated."""
-    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, known, ahead_only)
+    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, known, ahead_only, wcfg.scales_observed)
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in build_model(*args).state_dict().items()}
     stored = {k: tuple(v.shape) for k, v in state.items()}

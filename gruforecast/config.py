@@ -219,7 +219,7 @@ class ModelConfig:
     scale_floor: float = option(
         1e-3, "the smallest window amplitude (--window-scale diff), in scaled units (with "
         "--scaler standard, 0.1 is a tenth of the series' standard deviation); raise it where "
-        "flat or padded windows (short series) weigh too much in the loss", least=1e-6, most=1e6)
+        "flat windows weigh too much in the loss", least=1e-6, most=1e6)
     base_seasons: int = option(
         1, "the seasonal base forecast is the mean of the window's last K seasons (1: the last "
         "season, seasonal naive)", least=1, most=1000)

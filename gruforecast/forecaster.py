@@ -139,7 +139,7 @@ class Forecaster:
         torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
         self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
                                  self.lookback, self.horizon, self.season, panel.spec.known,
-                                 panel.spec.future)
+                                 panel.spec.future, self.window_cfg.scales_observed)
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype

@@ -50,6 +50,9 @@ class WindowConfig:
         "the model sees a mask of the padding), fail, or skip it with a note", absent="fail")
     # Resolved, not an option: whether the model reads a mask channel (some series is padded).
     mask: bool = field(default=False, metadata={"absent": False})
+    # Resolved: the window scale of a padded window is measured on its observed points
+    # (`GRURegressor.window_scale_of`); files written before it measured the padding too.
+    observed_scale: bool = field(default=True, metadata={"absent": False})
 
     def __post_init__(self) -> None:
         check_range(self)
@@ -66,6 +69,11 @@ class WindowConfig:
     @property
     def padded(self) -> bool:
         return self.short_series == "pad"
+
+    @property
+    def scales_observed(self) -> bool:
+        """Whether the model measures each window's scale on its observed points alone."""
+        return self.mask and self.observed_scale
 
     def channels(self, n_values: int) -> int:
         """The model's input columns: the data's value columns (`DataSpec.n_values`: the

@@ -68,3 +68,33 @@ def test_foreign_torch_file_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ArtifactError, match="is not a gruforecast model file"):
         artifact.load(tmp_path / "other.pt")
+
+
+def test_a_padded_model_written_before_observed_scales_keeps_its_window_scale(tmp_path):
+    """Files written before padded windows were scaled on their observed points alone
+    (their window_cfg has no `observed_scale`) load with the scale they were trained with,
+    and so forecast as they did; a new file forecasts with the observed-points scale."""
+    import json
+
+    import torch
+
+    t = pd.date_range("2021-01-01", periods=40, freq="h")
+    frame = pd.DataFrame({"id": ["long"] * 30 + ["short"] * 10, "ts": list(t[:30]) + list(t[:10]),
+                          "y": np.r_[10 + np.sin(np.arange(30) / 3.0), 5 + np.arange(10.0)]})
+    panel = build_panel(frame, DataSpec(target="y", time_col="ts", id_col="id"))
+    run = train_run(panel, lookback=12, horizon=3, season=1, hidden_size=8, epochs=2, level=(), ensemble=1)
+    path = artifact.save(run.forecaster, tmp_path / "new.gruf")
+    assert artifact.load(path).model.observed_scale  # a padded panel: the mask, and the new scale
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["meta"])
+    del meta["window_cfg"]["observed_scale"]
+    payload["meta"] = json.dumps(meta)
+    payload["checksum"] = artifact.checksum(payload)
+    torch.save(payload, tmp_path / "old.gruf")
+    old = artifact.load(tmp_path / "old.gruf")
+    assert old.window_cfg.mask and not old.window_cfg.observed_scale and not old.model.observed_scale
+    x = torch.zeros(1, 12, 2)
+    x[0, 9:, 0], x[0, 9:, 1] = torch.tensor([1.0, 2.0, 4.0]), 1.0  # 9 padded rows, then 3 points
+    x[0, :9, 0] = 1.0
+    assert old.model.window_scale_of(x).item() == pytest.approx(3 / 11)  # the padding's zeros counted
+    assert artifact.load(path).model.window_scale_of(x).item() == pytest.approx(1.5)

@@ -152,6 +152,32 @@ def test_regressor_window_scale_is_affine_equivariant(norm, extra):
         torch.testing.assert_close(model.window_scale_of(periodic)[0, 0], expected.to(torch.float64))
 
 
+
+@pytest.mark.parametrize("season", [1, 3])
+def test_a_padded_window_is_scaled_by_its_observed_points(season):
+    """With the mask channel, a window's scale ignores its padding (the first value
+    repeated, mask 0): it is the scale of its observed points alone, which the padding's
+    zero differences would shrink. A window with no observed
+    pair at the lag gets 1, the series' own scale."""
+    cfg = ModelConfig(hidden_size=4, window_norm="seasonal", window_scale="diff", by_season=False)
+    padded_model = GRURegressor(cfg, 2, 12, 4, season, observed_scale=True).double()
+    plain = GRURegressor(cfg, 1, 12, 4, season).double()
+    torch.manual_seed(0)
+    seen = torch.randn(3, 4, 1, dtype=torch.float64).cumsum(1)  # 4 observed points
+    x = torch.cat([seen[:, :1].expand(-1, 8, -1), seen], 1)  # 8 padded rows first
+    mask = torch.cat([torch.zeros(3, 8, 1), torch.ones(3, 4, 1)], 1).double()
+    expected = GRURegressor(cfg, 1, 4, 4, season).double().window_scale_of(seen)
+    torch.testing.assert_close(padded_model.window_scale_of(torch.cat([x, mask], -1)), expected)
+    if season == 1:  # without the mask: 8 of the 11 differences are the padding's zeros
+        torch.testing.assert_close(plain.window_scale_of(x), torch.maximum(expected * 3 / 11, 0.1 * _spread(x)))
+    mask[:, :-1] = 0.0  # one observed point: no pair at any lag
+    assert padded_model.window_scale_of(torch.cat([x, mask], -1)).tolist() == [[1.0]] * 3
+
+
+def _spread(x):
+    v = x[..., 0]
+    return (v - v.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
+
 def test_regressor_by_season_reads_a_season_per_step():
     """by_season: the GRU reads (B, L // m, m * C), season by season in time order, each
     step holding the season's points with their channels side by side; the oldest L mod m
