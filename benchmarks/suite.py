@@ -378,7 +378,11 @@ def _setting(log: str, metrics: Path) -> str:
     setting = next((line.split("freq", 1)[-1].strip().replace("|", "/") for line in log.splitlines()
                     if " series, " in line and "season" in line), "")
     choices = json.loads(metrics.read_text()).get("choices", {})
-    return ", ".join([setting, *(f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices)])
+    picked = [f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices]
+    scores = re.findall(r"MASE ([\d.]+), against ([\d.]+)", choices.get("transform", ""))
+    if scores:  # how close the transform's choice was: validation MASE, chosen / the other
+        picked[0] += f" (val MASE {scores[0][0]} / {scores[0][1]})"
+    return ", ".join([setting, *picked])
 
 
 def main() -> None:
