@@ -222,8 +222,9 @@ class GRURegressor(nn.Module):
     def _observed_scale(self, v: Tensor, seen: Tensor, lag: int) -> Tensor:
         """`window_scale_of` over the observed points of padded windows (`seen` 1, padding 0):
         the padding repeats the first value, so its differences are zeros that would shrink
-        the scale. A window with no observed pair at the lag gets 1, the series' own
-        scale (values are scaled per series)."""
+        the scale. A window with no observed pair at the lag has no amplitude of its own
+        and gets 1: the series' standard deviation under the default scaler (one data
+        unit with `--scaler none`; before this, the floor)."""
         pairs = seen[:, lag:] * seen[:, :-lag]
         n_pairs = pairs.sum(1, keepdim=True)
         diff = ((v[:, lag:] - v[:, :-lag]).abs() * pairs).sum(1, keepdim=True) / n_pairs.clamp_min(1)
