@@ -203,7 +203,7 @@ class GRURegressor(nn.Module):
         that repeats its season exactly is not blown up, and at `scale_floor` (values are
         already scaled per series; default 1e-3) so a flat one stays finite. A padded
         window (a short series: its padding repeats the first value) is measured on its
-        observed points alone (`_observed_scale`): measured with the padding's zero
+        observed points alone (the mask channel): measured with the padding's zero
         differences it weighed up to 1 / scale_floor times a normal window in the loss and
         in the conformal scores (M3 yearly: a training loss of 330 against a validation
         loss of 4), and the development split's yearly sMAPE went from 21.38 to 19.85.
@@ -213,25 +213,18 @@ class GRURegressor(nn.Module):
         seasonal = self.cfg.window_norm == "seasonal" and 1 < self.season < x.shape[1]
         lag = self.season if seasonal else 1
         v = x[..., 0]
-        if self.observed_scale:
-            return self._observed_scale(v, x[..., -1], lag)
-        diff = (v[:, lag:] - v[:, :-lag]).abs().mean(1, keepdim=True)
-        spread = (v - v.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
-        return torch.maximum(diff, 0.1 * spread).clamp_min(self.cfg.scale_floor)
-
-    def _observed_scale(self, v: Tensor, seen: Tensor, lag: int) -> Tensor:
-        """`window_scale_of` over the observed points of padded windows (`seen` 1, padding 0):
-        the padding repeats the first value, so its differences are zeros that would shrink
-        the scale. A window with no observed pair at the lag has no amplitude of its own
-        and gets 1: the series' standard deviation under the default scaler (one data
-        unit with `--scaler none`; before this, the floor)."""
+        # Padded windows: only the observed points count (the padding repeats the first
+        # value, so its differences are zeros that would shrink the scale).
+        seen = x[..., -1] if self.observed_scale else torch.ones_like(v)
         pairs = seen[:, lag:] * seen[:, :-lag]
         n_pairs = pairs.sum(1, keepdim=True)
         diff = ((v[:, lag:] - v[:, :-lag]).abs() * pairs).sum(1, keepdim=True) / n_pairs.clamp_min(1)
         n = seen.sum(1, keepdim=True).clamp_min(1)
-        mean = (v * seen).sum(1, keepdim=True) / n
-        spread = ((v - mean).abs() * seen).sum(1, keepdim=True) / n
+        spread = ((v - (v * seen).sum(1, keepdim=True) / n).abs() * seen).sum(1, keepdim=True) / n
         scale = torch.maximum(diff, 0.1 * spread).clamp_min(self.cfg.scale_floor)
+        # A window with no observed pair at the lag has no amplitude of its own: 1, the
+        # series' standard deviation under the default scaler (one data unit with
+        # `--scaler none`; before observed scales, the floor).
         return torch.where(n_pairs > 0, scale, torch.ones_like(scale))
 
     def base(self, x: Tensor) -> Tensor:
