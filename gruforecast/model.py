@@ -88,8 +88,8 @@ class GRURegressor(nn.Module):
                  observed_scale: bool = False) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
-        # The last input column is the mask of padding (1 observed, 0 padded), and the window
-        # scale is measured on the observed points (`window_scale_of`).
+        # True: the last input column is the mask of padding (1 observed, 0 padded), and the
+        # window scale is measured on the observed points (`window_scale_of`).
         self.observed_scale = observed_scale
         self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
         self.known = list(known)

@@ -152,13 +152,12 @@ def test_regressor_window_scale_is_affine_equivariant(norm, extra):
         torch.testing.assert_close(model.window_scale_of(periodic)[0, 0], expected.to(torch.float64))
 
 
-
 @pytest.mark.parametrize("season", [1, 3])
 def test_a_padded_window_is_scaled_by_its_observed_points(season):
     """With the mask channel, a window's scale ignores its padding (the first value
     repeated, mask 0): it is the scale of its observed points alone, which the padding's
-    zero differences would shrink. A window with no observed
-    pair at the lag gets 1, the series' own scale."""
+    zero differences would shrink. A window with no observed pair at the lag gets 1, the
+    series' own scale."""
     cfg = ModelConfig(hidden_size=4, window_norm="seasonal", window_scale="diff", by_season=False)
     padded_model = GRURegressor(cfg, 2, 12, 4, season, observed_scale=True).double()
     plain = GRURegressor(cfg, 1, 12, 4, season).double()
@@ -177,6 +176,7 @@ def test_a_padded_window_is_scaled_by_its_observed_points(season):
 def _spread(x):
     v = x[..., 0]
     return (v - v.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
+
 
 def test_regressor_by_season_reads_a_season_per_step():
     """by_season: the GRU reads (B, L // m, m * C), season by season in time order, each
