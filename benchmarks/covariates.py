@@ -2,6 +2,7 @@
 
     make bench-covariates            # .venv-bench/bin/python benchmarks/covariates.py
     python benchmarks/covariates.py --no-references --sets electricity
+    python benchmarks/covariates.py --dev --no-references --extra "--seed 1"   # choosing, before any test part
 
 - Nord Pool prices (`electricity_short_hourly.csv`): 7 daily origins of h = 24 after a
   model trained once on the data before the last 7 days; with and without the two
@@ -31,9 +32,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite  # noqa: E402
 from suite import DATA, SETS, _filled, _times, daily_origins, references, run_cli  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "covariates.md"
+EXTRA: list[str] = []  # --extra: train options added to every variant
 
 # set -> (the file's id, time and target columns, the CLI's reading options,
 #         [(variant, its train options)], the first variant being the one without)
@@ -69,7 +72,7 @@ def run_case(name: str, threads: int, tmp: Path, with_refs: bool) -> list[tuple]
     for label, options in variants:
         model, out = tmp / f"{name}.gruf", tmp / f"{name}-fc.csv"
         future = ["--future", future_csv] if "--future-features" in options else []
-        seconds, _ = run_cli("train", history_csv, *reading, *options, *future, "--horizon", proto.h, "--out", model,
+        seconds, _ = run_cli("train", history_csv, *reading, *options, *EXTRA, *future, "--horizon", proto.h, "--out", model,
                              "--report-dir", tmp, threads=threads)
         run_cli("predict", model, "--data", full_csv, "--cutoffs", proto.origins, "--step", proto.step,
                 "--out", out, threads=threads)
@@ -99,12 +102,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-references", action="store_true", help="gruforecast rows only (no statsforecast)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the table is appended")
+    parser.add_argument("--dev", type=int, nargs="?", const=1, default=0, metavar="FOLD",
+                        help="the development split (suite.py --dev): the test days are the ones before the "
+                             "test part; --dev 2 the ones before those, and so on (more folds, one at a time)")
+    parser.add_argument("--extra", default="", help="train options added to every variant (a candidate)")
     args = parser.parse_args()
+    global EXTRA
+    suite.DEV, EXTRA = args.dev, args.extra.split()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads} (torch {torch.__version__})", flush=True)
-    header = (f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s))\n\n"
+    extra = (f", train {args.extra}" if args.extra else "") + (f", DEVELOPMENT split (--dev {args.dev})" if args.dev else "")
+    header = (f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
               "| set | method | MAE | MAE / without | train seconds | seconds / without |\n|---|---|---|---|---|---|\n")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:

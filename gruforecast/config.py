@@ -200,6 +200,7 @@ LOSSES = ("mae", "mse", "huber")
 WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
 INTERVALS = ("conformal", "model")
+KNOWN_MAPS = ("step", "horizon")
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,12 @@ class ModelConfig:
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
         "lookback, else it reads step by step", absent=False)
+    known_map: str = option(
+        "step", "how the known-future columns (--future-features, calendar, holidays) correct "
+        "the forecast: step (one linear map shared by the steps, from each step's values and "
+        "their change since its base row) or horizon (a linear map from every step's values to "
+        "every step: a day's whole load profile sets each hour; many more weights, can overfit)",
+        absent="step")
     ensemble: int | None = option(
         None, "train K models side by side from different initial weights and forecast their "
         "median (K times the training time; default: 5 where an epoch reads at most 400,000 "
@@ -263,6 +270,8 @@ class ModelConfig:
             raise InputError("--quantiles takes at most 99 values and --level at most 49")
         if self.intervals not in INTERVALS:
             raise InputError(f"--intervals {self.intervals!r} is not known; use one of {', '.join(INTERVALS)}")
+        if self.known_map not in KNOWN_MAPS:
+            raise InputError(f"--known-map {self.known_map!r} is not known; use one of {', '.join(KNOWN_MAPS)}")
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")
         if self.window_scale not in WINDOW_SCALES:

@@ -69,11 +69,14 @@ class GRURegressor(nn.Module):
     detached: the pinball loss trains the head alone, and the point forecast is the same
     function, trained the same way, as without quantiles.
     Known-future covariates (the columns `known`: `--future-features`, calendar, holidays)
-    enter over the horizon through a linear map shared by the steps, from each step's
-    values and their change since the row its base forecast comes from (the same point of
-    the last season: the base is last Monday's 9:00, so what moves 9:00 today is how its
-    load forecast differs from last Monday's), to a correction of that step, in the
-    window's units. It starts at zero: the model starts as the one without them. The GRU
+    enter over the horizon through a linear map from each step's values and their change
+    since the row its base forecast comes from (the same point of the last season: the
+    base is last Monday's 9:00, so what moves 9:00 today is how its load forecast differs
+    from last Monday's) to a correction in the window's units: shared by the steps, each
+    step from its own values (`known_map="step"`), or from every step's values to every
+    step (`"horizon"`: the whole day's load profile sets each hour, as in LEAR, the
+    electricity-price regression). It starts at zero: the model starts as the one without
+    them. The GRU
     reads the calendar columns over the lookback too, and not the future features
     (`ahead_only`): reading their past overfit (docs/model.md, Covariates).
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
@@ -104,10 +107,11 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
-        self.known_path = None  # (2 F) -> 1, shared by the steps
+        self.known_path = None  # (2 F) -> 1 shared by the steps, or (H 2 F) -> H (known_map)
         if self.known:
+            wide = horizon if cfg.known_map == "horizon" else 1
             with torch.random.fork_rng(devices=[]):  # the other layers draw as without it
-                self.known_path = _zeroed(nn.Linear(2 * len(self.known), 1))
+                self.known_path = _zeroed(nn.Linear(2 * len(self.known) * wide, wide))
         qs = cfg.output_quantiles
         self.quantiles, self.median = qs, qs.index(0.5)
         self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
@@ -161,7 +165,10 @@ class GRURegressor(nn.Module):
         if future is None or future.shape[1:] != (self.horizon, len(self.known)):
             raise ValueError(f"this model needs its {len(self.known)} known-future columns over {self.horizon} steps")
         change = future - self._at_base(x)[..., self.known]
-        return self.known_path(torch.cat([future, change], dim=-1)).squeeze(-1)
+        values = torch.cat([future, change], dim=-1)  # (B, H, 2F)
+        if self.cfg.known_map == "horizon":
+            return self.known_path(values.flatten(1))
+        return self.known_path(values).squeeze(-1)
 
     def point_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the quantile head's: clipped on their own (`train.fit`), so

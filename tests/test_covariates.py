@@ -99,6 +99,30 @@ def test_the_known_path_starts_at_zero_and_learns_a_real_driver():
     assert scores["with"] < 0.8 * scores["without"], scores
 
 
+@pytest.mark.parametrize("known_map", ["step", "horizon"])
+def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map):
+    """`--known-map step` corrects a step from that step's known values alone; `horizon`
+    from every step's (a day's whole load profile sets each hour). Both start at zero."""
+    import torch
+
+    from gruforecast.config import ModelConfig
+    from gruforecast.model import GRURegressor
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden_size=4, known_map=known_map, second_season=0, level=())
+    model = GRURegressor(cfg, n_inputs=3, lookback=24, horizon=H, season=24, known=(1,), ahead_only=(1,))
+    x, future = torch.randn(2, 24, 3), torch.randn(2, H, 1)
+    moved = future.clone()
+    moved[:, 0] += 1.0  # the first step's known value only
+    with torch.no_grad():
+        assert torch.equal(model(x, future), model(x, moved))  # zero at the start
+        torch.nn.init.normal_(model.known_path.weight)
+        change = (model(x, moved) - model(x, future)).abs()[..., 0]
+    assert (change[:, 0] > 0).all()
+    later = change[:, 1:]
+    assert (later > 0).all() if known_map == "horizon" else torch.equal(later, torch.zeros_like(later))
+
+
 def _write(tmp_path, frame, future_rows=H):
     """The history (all but the last `future_rows` hours of each series) and the future file."""
     hist = frame.groupby("id").head(len(frame) // 2 - future_rows)
