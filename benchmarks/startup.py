@@ -20,13 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CO2 = ROOT / "sample_data" / "co2_weekly.csv"
 
 
-def best_of(cmd: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -48,10 +45,15 @@ def main() -> None:
                                             "--step", "1", "--out", out],
         }
         for cmd in rows.values():  # warm the file cache and the compiled GRU library once
-            best_of(cmd, 1)
-        times = {name: best_of(cmd, args.runs) for name, cmd in rows.items()}
+            seconds(cmd)
+        # Interleaved, a round runs each command once: a shared machine's load drifts
+        # over a minute, and the ratios should compare commands under the same load.
+        times = dict.fromkeys(rows, float("inf"))
+        for _ in range(args.runs):
+            for name, cmd in rows.items():
+                times[name] = min(times[name], seconds(cmd))
     torch_s = times['python -c "import torch"']
-    print(f"best of {args.runs} cold runs each, 1 torch thread, {sys.platform}\n")
+    print(f"best of {args.runs} cold runs each, interleaved, 1 torch thread, {sys.platform}\n")
     print("| command | seconds | / import torch |\n|---|---|---|")
     for name, s in times.items():
         print(f"| {name} | {s:.3f} | {s / torch_s:.2f}x |")

@@ -10,15 +10,13 @@ The options of the configs (data, windows, model, training) are made from their 
 
 from __future__ import annotations
 
+import functools
 import sys
-import traceback
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from .config import ModelConfig, TrainConfig, build_configs, with_config_options
@@ -30,11 +28,27 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Time-series forecasting with a fused-gate GRU: train, predict, inspect.",
 )
-# Not a terminal (cron, a pipe): no colours (Rich's own rule), and wide enough that tables
-# are not wrapped into an unreadable log. markup=False: paths, ids and column names are
-# user strings, shown as written ("[/]" in a file name is not a Rich tag).
-out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, markup=False)
+
+
+@functools.cache
+def console(stderr: bool = False):
+    """Rich's console for stdout (or stderr), made on first use: importing Rich costs a cold
+    `predict` about 25 ms. Not a terminal (cron, a pipe): no colours (Rich's own rule), and
+    wide enough that tables are not wrapped into an unreadable log. markup=False: paths, ids
+    and column names are user strings, shown as written ("[/]" in a file name is not a tag)."""
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True, highlight=False, markup=False)
+    return Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _table(**kwargs):
+    from rich.table import Table
+
+    return Table(**kwargs)
+
+
 DEBUG = [False]  # set by the global --debug option, read by main()
 
 Threads = Annotated[int, typer.Option(
@@ -133,11 +147,11 @@ def train(
                                      f"gruforecast train: {model_path.name}, held-out test windows",
                                      future=fc.frame))
     _print_scores(run.report.get("test"))
-    out.print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
-              f"{run.fit.best_epoch} of {len(run.fit.history)}"
-              + (", then refit on every point)" if run.report["training"]["refit"] else ")"))
+    print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
+          f"{run.fit.best_epoch} of {len(run.fit.history)}"
+          + (", then refit on every point)" if run.report["training"]["refit"] else ")"))
     for name, path in written.items():
-        out.print(f"{name + ':':12}{path}")
+        print(f"{name + ':':12}{path}")
 
 
 @app.command()
@@ -174,9 +188,9 @@ def backtest(
         written = write_reports(report_dir, report, result.summary, result.records, panel, losses,
                                 f"gruforecast backtest: {Path(data).name}, {folds} folds")
     _print_scores({"windows": folds, "season": wcfg.season, **result.summary}, title="backtest")
-    out.print(f"backtest in {result.seconds:.1f}s ({len(result.folds)} training runs)")
+    print(f"backtest in {result.seconds:.1f}s ({len(result.folds)} training runs)")
     for name, path in written.items():
-        out.print(f"{name + ':':12}{path}")
+        print(f"{name + ':':12}{path}")
 
 
 @app.command()
@@ -215,8 +229,8 @@ def check(
         raise InputError(f"{len(problems)} problem(s) in {str(data)!r}; fix them and run check again")
     for note in panel.notes:
         _log(note)
-    out.print(f"ok: {len(panel.series)} series, {sum(len(s) for s in panel.series)} points, "
-              f"freq {panel.freq or f'integer step {panel.step}'}: would train as given")
+    print(f"ok: {len(panel.series)} series, {sum(len(s) for s in panel.series)} points, "
+          f"freq {panel.freq or f'integer step {panel.step}'}: would train as given")
 
 
 def _check_future(model: Path, future: Path | None, data: Path | None) -> None:
@@ -227,8 +241,8 @@ def _check_future(model: Path, future: Path | None, data: Path | None) -> None:
     panel = load_panel(data, art.data_spec) if data is not None else None
     fc = art.predict(panel, future=future)  # reads and aligns the file: every problem is one line
     names = art.known_names
-    out.print(f"ok: {len(fc.frame)} rows, {art.horizon} steps after each of {fc.frame.shape[0] // art.horizon} "
-              f"series; known in advance: {', '.join(names) or 'nothing'}")
+    print(f"ok: {len(fc.frame)} rows, {art.horizon} steps after each of {fc.frame.shape[0] // art.horizon} "
+          f"series; known in advance: {', '.join(names) or 'nothing'}")
 
 
 @app.command()
@@ -276,7 +290,7 @@ def predict(
     if fc.recursive:
         _log(f"horizon {horizon} > trained horizon {art.horizon}: rolled forward recursively")
     write_forecast(fc, path)
-    out.print(f"forecast: {path} ({len(fc.frame)} rows)")
+    print(f"forecast: {path} ({len(fc.frame)} rows)")
 
 
 @app.command()
@@ -287,7 +301,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
 
     art = artifact.load(model)
     w = art.window_cfg
-    table = Table(title=str(model), show_header=False)
+    table = _table(title=str(model), show_header=False)
     rows = [
         ("gruforecast", art.package_version),
         ("data", describe(art.data_spec)),
@@ -302,7 +316,7 @@ def info(model: Annotated[Path, typer.Argument(help="model file", show_default=F
     rows += [(f"chose {key}", why) for key, why in art.metrics.get("choices", {}).items()]
     for key, value in rows:
         table.add_row(key, str(value))
-    out.print(table)
+    console().print(table)
     _print_scores(art.metrics.get("test"))
 
 
@@ -346,7 +360,7 @@ def batch(
         for job in job_list:
             plan = "retrain" if b.needs_retrain(job) else "predict with the existing model"
             future = f"; future {b.future_path(job)}" if job.future else ""
-            out.print(f"{job.name}: {plan}; data {job.data}; model {job.model}{future}; output {b.output_path(job)}")
+            print(f"{job.name}: {plan}; data {job.data}; model {job.model}{future}; output {b.output_path(job)}")
         return
     log = _event_logger(quiet, log_json)
     with b.config_lock(config, wait):
@@ -398,21 +412,21 @@ def _event_logger(quiet: bool, as_json: bool):
 
 
 def _print_batch(run) -> None:
-    table = Table(title=f"batch: {len(run.results)} jobs in {run.seconds:.1f}s")
+    table = _table(title=f"batch: {len(run.results)} jobs in {run.seconds:.1f}s")
     for col in ("job", "status", "rows", "MASE (validation)", "seconds", "note"):
         table.add_column(col)
     for r in run.results:
         note = r.error or r.kept_old or (r.output or "")
         mase = f"{r.mase:.4g}" if r.mase is not None else "-"
         table.add_row(r.name, r.status, str(r.rows), mase, f"{r.seconds:.2f}", note)
-    out.print(table)
+    console().print(table)
 
 
 def _print_scores(test: dict | None, title: str = "held-out test") -> None:
     if not test:
         return
     unit = "folds" if title == "backtest" else "windows"
-    table = Table(title=f"{title}: {test['windows']} {unit}, {test['series']} series, season {test['season']}")
+    table = _table(title=f"{title}: {test['windows']} {unit}, {test['series']} series, season {test['season']}")
     keys = {"MAE": "mae", "RMSE": "rmse", "sMAPE": "smape", "MASE": "mase"}
     model = test["scores"]["model"]  # interval scores, where the model has intervals
     names = {"coverage": "cov", "msis": "MSIS"}
@@ -422,7 +436,7 @@ def _print_scores(test: dict | None, title: str = "held-out test") -> None:
         table.add_column(col, justify="right" if col else "left")
     for name, s in test["scores"].items():
         table.add_row(name, *("" if k not in s else "n/a" if s[k] is None else f"{s[k]:.4g}" for k in keys.values()))
-    out.print(table)
+    console().print(table)
 
 
 class _EpochProgress:
@@ -437,7 +451,7 @@ class _EpochProgress:
 
             self.bar = Progress(TextColumn("epochs {task.completed}/{task.total}"), BarColumn(),
                                 TextColumn("{task.fields[losses]}"), TimeRemainingColumn(),
-                                console=err, transient=True)
+                                console=console(True), transient=True)
             self.task = self.bar.add_task("train", total=self.epochs, losses="")
             self.bar.start()
         return self
@@ -470,7 +484,7 @@ class _PassProgress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("forecast {task.completed}/{task.total} passes"), BarColumn(),
-                                TimeRemainingColumn(), console=err, transient=True)
+                                TimeRemainingColumn(), console=console(True), transient=True)
             self.task = self.bar.add_task("predict", total=total)
             self.bar.start()
         if self.bar is not None:
@@ -508,6 +522,8 @@ def main() -> None:
         raise
     except GruForecastError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(f"gruforecast: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -516,6 +532,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # a bug or an environment failure: one line, exit 1
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(f"gruforecast: unexpected error: {type(exc).__name__}: {exc} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
