@@ -27,7 +27,7 @@ from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig, from_stored
 from .data import DataSpec
 from .errors import ArtifactError, InputError
-from .forecaster import Forecaster
+from .forecaster import Forecaster, unread
 from .model import build_model
 from .scaling import Scaling
 from .windows import WindowConfig
@@ -119,7 +119,7 @@ def _from_payload(payload: dict) -> Forecaster:
     model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
     train_cfg = from_stored(TrainConfig, meta["train_cfg"])
     model = _rebuild(model_cfg, window_cfg.channels(data_spec.n_values), window_cfg, payload["state_dict"],
-                     data_spec.known, data_spec.future)
+                     data_spec.known, unread(model_cfg, data_spec, meta["freq"], window_cfg))
     time_dtype = meta["time_dtype"]
     return Forecaster(
         window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,

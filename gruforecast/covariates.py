@@ -63,6 +63,32 @@ def step_of(freq: str) -> pd.Timedelta:
     return (start + offset) - start
 
 
+def unread_columns(spec, freq: str | None, season: int, by_season: bool) -> tuple[int, ...]:
+    """The value columns the GRU does not read over the lookback with `--no-read-repeating`:
+    the future features (their past overfit, always left out), and, when it reads a season
+    per step, each calendar encoding whose cycle divides the season: the hour of day, read
+    a day per step, is the same in every step and says only the window's phase
+    (docs/model.md, Covariates)."""
+    if not by_season or freq is None:
+        return spec.future
+    encodings = [name.rsplit("_", 1)[0] for name in spec.derived]  # hour_sin -> hour; holiday
+    repeating = tuple(at for at, enc in zip(spec.derived_at, encodings)
+                      if enc in CALENDAR and (c := cycle_steps(enc, freq)) and season % c == 0)
+    return spec.future + repeating
+
+
+def cycle_steps(encoding: str, freq: str) -> int | None:
+    """Steps in one cycle of a calendar encoding (the hour of day: a day of steps), or None
+    where the cycle is not a whole number of steps (the day of the year)."""
+    from .data import Session
+
+    session = Session.parse(freq)
+    if session is not None:  # a business day, a business week
+        return {"hour": session.steps_per_day, "weekday": session.steps_per_day * len(session.days)}.get(encoding)
+    steps = CALENDAR[encoding][0] / step_of(freq)
+    return int(steps) if steps == int(steps) else None
+
+
 def derived_names(calendar: tuple[str, ...], holidays: str | None) -> tuple[str, ...]:
     names = tuple(f"{c}_{f}" for c in calendar for f in ("sin", "cos"))
     return names + (("holiday",) if holidays else ())

@@ -42,7 +42,7 @@ import torch
 from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
-from .covariates import derived_values, parse_calendar, read_future
+from .covariates import derived_values, parse_calendar, read_future, unread_columns
 from .data import DataSpec, Panel, Session
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
@@ -139,7 +139,8 @@ class Forecaster:
         torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
         self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
                                  self.lookback, self.horizon, self.season, panel.spec.known,
-                                 panel.spec.future, self.window_cfg.scales_observed)
+                                 unread(self.model_cfg, panel.spec, panel.freq, self.window_cfg),
+                                 self.window_cfg.scales_observed)
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
@@ -388,6 +389,14 @@ class Forecaster:
 
 
 SCORED_WINDOWS = 20_000  # held-out windows scored at most (a seeded sample beyond): memory bounded
+
+
+def unread(mcfg: ModelConfig, spec: DataSpec, freq: str | None, wcfg: WindowConfig) -> tuple[int, ...]:
+    """The value columns the GRU does not read over the lookback (`unread_columns`); with
+    `read_repeating` (and in models written before it) the future features alone."""
+    if mcfg.read_repeating:
+        return spec.future
+    return unread_columns(spec, freq, wcfg.season, mcfg.reads_by_season(wcfg.season, wcfg.lookback))
 
 
 def scored_sample(origins: np.ndarray, seed: int) -> np.ndarray:

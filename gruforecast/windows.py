@@ -305,7 +305,7 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     spec = panel.spec
     scaling = Scaling.fit([s.values[:n_train] for s, (n_train, _, _) in zip(panel.series, lengths)],
                           cfg.scaler, cfg.transform, ids, unscaled=spec.derived_at,
-                          pooled=spec.static)
+                          pooled=spec.static, whole=[s.values for s in panel.series])
     parts, chunks, offset = ([], [], []), [], 0
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
         n = len(s)

@@ -123,6 +123,49 @@ def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map):
     assert (later > 0).all() if known_map == "horizon" else torch.equal(later, torch.zeros_like(later))
 
 
+@pytest.mark.parametrize("freq, calendar, season, by_season, unread", [
+    ("h", "hour,weekday", 24, True, ("hour",)),  # a day per step: the hour repeats
+    ("h", "hour,weekday", 168, True, ("hour", "weekday")),  # a week per step: both repeat
+    ("h", "hour,weekday,yearday", 24, False, ()),  # step by step: each hour differs
+    ("D", "weekday,yearday", 7, True, ("weekday",)),
+    ("W-SUN", "yearday", 52, True, ()),  # 365.25 days are no whole number of weeks
+    ("5min Mon-Fri 07:00-21:00", "hour,weekday", 169, True, ("hour",)),  # a business day per step
+])
+def test_the_gru_does_not_read_calendar_columns_that_repeat_in_each_of_its_steps(freq, calendar, season, by_season,
+                                                                                  unread):
+    from gruforecast.covariates import unread_columns
+
+    spec = DataSpec(target="y", future_features=("load",), calendar=calendar, holidays="FR")
+    skipped = unread_columns(spec, freq, season, by_season)
+    names = dict(zip(spec.derived_at, spec.derived))
+    assert skipped[:1] == spec.future  # never the future features' past
+    assert [names[c] for c in skipped[1:]] == [f"{e}_{f}" for e in unread for f in ("sin", "cos")]
+
+
+def test_no_read_repeating_leaves_the_hour_to_the_forecast_steps_and_round_trips(trained, tmp_path):
+    """`--no-read-repeating`: the GRU skips the hour of day over the lookback (a day per
+    step); the file stores it and rebuilds the same model. Files written before the option
+    existed read every calendar column, as they did."""
+    from dataclasses import replace
+
+    from gruforecast.config import ModelConfig, from_stored
+    from gruforecast.forecaster import unread
+
+    _, panel, fc = trained
+    stored = {k: v for k, v in vars(fc.model_cfg).items() if k != "read_repeating"}
+    assert unread(from_stored(ModelConfig, stored), panel.spec, panel.freq, fc.window_cfg) == panel.spec.future
+    skipping = replace(fc.model_cfg, read_repeating=False)
+    assert unread(skipping, panel.spec, panel.freq, fc.window_cfg) == (2, 4, 5)
+    run = train_run(panel, horizon=H, lookback=24, epochs=1, hidden_size=8, seed=0, level=(), ensemble=1,
+                    read_repeating=False)
+    assert run.forecaster.model.read == [0, 1, 3, 6, 7]
+    path = artifact.save(run.forecaster, tmp_path / "m.gruf")
+    loaded = artifact.load(path)
+    assert loaded.model.read == [0, 1, 3, 6, 7]
+    pos = [np.array([200]), np.array([220])]
+    np.testing.assert_array_equal(loaded.forecast_origins(panel, pos), run.forecaster.forecast_origins(panel, pos))
+
+
 def _write(tmp_path, frame, future_rows=H):
     """The history (all but the last `future_rows` hours of each series) and the future file."""
     hist = frame.groupby("id").head(len(frame) // 2 - future_rows)
