@@ -236,11 +236,11 @@ class ModelConfig:
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "
         "lookback, else it reads step by step", absent=False)
-    known_map: str = option(
-        "step", "how the known-future columns (--future-features, calendar, holidays) correct "
-        "the forecast: step (one linear map shared by the steps, from each step's values and "
-        "their change since its base row) or horizon (a linear map from every step's values to "
-        "every step: a day's whole load profile sets each hour; many more weights, can overfit)",
+    known_map: str | None = option(
+        None, "how the --future-features correct the forecast: step (one linear map shared by "
+        "the steps, from each step's values and their change since its base row) or horizon "
+        "(one linear map from every step's values to every step: a day's whole load profile "
+        "sets each hour); the calendar and holidays always go step by step (default: horizon)",
         absent="step")
     read_repeating: bool = option(
         True, "the GRU reads, over the lookback, the calendar encodings that repeat alike in "
@@ -276,7 +276,7 @@ class ModelConfig:
             raise InputError("--quantiles takes at most 99 values and --level at most 49")
         if self.intervals not in INTERVALS:
             raise InputError(f"--intervals {self.intervals!r} is not known; use one of {', '.join(INTERVALS)}")
-        if self.known_map not in KNOWN_MAPS:
+        if self.known_map is not None and self.known_map not in KNOWN_MAPS:
             raise InputError(f"--known-map {self.known_map!r} is not known; use one of {', '.join(KNOWN_MAPS)}")
         if self.window_norm not in WINDOW_NORMS:
             raise InputError(f"--window-norm {self.window_norm!r} is not known; use one of {', '.join(WINDOW_NORMS)}")

@@ -140,7 +140,7 @@ class Forecaster:
         self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
                                  self.lookback, self.horizon, self.season, panel.spec.known,
                                  unread(self.model_cfg, panel.spec, panel.freq, self.window_cfg),
-                                 self.window_cfg.scales_observed)
+                                 self.window_cfg.scales_observed, panel.spec.future)
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype

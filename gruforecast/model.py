@@ -24,13 +24,14 @@ from .gru import FusedGRU
 
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                 season: int = 1, known: tuple[int, ...] = (),
-                ahead_only: tuple[int, ...] = (), observed_scale: bool = False) -> GRURegressor | Ensemble:
+                ahead_only: tuple[int, ...] = (), observed_scale: bool = False,
+                wide: tuple[int, ...] = ()) -> GRURegressor | Ensemble:
     """The network for these shapes: one regressor, or an ensemble of `cfg.ensemble`."""
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
-    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale)
+    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide)
                for _ in range(k)]
     return members[0] if k == 1 else Ensemble(members)
 
@@ -72,11 +73,12 @@ class GRURegressor(nn.Module):
     enter over the horizon through a linear map from each step's values and their change
     since the row its base forecast comes from (the same point of the last season: the
     base is last Monday's 9:00, so what moves 9:00 today is how its load forecast differs
-    from last Monday's) to a correction in the window's units: shared by the steps, each
-    step from its own values (`known_map="step"`), or from every step's values to every
-    step (`"horizon"`: the whole day's load profile sets each hour, as in LEAR, the
-    electricity-price regression). It starts at zero: the model starts as the one without
-    them. The GRU
+    from last Monday's) to a correction in the window's units, shared by the steps, each
+    step from its own values; with `known_map="horizon"` the future features (`wide`)
+    instead go through one map from every step's values to every step (the whole day's
+    load profile sets each hour, as in LEAR, the electricity-price regression), the
+    calendar still through the step map. Both start at zero: the model starts as the one
+    without them. The GRU
     reads the calendar columns over the lookback too, and not the future features
     (`ahead_only`): reading their past overfit (docs/model.md, Covariates).
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
@@ -88,7 +90,7 @@ class GRURegressor(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                  season: int = 1, known: tuple[int, ...] = (), ahead_only: tuple[int, ...] = (),
-                 observed_scale: bool = False) -> None:
+                 observed_scale: bool = False, wide: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
         # True: the last input column is the mask of padding (1 observed, 0 padded), and the
@@ -107,11 +109,18 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
-        self.known_path = None  # (2 F) -> 1 shared by the steps, or (H 2 F) -> H (known_map)
-        if self.known:
-            wide = horizon if cfg.known_map == "horizon" else 1
-            with torch.random.fork_rng(devices=[]):  # the other layers draw as without it
-                self.known_path = _zeroed(nn.Linear(2 * len(self.known) * wide, wide))
+        # known_map "horizon" (the default once resolved): the columns `wide` (the future
+        # features) through one map from every step to every step; the others (calendar,
+        # holidays) through the step map. Unresolved (None): step.
+        self.wide = [j for j, c in enumerate(self.known) if c in wide] if cfg.known_map == "horizon" else []
+        self.narrow = [j for j in range(len(self.known)) if j not in self.wide]
+        self.known_path = None  # (2 F) -> 1, shared by the steps
+        self.wide_path = None  # (H 2 F) -> H
+        with torch.random.fork_rng(devices=[]):  # the other layers draw as without them
+            if self.narrow:
+                self.known_path = _zeroed(nn.Linear(2 * len(self.narrow), 1))
+            if self.wide:
+                self.wide_path = _zeroed(nn.Linear(2 * len(self.wide) * horizon, horizon))
         qs = cfg.output_quantiles
         self.quantiles, self.median = qs, qs.index(0.5)
         self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
@@ -160,15 +169,17 @@ class GRURegressor(nn.Module):
 
     def _ahead(self, x: Tensor, future: Tensor | None) -> Tensor | float:
         """(B, H): each step's correction from its known columns `future` (B, H, F)."""
-        if self.known_path is None:
+        if not self.known:
             return 0.0
         if future is None or future.shape[1:] != (self.horizon, len(self.known)):
             raise ValueError(f"this model needs its {len(self.known)} known-future columns over {self.horizon} steps")
         change = future - self._at_base(x)[..., self.known]
-        values = torch.cat([future, change], dim=-1)  # (B, H, 2F)
-        if self.cfg.known_map == "horizon":
-            return self.known_path(values.flatten(1))
-        return self.known_path(values).squeeze(-1)
+        out = 0.0
+        if self.narrow:
+            out = self.known_path(torch.cat([future[..., self.narrow], change[..., self.narrow]], -1)).squeeze(-1)
+        if self.wide:
+            out = out + self.wide_path(torch.cat([future[..., self.wide], change[..., self.wide]], -1).flatten(1))
+        return out
 
     def point_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the quantile head's: clipped on their own (`train.fit`), so

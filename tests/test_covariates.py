@@ -100,9 +100,11 @@ def test_the_known_path_starts_at_zero_and_learns_a_real_driver():
 
 
 @pytest.mark.parametrize("known_map", ["step", "horizon"])
-def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map):
+@pytest.mark.parametrize("column", ["future feature", "calendar"])
+def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map, column):
     """`--known-map step` corrects a step from that step's known values alone; `horizon`
-    from every step's (a day's whole load profile sets each hour). Both start at zero."""
+    corrects every step from every step's future-feature values (a day's whole load
+    profile sets each hour), the calendar still step by step. Both start at zero."""
     import torch
 
     from gruforecast.config import ModelConfig
@@ -110,17 +112,24 @@ def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map):
 
     torch.manual_seed(0)
     cfg = ModelConfig(hidden_size=4, known_map=known_map, second_season=0, level=())
-    model = GRURegressor(cfg, n_inputs=3, lookback=24, horizon=H, season=24, known=(1,), ahead_only=(1,))
-    x, future = torch.randn(2, 24, 3), torch.randn(2, H, 1)
+    # column 1 a future feature, column 2 a calendar column
+    model = GRURegressor(cfg, n_inputs=4, lookback=24, horizon=H, season=24, known=(1, 2), ahead_only=(1,),
+                         wide=(1,))
+    x, future = torch.randn(2, 24, 4), torch.randn(2, H, 2)
     moved = future.clone()
-    moved[:, 0] += 1.0  # the first step's known value only
+    moved[:, 0, 0 if column == "future feature" else 1] += 1.0  # the first step's value only
     with torch.no_grad():
         assert torch.equal(model(x, future), model(x, moved))  # zero at the start
-        torch.nn.init.normal_(model.known_path.weight)
+        for path in (model.known_path, model.wide_path):
+            if path is not None:
+                torch.nn.init.normal_(path.weight)
         change = (model(x, moved) - model(x, future)).abs()[..., 0]
     assert (change[:, 0] > 0).all()
     later = change[:, 1:]
-    assert (later > 0).all() if known_map == "horizon" else torch.equal(later, torch.zeros_like(later))
+    if known_map == "horizon" and column == "future feature":
+        assert (later > 0).all()
+    else:
+        assert torch.equal(later, torch.zeros_like(later))
 
 
 @pytest.mark.parametrize("freq, calendar, season, by_season, unread", [
