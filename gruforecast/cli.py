@@ -131,8 +131,7 @@ def train(
     from .report import write_reports
 
     check_future(panel, wcfg, future)  # before the training: a bad file costs nothing
-    parallel.init(pick_device(device))
-    with _EpochProgress(tcfg.epochs if parallel.is_main() else 0) as progress:
+    with parallel.group(pick_device(device)), _EpochProgress(tcfg.epochs if parallel.is_main() else 0) as progress:
         run = train_forecaster(panel, wcfg, mcfg, tcfg, device=device,
                                on_epoch=progress.update if parallel.is_main() else None)
     if not parallel.is_main():

@@ -17,6 +17,8 @@ up after `TIMEOUT` instead of hanging.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -42,14 +44,23 @@ def active() -> bool:
     return world_size() > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def init(device: torch.device) -> None:
-    """Join the process group torchrun set up (a no-op in a single process)."""
+@contextmanager
+def group(device: torch.device) -> Iterator[None]:
+    """Inside: the process group torchrun set up (nothing in a single process). Leaving it
+    destroys the group: without that, gloo's worker threads can abort a rank (SIGABRT) as
+    its interpreter shuts down, and torchrun reports a run that succeeded as failed
+    (seen once in `make test`; pytorch/pytorch#179291)."""
     if world_size() < 2 or torch.distributed.is_initialized():
+        yield
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     torch.distributed.init_process_group(backend, timeout=TIMEOUT)
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def mean(value: float, device: torch.device) -> float:
@@ -93,4 +104,5 @@ def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    # the buffers are constants (the quantile head's signs), alike on every rank: no sync each step
+    return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)

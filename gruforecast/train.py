@@ -135,7 +135,7 @@ def _val_loss(model: Model, values: Flat, val: torch.Tensor, windows: Windows, l
     the shares' losses are pooled (weighted by their windows): the loss of them all."""
     if ranks == 1:
         return evaluate_loss(model, values, val, windows, loss_fn)
-    share = val[rank::ranks]
+    share = val[rank::ranks].contiguous()  # searchsorted warns on a strided tensor
     loss = evaluate_loss(model, values, share, windows, loss_fn) if len(share) else 0.0
     return parallel.mean(loss * len(share), device) * ranks / len(val)
 
