@@ -240,7 +240,7 @@ class ModelConfig:
         None, "how the --future-features correct the forecast: step (one linear map shared by "
         "the steps, from each step's values and their change since its base row) or horizon "
         "(one linear map from every step's values to every step: a day's whole load profile "
-        "sets each hour); the calendar and holidays always go step by step (default: horizon)",
+        "sets each hour); the calendar and holidays always go step by step (default: the one with the better validation MASE)",
         absent="step")
     read_repeating: bool = option(
         True, "the GRU reads, over the lookback, the calendar encodings that repeat alike in "

@@ -445,40 +445,66 @@ class TrainRun:
     records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
+def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str, tuple]:
+    """The choices the defaults make by validation score, each with its candidates:
+    `--transform auto` (log only where every value is positive) and an unset
+    `--known-map` (step or horizon, where there are future features). A choice with one
+    candidate is decided here, with its reason in `panel.choices`."""
+    choices = {}
+    if wcfg.transform == "auto":
+        positive = all((s.values[:, 0] > 0).all() for s in panel.series)
+        choices["transform"] = ("none", "log") if positive else ("none",)
+        if not positive:
+            panel.choices["transform"] = "none: the data is not all positive, so the log is not a candidate"
+    if mcfg.known_map is None:
+        choices["known_map"] = ("horizon", "step") if panel.spec.future else ("step",)
+    return choices
+
+
+def _configs(wcfg: WindowConfig, mcfg: ModelConfig, pick: dict[str, str]) -> tuple[WindowConfig, ModelConfig]:
+    wcfg = replace(wcfg, transform=pick["transform"]) if "transform" in pick else wcfg
+    return wcfg, replace(mcfg, known_map=pick["known_map"]) if "known_map" in pick else mcfg
+
+
 def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
                     device: str, on_epoch: Callable | None):
-    """Fit one Forecaster, or with `--transform auto` one per candidate transform (log
-    only where every value is positive), and keep the best validation MASE: scored in
-    the data's units on the validation windows, so the candidates are comparable. The
-    test part is not read. The choice and its reason go to `panel.choices`."""
+    """Fit one Forecaster per combination of the undecided choices (`_candidates`) and
+    keep the best validation MASE: scored in the data's units on the validation windows,
+    so the candidates are comparable. The test part is not read. Each choice and its
+    reason (the best against the other candidate, the rest as chosen) go to `panel.choices`."""
+    from itertools import product
+
     from .evaluate import records_at, scores
 
-    if wcfg.transform != "auto":
-        fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg)
-        return fc, *fc.fit(panel, device, on_epoch)
-    positive = all((s.values[:, 0] > 0).all() for s in panel.series)
-    candidates = ("none", "log") if positive else ("none",)
-    fits = {}
-    for transform in candidates:
-        fc = Forecaster(window_cfg=replace(wcfg, transform=transform), model_cfg=mcfg, train_cfg=tcfg)
+    choices = _candidates(panel, wcfg, mcfg)
+    picks = [dict(zip(choices, combo)) for combo in product(*choices.values())]
+    fits = []
+    for pick in picks:
+        pick_wcfg, pick_mcfg = _configs(wcfg, mcfg, pick)
+        fc = Forecaster(window_cfg=pick_wcfg, model_cfg=pick_mcfg, train_cfg=tcfg)
         result, windows = fc.fit(panel, device, on_epoch)
         mase = None
-        if len(candidates) > 1 and len(windows.val):
+        if len(picks) > 1 and len(windows.val):
             positions = windows.positions(scored_sample(windows.val, tcfg.seed))
             records = records_at(panel, positions, fc.forecast_origins(panel, positions), fc.season,
                                  train_ends=list(windows.n_train), quantiles=fc.quantiles)
             mase = scores(records, "model")["mase"]
-        fits[transform] = (fc, result, windows, mase)
-    scored = {t: f[3] for t, f in fits.items() if f[3] is not None}
-    best = min(scored, key=scored.get) if len(scored) == len(candidates) > 1 else "none"
-    if len(candidates) == 1:
-        panel.choices["transform"] = "none: the data is not all positive, so the log is not a candidate"
-    elif len(scored) < len(candidates):
-        panel.choices["transform"] = "none: no validation windows to compare the candidates on"
+        fits.append((fc, result, windows, mase))
+    if len(picks) == 1:
+        best = 0
+    elif any(f[3] is None for f in fits):
+        best = 0  # the first candidate of each choice: the default without a score
+        for name in choices:
+            if len(choices[name]) > 1:
+                panel.choices[name] = f"{picks[0][name]}: no validation windows to compare the candidates on"
     else:
-        other = next(t for t in candidates if t != best)
-        panel.choices["transform"] = (f"{best}: validation MASE {scored[best]:.4g}, against "
-                                      f"{scored[other]:.4g} with {other}")
+        best = min(range(len(fits)), key=lambda i: fits[i][3])
+        for name, options in choices.items():
+            if len(options) > 1:
+                others = [i for i, p in enumerate(picks) if p[name] != picks[best][name]
+                          and all(p[k] == picks[best][k] for k in choices if k != name)]
+                panel.choices[name] = (f"{picks[best][name]}: validation MASE {fits[best][3]:.4g}, against "
+                                       f"{fits[others[0]][3]:.4g} with {picks[others[0]][name]}")
     return fits[best][:3]
 
 
@@ -508,7 +534,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
 
     start = time.perf_counter()
     fc, result, windows = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
-    wcfg = fc.window_cfg
+    wcfg, mcfg = fc.window_cfg, fc.model_cfg
     _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None
     if len(windows.test):
@@ -526,7 +552,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     if tcfg.full_refit and (len(windows.val) or len(windows.test)):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
-        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
+        final = Forecaster(window_cfg=wcfg, model_cfg=fc.model_cfg, train_cfg=tcfg, calibration=fc.calibration)
         refit, _ = final.fit(panel, device, on_epoch, epochs=result.best_epoch)
         fc = final
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))

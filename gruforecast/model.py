@@ -109,9 +109,9 @@ class GRURegressor(nn.Module):
         n_bases = 2 + (cfg.base_seasons > 1)
         gated = (cfg.second_season or 0) > 1 and cfg.window_norm == "seasonal"
         self.gate = _zeroed(nn.Linear(cfg.hidden_size, (n_bases - 1) * horizon)) if gated else None
-        # known_map "horizon" (the default once resolved): the columns `wide` (the future
-        # features) through one map from every step to every step; the others (calendar,
-        # holidays) through the step map. Unresolved (None): step.
+        # known_map "horizon": the columns `wide` (the future features) through one map from
+        # every step to every step; the others (calendar, holidays) through the step map.
+        # Unresolved (None, before the validation choice in forecaster._fit_candidates): step.
         self.wide = [j for j, c in enumerate(self.known) if c in wide] if cfg.known_map == "horizon" else []
         self.narrow = [j for j in range(len(self.known)) if j not in self.wide]
         self.known_path = None  # (2 F) -> 1, shared by the steps

@@ -169,8 +169,6 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
                                "horizon after their held-out parts; their windows are padded, with a mask")
     if mcfg.ensemble is None:
         mcfg = replace(mcfg, ensemble=_members(panel, cfg, windows_per_epoch, why))
-    if mcfg.known_map is None:  # it changes nothing without future features (docs/model.md, Covariates)
-        mcfg = replace(mcfg, known_map="horizon")
     if check:
         check_lengths(panel, cfg)
     return panel, cfg, mcfg

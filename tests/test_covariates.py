@@ -132,6 +132,28 @@ def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map, column
         assert torch.equal(later, torch.zeros_like(later))
 
 
+def test_the_known_map_is_chosen_by_validation_where_there_are_future_features():
+    """Unset, `--known-map` is a candidate choice (like `--transform auto`): a fit with each
+    map, the better validation MASE kept, the reason in the choices; given, it is kept;
+    without future features there is nothing to choose (step, no fit more)."""
+    import re
+
+    panel = build_panel(_frame(), SPEC)
+    options = dict(horizon=H, lookback=24, epochs=2, hidden_size=8, seed=0, level=(), ensemble=1, transform="none")
+    run = train_run(panel, **options)
+    why = run.report["choices"]["known_map"]
+    found = re.fullmatch(r"(step|horizon): validation MASE ([\d.]+), against ([\d.]+) with (step|horizon)", why)
+    assert found, why
+    chosen, best, other, loser = found.groups()
+    assert {chosen, loser} == {"step", "horizon"} and float(best) <= float(other)
+    assert run.forecaster.model_cfg.known_map == chosen
+    assert (run.forecaster.model.wide_path is not None) == (chosen == "horizon")
+    given = train_run(build_panel(_frame(), SPEC), **options, known_map="step")
+    assert "known_map" not in given.report["choices"] and given.forecaster.model.wide_path is None
+    plain = train_run(build_panel(_frame(), DataSpec(target="y", time_col="time", id_col="id")), **options)
+    assert "known_map" not in plain.report["choices"] and plain.forecaster.model_cfg.known_map == "step"
+
+
 @pytest.mark.parametrize("freq, calendar, season, by_season, unread", [
     ("h", "hour,weekday", 24, True, ("hour",)),  # a day per step: the hour repeats
     ("h", "hour,weekday", 168, True, ("hour", "weekday")),  # a week per step: both repeat
