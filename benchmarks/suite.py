@@ -374,14 +374,17 @@ def _times(col: pd.Series) -> pd.Series:
 
 def _setting(log: str, metrics: Path) -> str:
     """What the defaults chose: the train log line's season, lookback, ..., then the
-    transform and ensemble from metrics.json's choices."""
+    transform, known map, calendar and ensemble from metrics.json's choices, with the
+    validation MASE of the chosen candidate / the other where it was a candidate choice."""
     setting = next((line.split("freq", 1)[-1].strip().replace("|", "/") for line in log.splitlines()
                     if " series, " in line and "season" in line), "")
     choices = json.loads(metrics.read_text()).get("choices", {})
-    picked = [f"{k} {choices[k].split(':')[0]}" for k in ("transform", "ensemble") if k in choices]
-    scores = re.findall(r"MASE ([\d.]+), against ([\d.]+)", choices.get("transform", ""))
-    if scores:  # how close the transform's choice was: validation MASE, chosen / the other
-        picked[0] += f" (val MASE {scores[0][0]} / {scores[0][1]})"
+    picked = []
+    for k in ("transform", "known_map", "calendar", "ensemble"):
+        if k in choices:
+            scores = re.findall(r"MASE ([\d.]+), against ([\d.]+)", choices[k])
+            picked.append(f"{k} {choices[k].split(':')[0]}" + (f" (val MASE {scores[0][0]} / {scores[0][1]})"
+                                                                 if scores else ""))
     return ", ".join([setting, *picked])
 
 

@@ -358,12 +358,30 @@ def build_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
     series = [_fill(s, spec.fill) for s in series]
     if spec.static_features:
         check_static(series, spec.static_features, slice(spec.static[0], spec.static[-1] + 1))
+    auto = parse_calendar(spec.calendar) is None
     spec = _resolve_calendar(spec, freq, series)
+    # A calendar the defaults chose is a candidate choice: forecaster._candidates weighs it
+    # against none on the validation windows.
+    choices = {"calendar": f"{spec.calendar}: from the step and the span of the data"} if auto and spec.derived else {}
     if spec.derived:  # known in advance: computed from each series' own times
         series = [replace(s, values=np.hstack([s.values, derived_values(
             s.time, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz)])) for s in series]
     return Panel(spec=spec, series=series, freq=freq, step=step, time_dtype=time_dtype,
-                 notes=notes0 + notes + rows.notes)
+                 notes=notes0 + notes + rows.notes, choices=choices)
+
+
+def conform(panel: Panel, spec: DataSpec) -> Panel:
+    """`panel` with only the derived columns of `spec`, whose calendar is `panel`'s or a
+    part of it: a model fitted without the calendar the defaults chose (the candidate
+    `none`, forecaster._candidates) reads a panel built with it. The same panel when the
+    columns agree; without a holiday column the values are views, not copies."""
+    if panel.spec.derived == spec.derived:
+        return panel
+    n = len(panel.spec.value_columns)
+    keep = [*range(n), *(n + panel.spec.derived.index(c) for c in spec.derived)]
+    cols = slice(0, len(keep)) if keep == list(range(len(keep))) else keep
+    return replace(panel, spec=replace(panel.spec, calendar=spec.calendar),
+                   series=[replace(s, values=s.values[:, cols]) for s in panel.series])
 
 
 def _resolve_calendar(spec: DataSpec, freq: str | None, series: list[Series]) -> DataSpec:

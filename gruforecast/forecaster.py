@@ -43,7 +43,7 @@ from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
 from .covariates import derived_values, parse_calendar, read_future, unread_columns
-from .data import DataSpec, Panel, Session
+from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
@@ -161,6 +161,7 @@ class Forecaster:
         and after it the known columns: from the panel, or from `ahead[i]` (n_i, K, C),
         the rows after each origin in data units (`_ahead`), when forecasting past its end."""
         L, K = self.lookback, self._checked_horizon(horizon)
+        panel = conform(panel, self.data_spec)
         index = self._index_of(panel)
         inputs, futures = [], []
         for k, (s, pos) in enumerate(zip(panel.series, positions)):
@@ -250,6 +251,7 @@ class Forecaster:
             L = self.lookback
             values = self._forecast(self._inputs(scaled[:, :L], observed), scaled[:, L:], np.arange(len(ids)), K)
         else:
+            panel = conform(panel, self.data_spec)
             self._index_of(panel)  # unknown series and frequencies first, before the future file
             ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
             times = [self.future_times(t, K) for t in last]
@@ -447,8 +449,9 @@ class TrainRun:
 
 def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str, tuple]:
     """The choices the defaults make by validation score, each with its candidates:
-    `--transform auto` (log only where every value is positive) and an unset
-    `--known-map` (step or horizon, where there are future features). A choice with one
+    `--transform auto` (log only where every value is positive), an unset `--known-map`
+    (step or horizon, where there are future features) and the calendar `--calendar auto`
+    chose (or none; the holiday column stays). A choice with one
     candidate is decided here, with its reason in `panel.choices`."""
     choices = {}
     if wcfg.transform == "auto":
@@ -458,54 +461,62 @@ def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str
             panel.choices["transform"] = "none: the data is not all positive, so the log is not a candidate"
     if mcfg.known_map is None:
         choices["known_map"] = ("horizon", "step") if panel.spec.future else ("step",)
+    if "calendar" in panel.choices and panel.spec.calendar != "none":  # chosen by `--calendar auto`
+        choices["calendar"] = (panel.spec.calendar, "none")
     return choices
 
 
-def _configs(wcfg: WindowConfig, mcfg: ModelConfig, pick: dict[str, str]) -> tuple[WindowConfig, ModelConfig]:
+def _candidate(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig,
+               pick: dict[str, str]) -> tuple[Panel, WindowConfig, ModelConfig]:
     wcfg = replace(wcfg, transform=pick["transform"]) if "transform" in pick else wcfg
-    return wcfg, replace(mcfg, known_map=pick["known_map"]) if "known_map" in pick else mcfg
+    mcfg = replace(mcfg, known_map=pick["known_map"]) if "known_map" in pick else mcfg
+    if pick.get("calendar") == "none":
+        panel = conform(panel, replace(panel.spec, calendar="none"))
+    return panel, wcfg, mcfg
 
 
 def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
                     device: str, on_epoch: Callable | None):
-    """Fit one Forecaster per combination of the undecided choices (`_candidates`) and
-    keep the best validation MASE: scored in the data's units on the validation windows,
-    so the candidates are comparable. The test part is not read. Each choice and its
-    reason (the best against the other candidate, the rest as chosen) go to `panel.choices`."""
-    from itertools import product
-
+    """Decide the undecided choices (`_candidates`) one after another by validation MASE:
+    scored in the data's units on the validation windows, so the candidates are
+    comparable; each choice's other candidates are fitted with the choices before it as
+    decided and the ones after it at their first candidate (a fit per candidate, not per
+    combination: the transform, the known map and the calendar cost 4 fits, not 8). The
+    test part is not read. Each choice and its reason go to `panel.choices`.
+    Returns the kept (forecaster, fit result, windows, validation MASE, panel)."""
     from .evaluate import records_at, scores
 
     choices = _candidates(panel, wcfg, mcfg)
-    picks = [dict(zip(choices, combo)) for combo in product(*choices.values())]
-    fits = []
-    for pick in picks:
-        pick_wcfg, pick_mcfg = _configs(wcfg, mcfg, pick)
-        fc = Forecaster(window_cfg=pick_wcfg, model_cfg=pick_mcfg, train_cfg=tcfg)
-        result, windows = fc.fit(panel, device, on_epoch)
-        mase = None
-        if len(picks) > 1 and len(windows.val):
-            positions = windows.positions(scored_sample(windows.val, tcfg.seed))
-            records = records_at(panel, positions, fc.forecast_origins(panel, positions), fc.season,
-                                 train_ends=list(windows.n_train), quantiles=fc.quantiles)
-            mase = scores(records, "model")["mase"]
-        fits.append((fc, result, windows, mase))
-    if len(picks) == 1:
-        best = 0
-    elif any(f[3] is None for f in fits):
-        best = 0  # the first candidate of each choice: the default without a score
-        for name in choices:
-            if len(choices[name]) > 1:
-                panel.choices[name] = f"{picks[0][name]}: no validation windows to compare the candidates on"
-    else:
-        best = min(range(len(fits)), key=lambda i: fits[i][3])
-        for name, options in choices.items():
-            if len(options) > 1:
-                others = [i for i, p in enumerate(picks) if p[name] != picks[best][name]
-                          and all(p[k] == picks[best][k] for k in choices if k != name)]
-                panel.choices[name] = (f"{picks[best][name]}: validation MASE {fits[best][3]:.4g}, against "
-                                       f"{fits[others[0]][3]:.4g} with {picks[others[0]][name]}")
-    return fits[best][:3]
+    undecided = [name for name, options in choices.items() if len(options) > 1]
+    fits: dict[tuple, tuple] = {}
+
+    def fitted(pick: dict[str, str]) -> tuple:
+        key = tuple(pick.items())
+        if key not in fits:
+            data, pick_wcfg, pick_mcfg = _candidate(panel, wcfg, mcfg, pick)
+            fc = Forecaster(window_cfg=pick_wcfg, model_cfg=pick_mcfg, train_cfg=tcfg)
+            result, windows = fc.fit(data, device, on_epoch)
+            mase = None
+            if undecided and len(windows.val):
+                positions = windows.positions(scored_sample(windows.val, tcfg.seed))
+                records = records_at(data, positions, fc.forecast_origins(data, positions), fc.season,
+                                     train_ends=list(windows.n_train), quantiles=fc.quantiles)
+                mase = scores(records, "model")["mase"]
+            fits[key] = (fc, result, windows, mase, data)
+        return fits[key]
+
+    pick = {name: options[0] for name, options in choices.items()}
+    if fitted(pick)[3] is None:  # nothing to compare on: every choice at its first candidate
+        for name in undecided:
+            panel.choices[name] = f"{pick[name]}: no validation windows to compare the candidates on"
+        return fitted(pick)
+    for name in undecided:
+        score = {option: fitted({**pick, name: option})[3] for option in choices[name]}
+        best = min(score, key=score.get)
+        other = next(o for o in choices[name] if o != best)
+        panel.choices[name] = f"{best}: validation MASE {score[best]:.4g}, against {score[other]:.4g} with {other}"
+        pick[name] = best
+    return fitted(pick)
 
 
 def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
@@ -533,7 +544,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     from .train import pick_device
 
     start = time.perf_counter()
-    fc, result, windows = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
+    fc, result, windows, _, panel = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
     wcfg, mcfg = fc.window_cfg, fc.model_cfg
     _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None

@@ -2,6 +2,8 @@
 read at or after an origin, calendar and holidays, static features, the future file's
 errors, the artifact's schema, check --model --future and batch's `future` key."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,22 +31,28 @@ def _frame(n=360, ids=("a", "b"), seed=0):
     return pd.concat(out, ignore_index=True)
 
 
+# The calendar given, not chosen: `--calendar auto` would weigh it against none on the
+# validation windows (forecaster._candidates), and these tests are about its layout.
 SPEC = DataSpec(target="y", time_col="time", id_col="id", features=("past",), future_features=("driver",),
-                static_features=("size",))
+                static_features=("size",), calendar="hour,weekday")
 
 
 @pytest.fixture(scope="module")
 def trained():
     frame = _frame()
     panel = build_panel(frame, SPEC)
-    run = train_run(panel, horizon=H, lookback=24, epochs=4, hidden_size=8, seed=0, level=(), ensemble=1)
+    run = train_run(panel, horizon=H, lookback=24, epochs=4, hidden_size=8, seed=0, level=(), ensemble=1,
+                    known_map="step")
     return frame, panel, run.forecaster
 
 
 def test_columns_are_laid_out_and_the_calendar_is_chosen_from_the_data(trained):
     _, panel, fc = trained
     spec = panel.spec
-    assert spec.calendar == "hour,weekday"  # 15 days of hours: no day of year
+    auto = build_panel(_frame(), DataSpec(target="y", time_col="time", id_col="id"))
+    assert auto.spec.calendar == "hour,weekday"  # 15 days of hours: no day of year
+    assert auto.choices["calendar"] == "hour,weekday: from the step and the span of the data"
+    assert "calendar" not in panel.choices  # given, not chosen
     assert spec.value_columns == ("y", "past", "driver", "size")
     assert spec.derived == ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
     assert spec.known == (2, 4, 5, 6, 7) and spec.future == (2,) and spec.static == (3,)
@@ -91,8 +99,9 @@ def test_the_known_path_starts_at_zero_and_learns_a_real_driver():
     without on the held-out windows (the same seed and budget)."""
     frame = _frame(n=480, ids=("a", "b", "c"))
     scores = {}
-    for name, spec in (("with", DataSpec(target="y", time_col="time", id_col="id", future_features=("driver",))),
-                       ("without", DataSpec(target="y", time_col="time", id_col="id"))):
+    for name, spec in (("with", DataSpec(target="y", time_col="time", id_col="id", future_features=("driver",),
+                                         calendar="none")),
+                       ("without", DataSpec(target="y", time_col="time", id_col="id", calendar="none"))):
         run = train_run(build_panel(frame, spec), horizon=H, lookback=24, epochs=20, lr=1e-2, hidden_size=8, seed=0,
                         level=(), full_refit=False, second_season=0)
         scores[name] = run.report["test"]["scores"]["model"]["mae"]
@@ -152,6 +161,33 @@ def test_the_known_map_is_chosen_by_validation_where_there_are_future_features()
     assert "known_map" not in given.report["choices"] and given.forecaster.model.wide_path is None
     plain = train_run(build_panel(_frame(), DataSpec(target="y", time_col="time", id_col="id")), **options)
     assert "known_map" not in plain.report["choices"] and plain.forecaster.model_cfg.known_map == "step"
+
+
+def test_a_calendar_the_defaults_chose_is_weighed_against_none_and_the_panel_conforms():
+    """`--calendar auto`'s encodings are a candidate choice (against none) on the
+    validation windows; the model stores the chosen calendar and reads a panel built with
+    the data's full calendar (`conform`: the columns it was fitted on, views, no copy)."""
+    import re
+
+    from gruforecast.data import conform
+
+    spec = DataSpec(target="y", time_col="time", id_col="id", future_features=("driver",))
+    panel = build_panel(_frame(), spec)
+    run = train_run(panel, horizon=H, lookback=24, epochs=2, hidden_size=8, seed=0, level=(), ensemble=1,
+                    transform="none", known_map="step")
+    why = run.report["choices"]["calendar"]
+    found = re.fullmatch(r"(hour,weekday|none): validation MASE ([\d.]+), against ([\d.]+) with (none|hour,weekday)", why)
+    assert found, why
+    chosen, best, other, loser = found.groups()
+    assert {chosen, loser} == {"hour,weekday", "none"} and float(best) <= float(other)
+    fc = run.forecaster
+    assert fc.data_spec.calendar == chosen and run.report["config"]["data"]["calendar"] == chosen
+    bare = conform(panel, replace(panel.spec, calendar="none"))
+    assert bare.spec.derived == () and bare.series[0].values.shape == (360, 2)
+    assert np.shares_memory(bare.series[0].values, panel.series[0].values)  # a view
+    assert conform(panel, panel.spec) is panel
+    pos = [np.array([200]), np.array([220])]
+    np.testing.assert_array_equal(fc.forecast_origins(panel, pos), fc.forecast_origins(conform(panel, fc.data_spec), pos))
 
 
 @pytest.mark.parametrize("freq, calendar, season, by_season, unread", [
