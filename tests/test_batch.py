@@ -20,6 +20,7 @@ retrain = "older-than"
 max_age = "7d"
 ensemble = 1  # these tests are about batch, not the defaults' choices
 transform = "none"
+calendar = "none"
 
 [[jobs]]
 name = "macro"
@@ -99,7 +100,7 @@ def test_bad_config_names_the_key_and_line(folder):
     cfg.write_text(JOBS.replace('target = "value"\nid_col', 'target = "value"\nhorizn = 4\nid_col'))
     proc = run_cli("batch", cfg)
     assert proc.returncode == 2
-    assert "jobs.toml line 14: unknown key 'horizn' in job 'macro'; did you mean 'horizon'?" in proc.stderr
+    assert "jobs.toml line 15: unknown key 'horizn' in job 'macro'; did you mean 'horizon'?" in proc.stderr
     cfg.write_text(JOBS.replace("epochs = 3", 'epochs = "three"'))
     proc = run_cli("batch", cfg)
     assert proc.returncode == 2

@@ -18,6 +18,10 @@ def _data(path):
     frame.to_csv(path, index=False)
 
 
+# these tests are about processes, not the defaults' candidate choices (a fit each)
+NOT_CHOSEN = ("--calendar", "none", "--transform", "none")
+
+
 def torchrun(port: int) -> tuple[str, ...]:
     """The launcher before `python -m gruforecast ...` (--no-python: run that command)."""
     return (sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
@@ -27,7 +31,7 @@ def torchrun(port: int) -> tuple[str, ...]:
 def test_two_processes_train_one_model_and_rank_0_alone_writes(tmp_path):
     _data(tmp_path / "d.csv")
     proc = run_cli("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "2", "--hidden-size", "8",
-                   "--out", tmp_path / "m.gruf", prefix=torchrun(29533), timeout=300)
+                   *NOT_CHOSEN, "--out", tmp_path / "m.gruf", prefix=torchrun(29533), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("model:") == 1 and proc.stdout.count("forecast:") == 1  # one writer
     assert proc.stderr.count("series, 2400 points") == 1  # one log, rank 0's
@@ -47,7 +51,7 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
 
     _data(tmp_path / "d.csv")
     args = ("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "3", "--hidden-size", "8",
-            "--level", "none", "--threads", "1")
+            "--level", "none", "--threads", "1", *NOT_CHOSEN)
     proc = run_cli(*args, "--ensemble", "4", "--out", tmp_path / "two.gruf", prefix=torchrun(29535), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     code, _, err = run_main(monkeypatch, capsys, *args, "--ensemble", "4", "--out", tmp_path / "one.gruf")
