@@ -59,7 +59,8 @@ def step_of(freq: str) -> pd.Timedelta:
     if session is not None:
         return session.step
     offset = pd.tseries.frequencies.to_offset(freq)
-    start = pd.Timestamp("2001-01-01")
+    # from a date on the offset: from a Monday, W-SAT's next point is 5 days on, not a week
+    start = offset.rollforward(pd.Timestamp("2001-01-01"))
     return (start + offset) - start
 
 

@@ -333,6 +333,12 @@ def test_the_calendar_rule():
     assert auto_calendar(hour, pd.Timedelta("400D")) == ("hour", "weekday", "yearday")
     assert auto_calendar(day, pd.Timedelta("30D")) == ("weekday",)
     assert auto_calendar(pd.Timedelta("7D"), pd.Timedelta("3000D")) == ("yearday",)
+    # an anchored week is a week from any start (W-SAT from a Monday was 5 days: weekly data
+    # got a day-of-week encoding that never changes)
+    from gruforecast.covariates import step_of
+
+    assert [step_of(f) for f in ("W-SAT", "W", "h", "D", "QS-OCT")] == [
+        pd.Timedelta("7D"), pd.Timedelta("7D"), hour, day, pd.Timedelta("90D")]
     enc = derived_values(pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 06:00", "2024-01-01 23:00"]), ("hour",), None)
     np.testing.assert_allclose(enc[:, 0], [0.0, 1.0, np.sin(2 * np.pi * 23 / 24)], atol=1e-12)  # sin
     np.testing.assert_allclose(enc[:, 1], [1.0, 0.0, np.cos(2 * np.pi * 23 / 24)], atol=1e-12)  # cos
