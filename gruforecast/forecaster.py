@@ -563,7 +563,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     if tcfg.full_refit and (len(windows.val) or len(windows.test)):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
-        final = Forecaster(window_cfg=wcfg, model_cfg=fc.model_cfg, train_cfg=tcfg, calibration=fc.calibration)
+        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit, _ = final.fit(panel, device, on_epoch, epochs=result.best_epoch)
         fc = final
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))

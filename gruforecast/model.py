@@ -173,12 +173,12 @@ class GRURegressor(nn.Module):
             return 0.0
         if future is None or future.shape[1:] != (self.horizon, len(self.known)):
             raise ValueError(f"this model needs its {len(self.known)} known-future columns over {self.horizon} steps")
-        change = future - self._at_base(x)[..., self.known]
+        values = torch.stack([future, future - self._at_base(x)[..., self.known]], -2)  # (B, H, 2, F)
         out = 0.0
-        if self.narrow:
-            out = self.known_path(torch.cat([future[..., self.narrow], change[..., self.narrow]], -1)).squeeze(-1)
-        if self.wide:
-            out = out + self.wide_path(torch.cat([future[..., self.wide], change[..., self.wide]], -1).flatten(1))
+        if self.narrow:  # (B, H, 2 F') -> (B, H)
+            out = self.known_path(values[..., self.narrow].flatten(2)).squeeze(-1)
+        if self.wide:  # (B, H 2 F') -> (B, H)
+            out = out + self.wide_path(values[..., self.wide].flatten(1))
         return out
 
     def point_parameters(self) -> list[nn.Parameter]:
