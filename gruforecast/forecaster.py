@@ -43,7 +43,7 @@ from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
 from .covariates import derived_values, parse_calendar, read_future, unread_columns
-from .data import DataSpec, Panel, Session, conform
+from .data import DataSpec, Panel, Session, conform, release_freed
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
@@ -244,12 +244,10 @@ class Forecaster:
             ids, last = self.series_ids, self.last_times
             times = [self.future_times(t, K) for t in last]
             ahead = self._ahead(self.tail[:, -1], ids, times, future)
-            observed = np.isfinite(self.tail[..., 0])  # (S, L): padded rows are NaN
-            first = np.argmax(observed, axis=1)[:, None]  # the series' first stored row
-            rows = np.take_along_axis(self.tail, np.maximum(np.arange(self.lookback), first)[..., None], 1)
-            scaled = self.scaling.apply(np.concatenate([rows, ahead], axis=1), np.arange(len(ids)))
-            L = self.lookback
-            values = self._forecast(self._inputs(scaled[:, :L], observed), scaled[:, L:], np.arange(len(ids)), K)
+            blocks = [self._tail_inputs(np.arange(a, min(a + BATCH, len(ids))), ahead[a:a + BATCH])
+                      for a in range(0, len(ids), BATCH)]
+            values = self._forecast(np.concatenate([x for x, _ in blocks]), np.concatenate([f for _, f in blocks]),
+                                    np.arange(len(ids)), K)
         else:
             panel = conform(panel, self.data_spec)
             self._index_of(panel)  # unknown series and frequencies first, before the future file
@@ -260,6 +258,17 @@ class Forecaster:
                                            ahead=[a[None] for a in ahead])
         frame = self._frame(ids, times, values)
         return Forecast(frame, K > self.horizon, self.interval_columns)
+
+    def _tail_inputs(self, index: np.ndarray, ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored tails of series `index` as the model reads them, and the rows after
+        them, scaled: a block of series at a time, so the float64 work arrays are a
+        block's (100,000 tails at once took 500 MB more)."""
+        tail = self.tail[index]
+        observed = np.isfinite(tail[..., 0])  # (n, L): padded rows are NaN
+        first = np.argmax(observed, axis=1)[:, None]  # the series' first stored row
+        rows = np.take_along_axis(tail, np.maximum(np.arange(self.lookback), first)[..., None], 1)
+        scaled = self.scaling.apply(np.concatenate([rows, ahead], axis=1), index)
+        return self._inputs(scaled[:, :self.lookback], observed), scaled[:, self.lookback:]
 
     def predict_at(self, panel: Panel, cutoffs: int, step: int | None = None,
                    horizon: int | None = None) -> Forecast:
@@ -516,6 +525,9 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         other = next(o for o in choices[name] if o != best)
         panel.choices[name] = f"{best}: validation MASE {score[best]:.4g}, against {score[other]:.4g} with {other}"
         pick[name] = best
+        # The candidates not kept are never asked for again: their windows (the panel,
+        # scaled) go now, not after the last choice.
+        fits = {key: fit for key, fit in fits.items() if key == tuple(pick.items())}
     return fitted(pick)
 
 
@@ -560,12 +572,16 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
             test["sampled_from"] = len(windows.test)
             panel.choices["test_windows"] = (f"{len(origins):,} of the {len(windows.test):,} test windows, drawn "
                                              f"with the seed: the held-out scores of a panel this large are a sample")
-    if tcfg.full_refit and (len(windows.val) or len(windows.test)):
+    counts = {"train": len(windows.train), "val": len(windows.val), "test": len(windows.test)}
+    del windows  # the refit makes its own: two scaled copies of a large panel are not held at once
+    release_freed()
+    if tcfg.full_refit and (counts["val"] or counts["test"]):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
-        final = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
-        refit, _ = final.fit(panel, device, on_epoch, epochs=result.best_epoch)
-        fc = final
+        # The held-out fit (its stored tails too) goes before the refit makes its own.
+        fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
+        refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
+        release_freed()
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
     report["training"] = {
         "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
@@ -576,8 +592,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
                                              "seconds": round(refit.seconds, 3)},
         "total_seconds": round(time.perf_counter() - start, 3),  # candidates and refit included
     }
-    report["data"]["windows"] = {"train": len(windows.train), "val": len(windows.val),
-                                 "test": len(windows.test)}
+    report["data"]["windows"] = counts
     report["test"] = test
     fc.metrics = {"test": {k: test[k] for k in ("windows", "season", "series", "scores")}} if test else {}
     fc.metrics["choices"] = dict(panel.choices)

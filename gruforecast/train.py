@@ -81,7 +81,6 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     torch.manual_seed(cfg.seed + rank)  # a seed per rank (dropout); the weights are rank 0's
     rng = np.random.default_rng(cfg.seed)  # the same on every rank: one order
     values = Flat.of(windows, device)
-    train = torch.from_numpy(windows.train).to(device)
     val = torch.from_numpy(sample_origins(windows.val, VALIDATION_WINDOWS, cfg.seed)).to(device)
     model.to(device)
     members = _members(model)
@@ -97,11 +96,11 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = _epoch_order(rng, len(train), cfg.windows_per_epoch)
+        order = _epoch_order(rng, len(windows.train), cfg.windows_per_epoch)
         if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]
-        train_loss = _train_epoch(mine, step, opt, values, train[torch.from_numpy(order).to(device)],
+        train_loss = _train_epoch(mine, step, opt, values, torch.from_numpy(windows.train[order]).to(device),
                                   windows, cfg, epoch)
         if by_member:  # the mean over all members, then every member's weights on every rank
             train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)

@@ -266,6 +266,32 @@ def with_mask(rows: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.concatenate([rows, observed[..., None].astype(rows.dtype)], axis=-1)
 
 
+class Origins:
+    """Window origins as one run per series: `first[k]`, `first[k] + 1`, ..., `count[k]`
+    of them, in flat order. The training origins of a large panel are tens of millions
+    (340 MB as an int64 array at 100,000 series x 500 points) and are only ever drawn
+    from, so they stay runs: a draw of indices maps to origins (`origins[idx]`), and
+    `np.asarray(origins)` lists them all."""
+
+    def __init__(self, first: np.ndarray, count: np.ndarray) -> None:
+        self.first, self.count = first.astype(np.int64), count.astype(np.int64)
+        self._ends = np.cumsum(self.count)
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, index: np.ndarray | slice | int) -> np.ndarray:
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)), dtype=np.int64)
+        k = np.asarray(index)
+        k = np.flatnonzero(k) if k.dtype == bool else np.where(k < 0, k + len(self), k).astype(np.int64)
+        run = np.searchsorted(self._ends, k, side="right")
+        return self.first[run] + k - (self._ends[run] - self.count[run])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[np.arange(len(self), dtype=np.int64)].astype(dtype or np.int64, copy=False)
+
+
 @dataclass
 class Windows:
     """All series scaled into one flat array, and the window origins of each part.
@@ -278,7 +304,7 @@ class Windows:
     values: np.ndarray  # (N, C) float32, scaled, series concatenated
     offsets: np.ndarray  # (S + 1,) start of each series in `values`
     n_train: np.ndarray  # (S,) training points of each series
-    train: np.ndarray  # origins, int64
+    train: Origins  # drawn from each epoch
     val: np.ndarray
     test: np.ndarray
     lookback: int
@@ -292,8 +318,11 @@ class Windows:
 
     def positions(self, part: np.ndarray) -> list[np.ndarray]:
         """A part's origins as positions within each series (the per-series form)."""
+        part = np.asarray(part)
         sid = self.series_of(part)
-        return [part[sid == k] - self.offsets[k] for k in range(len(self.offsets) - 1)]
+        order = np.argsort(sid, kind="stable")  # one pass, not a scan of the part per series
+        cuts = np.searchsorted(sid[order], np.arange(1, len(self.offsets) - 1))
+        return [p - self.offsets[k] for k, p in enumerate(np.split(part[order], cuts))]
 
 
 def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
@@ -306,20 +335,23 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     scaling = Scaling.fit([s.values[:n_train] for s, (n_train, _, _) in zip(panel.series, lengths)],
                           cfg.scaler, cfg.transform, ids, unscaled=spec.derived_at,
                           pooled=spec.static, whole=[s.values for s in panel.series])
-    parts, chunks, offset = ([], [], []), [], 0
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in panel.series])])
+    # Filled in place: a list of per-series chunks concatenated would hold the panel twice.
+    values = np.empty((int(offsets[-1]), panel.series[0].values.shape[1]), dtype=np.float32)
+    parts, offset = ([], [], []), 0
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
         n = len(s)
-        chunks.append(scaling.apply(s.values, k, ids[k]))
+        values[offset: offset + n] = scaling.apply(s.values, k, ids[k])
         first = cfg.first_origin(n_train)  # L, or MIN_HISTORY for a padded series
         bounds = [(first, n_train), (n_train, n_train + n_val), (n - n_test, n)]
         for part, (lo, hi) in zip(parts, bounds):
-            part.append(offset + np.arange(max(lo, first), hi - H + 1, dtype=np.int64))
+            part.append((offset + max(lo, first), max(0, hi - H + 1 - max(lo, first))))
         offset += n
+    train, val, test = ([np.array(r, dtype=np.int64).reshape(-1, 2)[:, j] for j in (0, 1)] for r in parts)
     windows = Windows(
-        values=np.concatenate(chunks),
-        offsets=np.concatenate([[0], np.cumsum([len(s) for s in panel.series])]),
-        n_train=np.array([n for n, _, _ in lengths]), train=np.concatenate(parts[0]),
-        val=np.concatenate(parts[1]), test=np.concatenate(parts[2]), lookback=L, horizon=H,
+        values=values, offsets=offsets,
+        n_train=np.array([n for n, _, _ in lengths]), train=Origins(*train),
+        val=np.asarray(Origins(*val)), test=np.asarray(Origins(*test)), lookback=L, horizon=H,
         mask=cfg.mask, known=spec.known,
     )
     return windows, scaling

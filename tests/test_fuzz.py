@@ -70,7 +70,7 @@ def test_windows_match_a_direct_slice(ys, lookback, horizon, scaler, short):
         assert not cfg.fits(len(ys))
         return
     y = np.asarray(ys)
-    for part in (w.train, w.val, w.test):
+    for part in map(np.asarray, (w.train, w.val, w.test)):
         if not len(part):
             continue
         x, target, _ = gather(Flat.of(w), torch.from_numpy(part), lookback, horizon)
