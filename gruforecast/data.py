@@ -301,7 +301,6 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
         frame, files = read_data(path, spec)
         panel = build_panel(frame, spec)
         del frame
-    release_freed()
     hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
     panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel
@@ -339,20 +338,6 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
 
 def _layout(part: Panel) -> tuple:
     return part.spec, part.freq, part.step, part.time_dtype
-
-
-def release_freed() -> None:
-    """Hand memory freed in the C heap back to the system (glibc's `malloc_trim`; nothing
-    elsewhere). Building a large panel and its windows frees many mid-sized blocks between
-    blocks still in use, which glibc keeps: at 100,000 series 350 MB of the peak was such
-    free memory. Called between the large stages (`load_panel`, `forecaster.train`)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator does its own
-        pass
 
 
 def read_data(path: str | Path, spec: DataSpec) -> tuple[pd.DataFrame, list[Path]]:

@@ -43,7 +43,7 @@ from . import __version__
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
 from .covariates import derived_values, parse_calendar, read_future, unread_columns
-from .data import DataSpec, Panel, Session, conform, release_freed
+from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
@@ -574,14 +574,12 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
                                              f"with the seed: the held-out scores of a panel this large are a sample")
     counts = {"train": len(windows.train), "val": len(windows.val), "test": len(windows.test)}
     del windows  # the refit makes its own: two scaled copies of a large panel are not held at once
-    release_freed()
     if tcfg.full_refit and (counts["val"] or counts["test"]):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
         # The held-out fit (its stored tails too) goes before the refit makes its own.
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
-        release_freed()
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
     report["training"] = {
         "seconds": round(result.seconds, 3), "epochs_run": len(result.history),
