@@ -31,7 +31,7 @@ intervals, which are calibrated on the trained horizon only: `points_only()` dro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -179,7 +179,7 @@ class Forecaster:
         if not inputs:
             inputs, futures = [np.zeros((0, L, self.window_cfg.channels(C)), np.float32)], [np.zeros((0, K, C), np.float32)]
         rows_index = np.repeat(index, [len(p) for p in positions])
-        return self._forecast(np.concatenate(inputs), np.concatenate(futures), rows_index, K)
+        return self._forecast([(np.concatenate(inputs), np.concatenate(futures))], rows_index, K)
 
     def _rows_after(self, s, pos: np.ndarray, K: int) -> np.ndarray:
         """(n, K, C) the rows after each origin as the model may see them: the known columns
@@ -244,10 +244,9 @@ class Forecaster:
             ids, last = self.series_ids, self.last_times
             times = self.times_after(last, K)
             ahead = self._ahead(self.tail[:, -1], ids, times, future)
-            blocks = [self._tail_inputs(np.arange(a, min(a + BATCH, len(ids))), ahead[a:a + BATCH])
-                      for a in range(0, len(ids), BATCH)]
-            values = self._forecast(np.concatenate([x for x, _ in blocks]), np.concatenate([f for _, f in blocks]),
-                                    np.arange(len(ids)), K)
+            blocks = (self._tail_inputs(np.arange(a, min(a + BATCH, len(ids))), ahead[a:a + BATCH])
+                      for a in range(0, len(ids), BATCH))  # made as they are forecast: memory is a block's
+            values = self._forecast(blocks, np.arange(len(ids)), K)
         else:
             panel = conform(panel, self.data_spec)
             self._index_of(panel)  # unknown series and frequencies first, before the future file
@@ -325,22 +324,27 @@ class Forecaster:
         return np.array(index, dtype=np.int64)
 
     @torch.no_grad()
-    def _forecast(self, inputs: np.ndarray, ahead: np.ndarray, index: np.ndarray, K: int) -> np.ndarray:
-        """(n, L, C') windows and (n, K, C) the rows after them (`_rows_after`), in model
-        units, of series `index` -> (n, K, Q) in data units. Each quantile is inverted on
-        its own: the maps are increasing, so quantiles stay quantiles and stay ordered."""
+    def _forecast(self, blocks: Iterable[tuple[np.ndarray, np.ndarray]], index: np.ndarray, K: int) -> np.ndarray:
+        """Blocks of (n, L, C') windows and (n, K, C) the rows after them (`_rows_after`),
+        in model units, of series `index` (every block's rows in turn; blocks of BATCH rows
+        but the last, or one block) -> (len(index), K, Q) in data units. Each quantile is
+        inverted on its own: the maps are increasing, so quantiles stay ordered."""
         self.model.eval()
         rounds = -(-K // self.horizon)  # one pass per H steps
-        if ahead.shape[1] < rounds * self.horizon:  # whole passes: the steps past K are dropped
-            pad = np.repeat(ahead[:, -1:], rounds * self.horizon - ahead.shape[1], axis=1)
-            ahead = np.concatenate([ahead, pad], axis=1)
-        batches = list(zip(torch.from_numpy(inputs).split(BATCH), torch.from_numpy(ahead).split(BATCH)))
-        passes = len(batches) * rounds
+        passes = -(-len(index) // BATCH) * rounds
         done = iter(range(1, passes + 1))
         tick = (lambda: self.on_progress(next(done), passes)) if self.on_progress else (lambda: None)
-        out = [self._roll(x, a, K, tick) for x, a in batches]
-        scaled = torch.cat(out).double().numpy() if out else np.zeros((0, K, len(self.quantiles)))
-        return np.stack([self.scaling.invert(scaled[..., j], index) for j in range(scaled.shape[-1])], -1)
+        out, start = [], 0
+        for inputs, ahead in blocks:
+            if ahead.shape[1] < rounds * self.horizon:  # whole passes: the steps past K are dropped
+                pad = np.repeat(ahead[:, -1:], rounds * self.horizon - ahead.shape[1], axis=1)
+                ahead = np.concatenate([ahead, pad], axis=1)
+            for x, a in zip(torch.from_numpy(inputs).split(BATCH), torch.from_numpy(ahead).split(BATCH)):
+                scaled = self._roll(x, a, K, tick).double().numpy()
+                rows = index[start:start + len(x)]
+                out.append(np.stack([self.scaling.invert(scaled[..., j], rows) for j in range(scaled.shape[-1])], -1))
+                start += len(x)
+        return np.concatenate(out) if out else np.zeros((0, K, len(self.quantiles)))
 
     def _quantiles(self, x: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, C), (B, H, F) -> (B, H, Q) in model units: the network's quantiles, shifted by the
