@@ -31,6 +31,7 @@ intervals, which are calibrated on the trained horizon only: `points_only()` dro
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -332,8 +333,8 @@ class Forecaster:
         self.model.eval()
         rounds = -(-K // self.horizon)  # one pass per H steps
         passes = -(-len(index) // BATCH) * rounds
-        done = iter(range(1, passes + 1))
-        tick = (lambda: self.on_progress(next(done), passes)) if self.on_progress else (lambda: None)
+        done = itertools.count(1)  # blocks not cut at BATCH make more passes: the bar stops at its end
+        tick = (lambda: self.on_progress(min(next(done), passes), passes)) if self.on_progress else (lambda: None)
         out, start = [], 0
         for inputs, ahead in blocks:
             if ahead.shape[1] < rounds * self.horizon:  # whole passes: the steps past K are dropped
