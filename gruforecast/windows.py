@@ -347,11 +347,11 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
         for part, (lo, hi) in zip(parts, bounds):
             part.append((offset + max(lo, first), max(0, hi - H + 1 - max(lo, first))))
         offset += n
-    train, val, test = ([np.array(r, dtype=np.int64).reshape(-1, 2)[:, j] for j in (0, 1)] for r in parts)
+    train, val, test = (Origins(*np.array(r, dtype=np.int64).reshape(-1, 2).T) for r in parts)
     windows = Windows(
         values=values, offsets=offsets,
-        n_train=np.array([n for n, _, _ in lengths]), train=Origins(*train),
-        val=np.asarray(Origins(*val)), test=np.asarray(Origins(*test)), lookback=L, horizon=H,
+        n_train=np.array([n for n, _, _ in lengths]), train=train,
+        val=np.asarray(val), test=np.asarray(test), lookback=L, horizon=H,
         mask=cfg.mask, known=spec.known,
     )
     return windows, scaling
