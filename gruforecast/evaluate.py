@@ -92,7 +92,9 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
     H, med = forecasts.shape[1], quantiles.index(0.5)
     others = [(j, q) for j, q in enumerate(quantiles) if j != med]
     steps = np.arange(H)
-    frames, row = [], 0
+    # Column by column, joined once: one small frame per series, concatenated, held about
+    # 20 KB of pandas overhead each (360 MB over the 18,000 series of a 100,000-series panel).
+    columns, ids, row = {}, [], 0
     for i, (s, pos) in enumerate(zip(panel.series, positions)):
         pos = np.asarray(pos, dtype=np.int64)
         if not len(pos):
@@ -101,7 +103,7 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
         rows = np.arange(row, row + len(pos))
         fold = np.asarray(folds[i]) if folds is not None else rows
         idx = pos[:, None] + steps[None, :]
-        frame = {"series": s.id, "fold": np.repeat(fold, H), "cutoff": np.repeat(s.time[pos - 1], H),
+        frame = {"fold": np.repeat(fold, H), "cutoff": np.repeat(s.time[pos - 1], H),
                  "step": np.tile(steps + 1, len(pos)), "time": s.time[idx.ravel()],
                  "actual": y[idx].ravel(), "model": forecasts[rows, :, med].ravel()}
         frame.update({quantile_column("model", q): forecasts[rows, :, j].ravel() for j, q in others})
@@ -115,9 +117,14 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
             frame.update({quantile_column("seasonal_naive", q): sn[..., k].ravel() for k, q in enumerate(qs)})
         scale = {e: metrics.mase_scale(y[:e], season) for e in np.unique(ends)}
         frame["scale"] = np.repeat([scale[e] for e in ends], H)
-        frames.append(pd.DataFrame(frame))
+        for name, values in frame.items():
+            columns.setdefault(name, []).append(values)
+        ids.append((s.id, len(pos) * H))
         row += len(pos)
-    return pd.concat(frames, ignore_index=True)
+    series = np.repeat(np.array([sid for sid, _ in ids] + [None], dtype=object)[:-1], [n for _, n in ids])
+    joined = {name: parts[0].append(parts[1:]) if isinstance(parts[0], pd.Index) else np.concatenate(parts)
+              for name, parts in columns.items()}
+    return pd.DataFrame({"series": series, **joined})
 
 
 def scores(frame: pd.DataFrame, method: str) -> dict[str, float | int | None]:
