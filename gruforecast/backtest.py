@@ -59,7 +59,7 @@ class BacktestResult:
 
 def cut(panel: Panel, lengths) -> Panel:
     """The panel with series i cut to its first lengths[i] points."""
-    series = [Series(s.id, s.time[:n], s.values[:n]) for s, n in zip(panel.series, lengths)]
+    series = [Series(s.id, s.grid, s.values[:n], s.start) for s, n in zip(panel.series, lengths)]
     return replace(panel, series=series)
 
 

@@ -137,17 +137,25 @@ class DataSpec:
         return tuple(range(start, start + len(self.static_features)))
 
 
-@dataclass
+@dataclass(slots=True)
 class Series:
     """One series: its id, its times and its values: the columns of `DataSpec.value_columns`
     (column 0 the target), then those of `DataSpec.derived`."""
 
     id: str
-    time: pd.Index
+    grid: pd.Index  # the panel's time grid, shared by its series, or this series' own times
     values: np.ndarray  # (n, C) float64
+    start: int = 0  # the position of the first row on `grid`
 
     def __len__(self) -> int:
         return len(self.values)
+
+    @property
+    def time(self) -> pd.Index:
+        """The series' times, cut from the grid when asked: an Index held per series cost
+        about 1 KB each, 110 MB of a 100,000-series panel (tracemalloc)."""
+        n = len(self.values)
+        return self.grid if self.start == 0 and len(self.grid) == n else self.grid[self.start: self.start + n]
 
 
 @dataclass
@@ -912,7 +920,6 @@ def _series(ids, starts, ends, pos, values, grid: pd.Index) -> tuple[list[Series
     for k, (sid, a, b) in enumerate(zip(ids, starts, ends)):
         p = pos[a:b]
         n = int(p[-1] - p[0]) + 1
-        time = grid[p[0]: p[-1] + 1]
         if n == b - a:
             vals = values[a:b]
         else:  # gaps in the index: place the rows on the full grid
@@ -921,7 +928,7 @@ def _series(ids, starts, ends, pos, values, grid: pd.Index) -> tuple[list[Series
         missing = int(np.isnan(vals).any(axis=1).sum())
         if missing:
             holes.append((k, missing))
-        series.append(Series(id=sid, time=time, values=vals))
+        series.append(Series(id=sid, grid=grid, values=vals, start=int(p[0])))
     return series, holes
 
 

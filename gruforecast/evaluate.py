@@ -121,7 +121,7 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
             columns.setdefault(name, []).append(values)
         ids.append((s.id, len(pos) * H))
         row += len(pos)
-    series = np.repeat(np.array([sid for sid, _ in ids] + [None], dtype=object)[:-1], [n for _, n in ids])
+    series = np.repeat(np.array([sid for sid, _ in ids], dtype=object), [n for _, n in ids])
     joined = {name: parts[0].append(parts[1:]) if isinstance(parts[0], pd.Index) else np.concatenate(parts)
               for name, parts in columns.items()}
     return pd.DataFrame({"series": series, **joined})

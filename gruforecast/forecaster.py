@@ -575,7 +575,6 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     start = time.perf_counter()
     fc, result, windows, _, panel = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
     wcfg, mcfg = fc.window_cfg, fc.model_cfg
-    refits = tcfg.full_refit and bool(len(windows.val) or len(windows.test))
     _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None
     if len(windows.test):
@@ -592,10 +591,10 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
                                              f"with the seed: the held-out scores of a panel this large are a sample")
     counts = {"train": len(windows.train), "val": len(windows.val), "test": len(windows.test)}
     del windows  # the refit makes its own: two scaled copies of a large panel are not held at once
-    if refits:
+    if tcfg.full_refit and (counts["val"] or counts["test"]):
         # The scores above are the early-stopped fit's, which never saw the test part; the
         # model written is trained on every point, for as many epochs as that fit chose.
-        # The held-out fit (its stored tails too) goes before the refit makes its own.
+        # The held-out fit goes before the refit makes its own windows.
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
     fc.keep_ends(panel)
