@@ -542,3 +542,5 @@ def main() -> None:
         print(f"gruforecast: unexpected error: {type(exc).__name__}: {exc} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
+    finally:
+        gc.unfreeze()  # for a caller in the same process (the tests): the collector sees all again
