@@ -504,20 +504,26 @@ def _log(message: str) -> None:
 
 
 def _threads(n: int) -> None:
+    """Import torch and set its threads; then the collector runs again (`main` turned it
+    off for the imports), with what they made frozen out of its view."""
     import torch
 
     if n < 1:
         raise InputError(f"--threads ({n}) must be >= 1")
     torch.set_num_threads(n)
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def main() -> None:
-    """Console entry point: run the app and map errors to exit codes."""
+    """Run the app and map errors to exit codes (the command's entry is `__main__.main`)."""
     debug = "--debug" in sys.argv[1:]
-    # The objects made by importing this module and pandas live for the whole run: frozen,
-    # the collector stops walking them again at every pass while torch is imported, which
-    # took 0.2-0.3 s of a 1.7 s cold `predict` (benchmarks/startup.py).
-    gc.freeze()
+    # Nothing the imports make is garbage, and the cyclic collector, walking their objects
+    # again at every pass as they grow, took 0.1-0.2 s of a 1.8 s cold `predict`
+    # (benchmarks/results/startup.md): it is off until the command has imported torch
+    # (`_threads`); `__main__.main` turns it off before this module's imports too.
+    gc.disable()
     try:
         app()  # standalone: Typer prints usage errors itself and exits 2 (SystemExit)
     except SystemExit as exc:
@@ -543,4 +549,5 @@ def main() -> None:
               "(rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
     finally:
-        gc.unfreeze()  # for a caller in the same process (the tests): the collector sees all again
+        gc.unfreeze()  # for a caller in the same process (the tests): the collector on, nothing frozen
+        gc.enable()

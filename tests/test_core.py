@@ -139,6 +139,18 @@ def test_version(monkeypatch, capsys):
     assert code == 0 and out.strip() == f"gruforecast {__version__}"
 
 
+def test_main_hands_the_collector_back_as_it_found_it(small_model, tmp_path, monkeypatch, capsys):
+    """`main` turns the cyclic collector off for the imports and `_threads` freezes what
+    they made; a caller in the same process gets it back on, with nothing frozen, after a
+    command that imports torch, one that does not, and one that fails."""
+    import gc
+
+    _, model, _ = small_model
+    for argv in (("predict", model, "--out", tmp_path / "f.csv"), ("--version",), ("info", tmp_path / "none.gruf")):
+        run_main(monkeypatch, capsys, *argv)
+        assert gc.isenabled() and gc.get_freeze_count() == 0, argv
+
+
 def test_an_output_path_with_markup_is_written_and_printed_literally(small_model, tmp_path, monkeypatch, capsys):
     _, model, _ = small_model
     target = tmp_path / "o[b]p[red].csv"
