@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write, atomic_write_text
 from .config import interval_pairs
 from .data import Panel
 from .evaluate import BASELINES, METHODS
@@ -37,8 +37,14 @@ def write_reports(folder: Path, report: dict, evaluation: dict | None, records: 
                   title: str, future: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write metrics.json, report.md and report.html into `folder`; return their paths.
     `future`: the forecast frame from the end of the data, drawn first."""
-    text = json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n"
-    paths = {"metrics": atomic_write_text(folder / "metrics.json", text)}
+    def write_metrics(path: Path) -> None:
+        # Streamed: as one string, a 100,000-series panel's per-series scores (15 MB of
+        # JSON) took 90 MB while it was joined.
+        with path.open("w", encoding="utf-8") as fh:
+            json.dump(jsonable(report), fh, indent=2, allow_nan=False)
+            fh.write("\n")
+
+    paths = {"metrics": atomic_write(folder / "metrics.json", write_metrics)}
     paths["report_md"] = atomic_write_text(folder / "report.md", markdown(title, report, evaluation))
     page = html_page(title, report, evaluation, records, panel, losses, future)
     paths["report_html"] = atomic_write_text(folder / "report.html", page)
