@@ -151,6 +151,11 @@ class Series:
         return len(self.values)
 
     @property
+    def last(self):
+        """The series' last time, without cutting its times from the grid."""
+        return self.grid[self.start + len(self.values) - 1]
+
+    @property
     def time(self) -> pd.Index:
         """The series' times, cut from the grid when asked: an Index held per series cost
         about 1 KB each, 110 MB of a 100,000-series panel (tracemalloc)."""
@@ -423,9 +428,14 @@ def _with_calendar(panel: Panel) -> Panel:
     # against none on the validation windows.
     choices = {"calendar": f"{spec.calendar}: from the step and the span of the data"} if auto and spec.derived else {}
     series = panel.series
-    if spec.derived:  # known in advance: computed from each series' own times
-        series = [replace(s, values=np.hstack([s.values, derived_values(
-            s.time, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz)])) for s in series]
+    if spec.derived:  # known in advance: a function of the time alone, so made once per grid
+        # (per series, pandas' date arithmetic took 50 s for 100,000 series) and cut per series
+        calendar, on_grid = parse_calendar(spec.calendar), {}
+        for s in series:
+            if id(s.grid) not in on_grid:
+                on_grid[id(s.grid)] = derived_values(s.grid, calendar, spec.holidays, spec.calendar_tz)
+        series = [replace(s, values=np.hstack([s.values, on_grid[id(s.grid)][s.start: s.start + len(s)]]))
+                  for s in series]
     return replace(panel, spec=spec, series=series, choices=choices)
 
 
@@ -452,7 +462,7 @@ def _resolve_calendar(spec: DataSpec, freq: str | None, series: list[Series]) ->
             raise InputError(f"{what} needs dates, and the time column holds integer steps; drop it or give dates")
         return replace(spec, calendar="none")
     if asked is None:
-        span = max(s.time[-1] - s.time[0] for s in series)
+        span = max(s.last - s.grid[s.start] for s in series)
         asked = auto_calendar(step_of(freq), span)
     if spec.holidays and step_of(freq) > pd.Timedelta("1D"):
         raise InputError(f"--holidays marks days, and the data's step is {freq}; drop it for data coarser than daily")

@@ -156,7 +156,7 @@ class Forecaster:
         """What `predict` needs of the data it was fitted on: each series' last time and
         last `lookback` rows (the tails: 134 MB at 100,000 series, made once, for the model
         kept, after its windows are gone)."""
-        self.last_times = [s.time[-1] for s in panel.series]
+        self.last_times = [s.last for s in panel.series]
         self.tail = np.stack([_tail(s.values, self.lookback) for s in panel.series])
 
     # -- forecasting ------------------------------------------------------------------
@@ -257,7 +257,7 @@ class Forecaster:
         else:
             panel = conform(panel, self.data_spec)
             self._index_of(panel)  # unknown series and frequencies first, before the future file
-            ids, last = [s.id for s in panel.series], [s.time[-1] for s in panel.series]
+            ids, last = [s.id for s in panel.series], [s.last for s in panel.series]
             times = self.times_after(last, K)
             ahead = self._ahead(np.stack([s.values[-1] for s in panel.series]), ids, times, future)
             values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K,
@@ -441,7 +441,7 @@ def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) ->
         return
     probe = Forecaster(window_cfg=wcfg, data_spec=panel.spec, freq=panel.freq, step=panel.step)
     probe._ahead(np.stack([s.values[-1] for s in panel.series]), [s.id for s in panel.series],
-                 probe.times_after([s.time[-1] for s in panel.series], wcfg.horizon), future)
+                 probe.times_after([s.last for s in panel.series], wcfg.horizon), future)
 
 
 def _tail(values: np.ndarray, L: int) -> np.ndarray:
