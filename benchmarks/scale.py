@@ -117,7 +117,7 @@ def write_m4_tiled(folder: Path, n_series: int, part: int = 10_000) -> int:
     return points
 
 
-def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated") -> None:
+def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated", calendar: str = "none") -> None:
     """Peak RSS and seconds of train and predict per panel size."""
     print("| series | points | train s | seconds per epoch | train peak MiB | predict s | predict peak MiB |")
     print("|---|---|---|---|---|---|---|")
@@ -127,7 +127,7 @@ def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated") 
         points = write_m4_tiled(data, n) if panel == "m4" else write_panel(data, n, longest)
         gf = [sys.executable, "-m", "gruforecast"]
         ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
-                               "--calendar", "none", *(["--time-col", "t"] if panel == "m4" else []),
+                               "--calendar", calendar, *(["--time-col", "t"] if panel == "m4" else []),
                                "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
         ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
         training = json.loads((tmp / "metrics.json").read_text())["training"]
@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--longest", type=int, default=2000, help="--part memory: the longest series (800: ~500 on average)")
     parser.add_argument("--panel", choices=("generated", "m4"), default="generated",
                         help="--part memory: the generator's panel, or M4 hourly's series tiled")
+    parser.add_argument("--calendar", default="none", help="--part memory: train's --calendar (auto, the "
+                        "default of train, adds 4 float64 columns a point to a generated hourly panel)")
     parser.add_argument("--torchrun-series", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64, help="--part torchrun: windows per batch per process")
@@ -191,7 +193,7 @@ def main() -> None:
     print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.part == "memory":
-            memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.panel)
+            memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.panel, args.calendar)
         else:
             for k in map(int, args.ensembles.split(",")):
                 torchrun(Path(tmp), args.torchrun_series, args.epochs, args.batch_size, k, args.repeats)
