@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ModelConfig, TrainConfig
-from .data import Panel, Series
+from .data import Panel
 from .errors import InputError
 from .evaluate import records_at, summarize
 from .forecaster import cutoff_positions, train
@@ -59,7 +59,7 @@ class BacktestResult:
 
 def cut(panel: Panel, lengths) -> Panel:
     """The panel with series i cut to its first lengths[i] points."""
-    series = [Series(s.id, s.grid, s.values[:n], s.start) for s, n in zip(panel.series, lengths)]
+    series = [replace(s, values=s.values[:n]) for s, n in zip(panel.series, lengths)]
     return replace(panel, series=series)
 
 

@@ -157,7 +157,7 @@ class Forecaster:
         last `lookback` rows (the tails: 134 MB at 100,000 series, made once, for the model
         kept, after its windows are gone)."""
         self.last_times = [s.last for s in panel.series]
-        self.tail = np.stack([_tail(s.values, self.lookback) for s in panel.series])
+        self.tail = np.stack([_tail(s.rows(-self.lookback), self.lookback) for s in panel.series])
 
     # -- forecasting ------------------------------------------------------------------
 
@@ -177,8 +177,9 @@ class Forecaster:
                 raise InputError(f"series {s.id!r} has {int(pos.min())} points before a forecast "
                                  f"origin, fewer than the {self.min_history} this model needs "
                                  f"(its lookback); give more history")
-            rows, observed = window_rows(s.values, pos, L)  # (n, L, C), (n, L)
-            after = ahead[k] if ahead is not None else self._rows_after(s, pos, K)
+            values = s.rows()  # (n, C): the file's columns and the derived ones
+            rows, observed = window_rows(values, pos, L)  # (n, L, C), (n, L)
+            after = ahead[k] if ahead is not None else self._rows_after(s.id, values, pos, K)
             scaled = self.scaling.apply(np.concatenate([rows, after], axis=1), index[k], s.id)
             inputs.append(self._inputs(scaled[:, :L], observed))
             futures.append(scaled[:, L:])
@@ -188,21 +189,22 @@ class Forecaster:
         rows_index = np.repeat(index, [len(p) for p in positions])
         return self._forecast([(np.concatenate(inputs), np.concatenate(futures))], rows_index, K)
 
-    def _rows_after(self, s, pos: np.ndarray, K: int) -> np.ndarray:
-        """(n, K, C) the rows after each origin as the model may see them: the known columns
-        as in the data, every other column the last row before the origin repeated."""
-        last = s.values[np.maximum(pos - 1, 0)]  # (n, C)
+    def _rows_after(self, sid: str, values: np.ndarray, pos: np.ndarray, K: int) -> np.ndarray:
+        """(n, K, C) the rows after each origin of series `sid` (`values` (N, C)) as the
+        model may see them: the known columns as in the data, every other column the last
+        row before the origin repeated."""
+        last = values[np.maximum(pos - 1, 0)]  # (n, C)
         after = np.repeat(last[:, None, :], K, axis=1)
         known = list(self.data_spec.known)
         if known and len(pos):
             ends = pos + K
-            if ends.max() > len(s):
+            if ends.max() > len(values):
                 raise InputError(
-                    f"series {s.id!r}: the model reads {', '.join(self.known_names)} over the {K} forecast steps, "
-                    f"and the data ends {int(ends.max() - len(s))} steps before the last of them; "
+                    f"series {sid!r}: the model reads {', '.join(self.known_names)} over the {K} forecast steps, "
+                    f"and the data ends {int(ends.max() - len(values))} steps before the last of them; "
                     "forecast from the end of the data with --future, or lower --horizon")
             idx = pos[:, None] + np.arange(K)[None, :]
-            after[..., known] = s.values[idx][..., known]
+            after[..., known] = values[idx][..., known]
         return after
 
     @property
@@ -259,7 +261,7 @@ class Forecaster:
             self._index_of(panel)  # unknown series and frequencies first, before the future file
             ids, last = [s.id for s in panel.series], [s.last for s in panel.series]
             times = self.times_after(last, K)
-            ahead = self._ahead(np.stack([s.values[-1] for s in panel.series]), ids, times, future)
+            ahead = self._ahead(np.stack([s.rows(-1)[0] for s in panel.series]), ids, times, future)
             values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K,
                                            ahead=[a[None] for a in ahead])
         frame = self._frame(ids, times, values)
@@ -440,7 +442,7 @@ def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) ->
     if not panel.spec.future_features and future is None:
         return
     probe = Forecaster(window_cfg=wcfg, data_spec=panel.spec, freq=panel.freq, step=panel.step)
-    probe._ahead(np.stack([s.values[-1] for s in panel.series]), [s.id for s in panel.series],
+    probe._ahead(np.stack([s.rows(-1)[0] for s in panel.series]), [s.id for s in panel.series],
                  probe.times_after([s.last for s in panel.series], wcfg.horizon), future)
 
 

@@ -34,11 +34,11 @@ class Scaling:
 
     @classmethod
     def fit(cls, train_parts: list[np.ndarray], scaler: str, transform: str, ids: list[str | None],
-            unscaled: tuple[int, ...] = (), pooled: tuple[int, ...] = (),
+            derived: int = 0, pooled: tuple[int, ...] = (),
             whole: list[np.ndarray] | None = None) -> Scaling:
         """Fit one scaler per series on its training values (n_i, C), after the transform;
-        columns `unscaled` keep their values, columns `pooled` share one scaler fitted on
-        each series' value (their first row). `whole` (each series' every value) only
+        `derived` more columns (the calendar's, after those) keep their values, columns
+        `pooled` share one scaler fitted on each series' value (their first row). `whole` (each series' every value) only
         bounds the scale from below, so that no value scales beyond float32's range: a
         training part of 0 and 1e-55 before a 1.0 once gave a scale of 8e-56 and an
         infinite target (found by tests/test_fuzz.py); the bound never binds otherwise."""
@@ -53,18 +53,19 @@ class Scaling:
                 size = np.stack([np.nanmax(np.abs(transform_target(v, transform, i)), axis=0, initial=0.0)
                                  for v, i in zip(whole, ids)])
             scale = np.maximum(scale, np.nan_to_num(size) / FLOAT32_SAFE)
-        if unscaled:
-            loc[:, list(unscaled)], scale[:, list(unscaled)] = 0.0, 1.0
         if pooled:
             first = np.stack([v[0, list(pooled)] for v in train_parts])  # (S, F): one value per series
             ploc, pscale = fit_scaler(first, scaler)
             loc[:, list(pooled)], scale[:, list(pooled)] = ploc, pscale
-        return cls(loc, scale, transform)
+        S = len(loc)
+        return cls(np.hstack([loc, np.zeros((S, derived))]), np.hstack([scale, np.ones((S, derived))]), transform)
 
     def apply(self, values: np.ndarray, index: np.ndarray | int, series_id: str | None = None) -> np.ndarray:
         """Values in data units -> float32 in model units: (n, C) or (B, L, C) of one series
-        (`index` an int), or (B, L, C) windows of the series `index` (B,)."""
-        loc, scale = self.loc[index], self.scale[index]
+        (`index` an int), or (B, L, C) windows of the series `index` (B,). C may stop
+        before the derived columns (the training copy keeps them apart)."""
+        C = values.shape[-1]
+        loc, scale = self.loc[index, ..., :C], self.scale[index, ..., :C]
         if values.ndim == 3 and loc.ndim == 2:  # one scaler per window
             loc, scale = loc[:, None, :], scale[:, None, :]
         values = transform_target(values, self.transform, series_id)

@@ -281,19 +281,28 @@ def evaluate_loss(model: Model, values: Flat, origins: torch.Tensor,
 
 @dataclass
 class Flat:
-    """The scaled panel on the device: values (N, C), series offsets (S + 1,), whether
-    windows carry the mask channel, and the columns known in advance (`DataSpec.known`)."""
+    """The scaled panel on the device: values (N, C) of the file's columns, series offsets
+    (S + 1,), whether windows carry the mask channel, the file's columns known in advance
+    (`DataSpec.future`), and the derived columns (`Windows.calendar`, all known)."""
 
     values: torch.Tensor
     offsets: torch.Tensor
     mask: bool = False
     known: torch.Tensor | None = None
+    calendar: torch.Tensor | None = None  # (G, D)
+    to_calendar: torch.Tensor | None = None  # (S,) a series' calendar row minus its flat row
 
     @classmethod
     def of(cls, windows: Windows, device: torch.device | str = "cpu") -> Flat:
-        known = torch.tensor(windows.known, dtype=torch.int64, device=device) if windows.known else None
-        return cls(torch.from_numpy(windows.values).to(device),
+        C = windows.values.shape[1]
+        own = [c for c in windows.known if c < C]  # the derived columns come after the file's
+        known = torch.tensor(own, dtype=torch.int64, device=device) if own else None
+        flat = cls(torch.from_numpy(windows.values).to(device),
                    torch.from_numpy(windows.offsets).to(device), windows.mask, known)
+        if windows.calendar is not None:
+            flat.calendar = torch.from_numpy(windows.calendar).to(device)
+            flat.to_calendar = torch.from_numpy(windows.calendar_at - windows.offsets[:-1]).to(device)
+        return flat
 
 
 def gather(flat: Flat, origins: torch.Tensor, lookback: int,
@@ -306,12 +315,19 @@ def gather(flat: Flat, origins: torch.Tensor, lookback: int,
     the label) and the known columns are read: a past feature cannot leak."""
     steps_in = torch.arange(-lookback, 0, device=origins.device)
     steps_out = torch.arange(0, horizon, device=origins.device)
-    start = flat.offsets[torch.searchsorted(flat.offsets, origins, right=True) - 1][:, None]
+    series = torch.searchsorted(flat.offsets, origins, right=True) - 1
+    start = flat.offsets[series][:, None]
     idx = origins[:, None] + steps_in
-    x = flat.values[torch.maximum(idx, start)]  # (B, L, C)
-    if flat.mask:
-        x = torch.cat([x, (idx >= start).unsqueeze(-1).to(x.dtype)], dim=-1)
+    rows = torch.maximum(idx, start)
+    x = flat.values[rows]  # (B, L, C)
     ahead = origins[:, None] + steps_out
     y = flat.values[ahead, 0]  # (B, H)
     future = flat.values[ahead[..., None], flat.known] if flat.known is not None else None
+    if flat.calendar is not None:  # the derived columns, from each row's place on its grid
+        shift = flat.to_calendar[series][:, None]
+        x = torch.cat([x, flat.calendar[rows + shift]], dim=-1)
+        ahead_calendar = flat.calendar[ahead + shift]
+        future = ahead_calendar if future is None else torch.cat([future, ahead_calendar], dim=-1)
+    if flat.mask:
+        x = torch.cat([x, (idx >= start).unsqueeze(-1).to(x.dtype)], dim=-1)
     return x, y, future

@@ -301,7 +301,7 @@ class Windows:
     before the start of the origin's series are padding (`train.gather`, `window_rows`).
     """
 
-    values: np.ndarray  # (N, C) float32, scaled, series concatenated
+    values: np.ndarray  # (N, len(value_columns)) float32, scaled, series concatenated
     offsets: np.ndarray  # (S + 1,) start of each series in `values`
     n_train: np.ndarray  # (S,) training points of each series
     train: Origins  # drawn from each epoch
@@ -311,6 +311,10 @@ class Windows:
     horizon: int
     mask: bool = False  # windows reaching before their series' start are padded, with a mask
     known: tuple[int, ...] = ()  # columns known in advance, read over the horizon too
+    # The derived columns, after `values`' (all known in advance): the grids' tables
+    # (G, D) float32, and the table's row of each series' first value (S,).
+    calendar: np.ndarray | None = None
+    calendar_at: np.ndarray | None = None
 
     def series_of(self, origins: np.ndarray) -> np.ndarray:
         """Index of the series each origin belongs to."""
@@ -333,7 +337,7 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
     ids = [s.id if panel.spec.id_col else None for s in panel.series]
     spec = panel.spec
     scaling = Scaling.fit([s.values[:n_train] for s, (n_train, _, _) in zip(panel.series, lengths)],
-                          cfg.scaler, cfg.transform, ids, unscaled=spec.derived_at,
+                          cfg.scaler, cfg.transform, ids, derived=len(spec.derived),
                           pooled=spec.static, whole=[s.values for s in panel.series])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in panel.series])])
     # Filled in place: a list of per-series chunks concatenated would hold the panel twice.
@@ -352,6 +356,20 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
         values=values, offsets=offsets,
         n_train=np.array([n for n, _, _ in lengths]), train=train,
         val=np.asarray(val), test=np.asarray(test), lookback=L, horizon=H,
-        mask=cfg.mask, known=spec.known,
+        mask=cfg.mask, known=spec.known, **_calendars(panel),
     )
     return windows, scaling
+
+
+def _calendars(panel: Panel) -> dict:
+    """The derived columns of `panel` for `Windows`: each grid's table once (float32, as
+    the scaled values; unscaled, `Scaling.fit`), and where each series starts in them."""
+    if not panel.spec.derived:
+        return {}
+    tables, base, at, rows = [], {}, [], 0
+    for s in panel.series:
+        if id(s.calendar) not in base:
+            base[id(s.calendar)], rows = rows, rows + len(s.calendar)
+            tables.append(s.calendar)
+        at.append(base[id(s.calendar)] + s.start)
+    return {"calendar": np.concatenate(tables).astype(np.float32), "calendar_at": np.array(at, dtype=np.int64)}

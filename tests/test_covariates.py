@@ -46,6 +46,9 @@ def trained():
     return frame, panel, run.forecaster
 
 
+SPEC_KNOWN = (2, 4, 5, 6, 7)  # the future feature, then the four calendar columns
+
+
 def test_columns_are_laid_out_and_the_calendar_is_chosen_from_the_data(trained):
     _, panel, fc = trained
     spec = panel.spec
@@ -56,13 +59,40 @@ def test_columns_are_laid_out_and_the_calendar_is_chosen_from_the_data(trained):
     assert spec.value_columns == ("y", "past", "driver", "size")
     assert spec.derived == ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
     assert spec.known == (2, 4, 5, 6, 7) and spec.future == (2,) and spec.static == (3,)
-    assert panel.series[0].values.shape == (360, 8)
+    assert panel.series[0].values.shape == (360, 4) and panel.series[0].rows().shape == (360, 8)
+    assert all(s.calendar is panel.series[0].calendar for s in panel.series)  # one table for the grid
     assert fc.model.read == [0, 1, 3, 4, 5, 6, 7]  # the GRU does not read the future feature's past
     # static features are scaled across the series (a per-series scaler would zero them)
     scaled = [fc.scaling.apply(s.values[:1], k)[0, 3] for k, s in enumerate(panel.series)]
     assert scaled == pytest.approx([-1.0, 1.0])
     assert (fc.scaling.loc[:, 4:] == 0).all() and (fc.scaling.scale[:, 4:] == 1).all()  # calendar as is
 
+
+
+def test_training_windows_carry_the_same_rows_as_the_forecast_path():
+    """Training cuts the derived columns from one table per grid (`train.gather`); the
+    forecast path joins them per series (`Series.rows`): the same scaled inputs and
+    known-future columns, series starting at different places on the grid included."""
+    import torch
+
+    from gruforecast.train import Flat, gather
+    from gruforecast.windows import WindowConfig, make_windows, window_rows
+
+    frame = _frame()
+    frame = frame[~((frame.id == "b") & (frame.time < "2024-01-03"))]  # b starts 48 steps later
+    panel = build_panel(frame, SPEC)
+    assert panel.series[1].start == 48 and panel.series[1].calendar is panel.series[0].calendar
+    windows, scaling = make_windows(panel, WindowConfig(lookback=24, horizon=H))
+    assert windows.values.shape[1] == 4 and windows.calendar.shape == (360, 4)
+    origins = np.array([10, 100, 360 + 5, 360 + 200])  # the first of each padded
+    x, y, future = gather(Flat.of(windows), torch.from_numpy(origins), 24, H)
+    for k, s in enumerate(panel.series):
+        pos = origins[k * 2: k * 2 + 2] - windows.offsets[k]
+        rows, _ = window_rows(s.rows(), pos, 24)
+        ahead = s.rows()[pos[:, None] + np.arange(H)]
+        np.testing.assert_array_equal(x[k * 2: k * 2 + 2].numpy(), scaling.apply(rows, k))
+        np.testing.assert_array_equal(future[k * 2: k * 2 + 2].numpy(), scaling.apply(ahead, k)[..., list(SPEC_KNOWN)])
+        np.testing.assert_array_equal(y[k * 2: k * 2 + 2].numpy(), scaling.apply(ahead, k)[..., 0])
 
 def test_no_past_feature_or_target_is_read_at_or_after_an_origin(trained):
     frame, panel, fc = trained
@@ -75,7 +105,7 @@ def test_no_past_feature_or_target_is_read_at_or_after_an_origin(trained):
         v[first:, 0] = 1e6  # the target from the first origin on
         v[first:, 1] = -1e6  # the past feature
         v[first + H:, 2] = 1e6  # the known feature beyond every horizon
-        poisoned.append(type(s)(s.id, s.time, v))
+        poisoned.append(replace(s, values=v))
     leaked = type(panel)(panel.spec, poisoned, panel.freq)
     np.testing.assert_array_equal(fc.forecast_origins(leaked, pos), before)
 
@@ -89,7 +119,7 @@ def test_known_future_values_inside_the_horizon_are_used(trained):
     for k, s in enumerate(panel.series):
         v = s.values.copy()
         v[pos[k][0]:pos[k][0] + H, 2] += 5.0
-        moved.append(type(s)(s.id, s.time, v))
+        moved.append(replace(s, values=v))
     after = fc.forecast_origins(type(panel)(panel.spec, moved, panel.freq), pos)
     assert not np.allclose(after, before)
 
@@ -183,7 +213,7 @@ def test_a_calendar_the_defaults_chose_is_weighed_against_none_and_the_panel_con
     fc = run.forecaster
     assert fc.data_spec.calendar == chosen and run.report["config"]["data"]["calendar"] == chosen
     bare = conform(panel, replace(panel.spec, calendar="none"))
-    assert bare.spec.derived == () and bare.series[0].values.shape == (360, 2)
+    assert bare.spec.derived == () and bare.series[0].rows().shape == (360, 2)
     assert np.shares_memory(bare.series[0].values, panel.series[0].values)  # a view
     assert conform(panel, panel.spec) is panel
     pos = [np.array([200]), np.array([220])]
