@@ -12,11 +12,12 @@ every series run as subprocesses, their peak RSS (getrusage of the child) and se
 and the seconds per training epoch (every epoch draws the same 20,000 windows, so it
 should not grow with the panel), printed per size with the ratios to the smallest.
 `--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
-by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each, and by 1
-process of 2 threads: training windows per second (from metrics.json's training
+by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each (with the
+default `--average-every 8`, and with 1: DistributedDataParallel), and by 1 process of 2
+threads: training windows per second (from metrics.json's training
 seconds; the least of `--repeats` interleaved rounds, since one run of each swung from
 0.98x to 1.63x on this shared machine) and the final validation loss, with the ratios to
-the first; one table per `--ensembles` size (1: torchrun trains data-parallel under DDP;
+the first; one table per `--ensembles` size (1: torchrun trains data-parallel;
 2 or more: the members are spread over the ranks, `train.fit`).
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -148,9 +150,12 @@ def torchrun(tmp: Path, series: int, epochs: int, batch: int, ensemble: int, rep
         "1 process x 1 thread": ([sys.executable, "-m", "gruforecast"], ["--threads", "1"]),
         "torchrun 2 processes x 1 thread": ([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                                              "-m", "gruforecast"], ["--threads", "1"]),
+        "the same, --average-every 1 (DDP)": ([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                                               "-m", "gruforecast"], ["--threads", "1", "--average-every", "1"]),
         "1 process x 2 threads": ([sys.executable, "-m", "gruforecast"], ["--threads", "2"]),
     }
-    how = "data-parallel (DDP)" if ensemble < 2 else f"{ensemble} members spread over the ranks"
+    how = ("data-parallel (the weights averaged every 8 steps)" if ensemble < 2
+           else f"{ensemble} members spread over the ranks")
     print(f"\n{series} series, {epochs} epochs of at most 20,000 windows, batch {batch} per process, seed 0, "
           f"--ensemble {ensemble}: torchrun trains {how}; the least training seconds of {repeats} rounds "
           "(each round runs the three once: the ratios compare them under the same load)")
@@ -158,7 +163,7 @@ def torchrun(tmp: Path, series: int, epochs: int, batch: int, ensemble: int, rep
     best: dict[str, tuple[float, int, float]] = {}
     for r in range(repeats):
         for name, (launcher, threads) in runs.items():
-            report = tmp / f"{name.replace(' ', '_')}-{ensemble}-{r}"
+            report = tmp / f"{re.sub(r'[^a-z0-9]+', '_', name)}-{ensemble}-{r}"
             report.mkdir()
             _child([*launcher, *common, *threads, "--out", report / "m.gruf", "--report-dir", report],
                    env={"OMP_NUM_THREADS": "1"})

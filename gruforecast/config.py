@@ -337,6 +337,10 @@ class TrainConfig:
         "fewer): an epoch's time is bounded whatever the panel's size", absent=None, least=1,
         most=1_000_000_000)
     seed: int = option(0, "random seed: same seed, same numbers on CPU", least=0, most=2**32 - 1)
+    average_every: int = option(
+        8, "under torchrun, one model over the processes: the weights averaged over them every "
+        "this many steps (1: the gradients at every step, DistributedDataParallel); see docs/scale.md",
+        least=1, most=100_000)
     full_refit: bool = option(
         True, "after early stopping and the held-out scores, retrain on every point (the "
         "validation and test parts too) for the best epoch count: the model written has seen "

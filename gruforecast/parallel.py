@@ -6,8 +6,10 @@ reads the data and resolves the same configuration from it. `train.fit` then spr
 ensemble of at least N members over the ranks (member k on rank k mod N, every window,
 the members' weights shared at each epoch's end: no gradient crosses processes), or, for
 a smaller ensemble, gives each rank its share of every epoch's windows (one order drawn
-from the shared seed, dealt out rank by rank) and DistributedDataParallel averages the
-gradients (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
+from the shared seed, dealt out rank by rank): each rank steps on its own batches and the
+weights are averaged over the ranks every `--average-every` steps and at each epoch's end
+(torch's PeriodicModelAverager); `--average-every 1` averages the gradients at every step
+with DistributedDataParallel instead (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
 to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast
 and the reports; the others write nothing and print nothing. A rank that fails ends with
 its one line, and torchrun stops the rest; a collective that waits on a dead peer gives
@@ -95,6 +97,22 @@ def share_members(members: list[torch.nn.Module], source: int | None = None) -> 
         with torch.no_grad():
             for p, v in zip(params, flat.split([p.numel() for p in params])):
                 p.copy_(v.view_as(p))
+
+
+def averager(every: int):
+    """torch's periodic model averager: the weights averaged over the ranks every `every`
+    optimizer steps (post-local SGD, Lin et al. 2020); between, each rank steps alone."""
+    from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
+
+    return PeriodicModelAverager(period=every)
+
+
+def average(module: torch.nn.Module) -> None:
+    """`module`'s weights averaged over the ranks now (one all-reduce of them flattened)."""
+    if active():
+        from torch.distributed.algorithms.model_averaging.utils import average_parameters
+
+        average_parameters(module.parameters(), None)
 
 
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -74,8 +74,10 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     trains on rank k mod N, on every window, with nothing exchanged but its weights at
     each epoch's end (the members are independent, so this is the one-process training,
     N times fewer members per process). A smaller ensemble trains data-parallel: each
-    rank on its share of every epoch's windows, the gradients averaged by
-    DistributedDataParallel. Either way rank 0's scores decide for all.
+    rank on its share of every epoch's windows, at N times the learning rate, the
+    weights averaged over the ranks every `average_every` steps and at each epoch's end
+    (post-local SGD), or with 1 the gradients at every step by DistributedDataParallel.
+    Either way rank 0's scores decide for all.
     """
     rank, ranks = (parallel.rank(), parallel.world_size()) if parallel.active() else (0, 1)
     torch.manual_seed(cfg.seed + rank)  # a seed per rank (dropout); the weights are rank 0's
@@ -87,12 +89,17 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     by_member = ranks > 1 and len(members) >= ranks
     mine = members[rank::ranks] if by_member else members
     loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()
-    if by_member:
-        parallel.share_members(members, source=0)  # every rank starts from rank 0's weights
-        step = _Losses(mine, loss_fn)
-    else:
-        step = parallel.wrap(_Losses(members, loss_fn), device)
-    opt = torch.optim.Adam([p for m in mine for p in m.parameters()], lr=cfg.lr)
+    data_parallel = ranks > 1 and not by_member
+    parallel.share_members(members, source=0)  # every rank starts from rank 0's weights
+    step = _Losses(mine, loss_fn)
+    average = None
+    if data_parallel and cfg.average_every == 1:
+        step = parallel.wrap(step, device)  # DistributedDataParallel: gradients averaged every step
+    elif data_parallel:
+        average = parallel.averager(cfg.average_every)
+    # The linear scaling rule (Goyal et al. 2017): a step of data-parallel training sees
+    # `ranks` batches; at the single process's rate the same epochs trained less (benchmarks/scale.py).
+    opt = torch.optim.Adam([p for m in mine for p in m.parameters()], lr=cfg.lr * ranks if data_parallel else cfg.lr)
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -101,12 +108,14 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]
         train_loss = _train_epoch(mine, step, opt, values, torch.from_numpy(windows.train[order]).to(device),
-                                  windows, cfg, epoch)
+                                  windows, cfg, epoch, average)
         if by_member:  # the mean over all members, then every member's weights on every rank
             train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)
             parallel.share_members(members)
         else:
             train_loss = parallel.mean(train_loss, device)
+        if average is not None:  # one model again on every rank: scored, kept and written
+            parallel.average(model)
         val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None
         score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
         if score < best:
@@ -169,8 +178,10 @@ class _Losses(nn.Module):
 
 def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.Optimizer,
                  values: Flat, origins: torch.Tensor, windows: Windows,
-                 cfg: TrainConfig, epoch: int) -> float:
-    """One epoch of the `members` this process trains; their mean point loss per window."""
+                 cfg: TrainConfig, epoch: int, average=None) -> float:
+    """One epoch of the `members` this process trains; their mean point loss per window.
+    `average` (a torch PeriodicModelAverager, data-parallel over processes) averages the
+    weights over the ranks every few steps."""
     for m in members:
         m.train()
     total, count = 0.0, 0
@@ -190,6 +201,8 @@ def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.
             if m.spread is not None:
                 nn.utils.clip_grad_norm_(m.spread.parameters(), cfg.clip)
         opt.step()
+        if average is not None:
+            average.average_parameters(step.parameters())
         total += point.item() / len(members) * len(batch)
         count += len(batch)
     return total / max(count, 1)

@@ -59,10 +59,16 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
     two, one = artifact.load(tmp_path / "two.gruf"), artifact.load(tmp_path / "one.gruf")
     assert two.model_cfg.ensemble == one.model_cfg.ensemble == 4
     np.testing.assert_allclose(two.predict().frame.forecast, one.predict().frame.forecast, rtol=1e-5, atol=1e-6)
-    # a single model trains data-parallel (DistributedDataParallel) instead, and forecasts
-    proc = run_cli(*args, "--ensemble", "1", "--out", tmp_path / "ddp.gruf", prefix=torchrun(29536), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert np.isfinite(artifact.load(tmp_path / "ddp.gruf").predict().frame.forecast).all()
+    # a single model trains data-parallel instead: the weights averaged every few steps, or
+    # with --average-every 1 the gradients at every step (DistributedDataParallel)
+    for port, every in ((29536, "8"), (29537, "1")):
+        out = tmp_path / f"every-{every}.gruf"
+        proc = run_cli(*args, "--ensemble", "1", "--average-every", every, "--out", out, prefix=torchrun(port),
+                       timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        model = artifact.load(out)
+        assert model.train_cfg.average_every == int(every)
+        assert np.isfinite(model.predict().frame.forecast).all()
 
 
 def test_a_failing_run_fails_whole_with_our_line(tmp_path):
