@@ -149,7 +149,8 @@ def train(
     _print_scores(run.report.get("test"))
     print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
           f"{run.fit.best_epoch} of {len(run.fit.history)}"
-          + (", then refit on every point)" if run.report["training"]["refit"] else ")"))
+          + (", then refit on every point)" if run.report["training"]["refit"] else ")")
+          + (f" over {run.fit.processes}" if run.fit.processes else ""))
     for name, path in written.items():
         print(f"{name + ':':12}{path}")
 

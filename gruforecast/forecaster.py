@@ -609,6 +609,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         "refit": None if refit is None else {"epochs": len(refit.history),
                                              "seconds": round(refit.seconds, 3)},
         "total_seconds": round(time.perf_counter() - start, 3),  # candidates and refit included
+        "processes": result.processes,
     }
     report["data"]["windows"] = counts
     report["test"] = test

@@ -40,6 +40,7 @@ class FitResult:
     best_epoch: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    processes: str | None = None  # how training went over torchrun's processes; None in one
 
 
 Model = GRURegressor | Ensemble
@@ -101,6 +102,11 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     # `ranks` batches; at the single process's rate the same epochs trained less (benchmarks/scale.py).
     opt = torch.optim.Adam([p for m in mine for p in m.parameters()], lr=cfg.lr * ranks if data_parallel else cfg.lr)
     result, best, best_state, since_best = FitResult(), math.inf, None, 0
+    if ranks > 1:
+        sync = ("the gradients averaged at every step (DistributedDataParallel)" if cfg.average_every == 1
+                else f"the weights averaged every {cfg.average_every} steps and at each epoch's end")
+        result.processes = (f"{ranks} processes, {len(members)} members spread over them" if by_member else
+                            f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = _epoch_order(rng, len(windows.train), cfg.windows_per_epoch)

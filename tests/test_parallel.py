@@ -58,6 +58,7 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
     assert code == 0, err
     two, one = artifact.load(tmp_path / "two.gruf"), artifact.load(tmp_path / "one.gruf")
     assert two.model_cfg.ensemble == one.model_cfg.ensemble == 4
+    assert "over 2 processes, 4 members spread over them" in proc.stdout
     np.testing.assert_allclose(two.predict().frame.forecast, one.predict().frame.forecast, rtol=1e-5, atol=1e-6)
     # a single model trains data-parallel instead: the weights averaged every few steps, or
     # with --average-every 1 the gradients at every step (DistributedDataParallel)
@@ -66,6 +67,8 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
         proc = run_cli(*args, "--ensemble", "1", "--average-every", every, "--out", out, prefix=torchrun(port),
                        timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        how = "the gradients averaged at every step" if every == "1" else "the weights averaged every 8 steps"
+        assert f"over 2 processes, data-parallel: learning rate 2 x 0.001, {how}" in proc.stdout
         model = artifact.load(out)
         assert model.train_cfg.average_every == int(every)
         assert np.isfinite(model.predict().frame.forecast).all()
