@@ -9,8 +9,8 @@ a smaller ensemble, gives each rank its share of every epoch's windows (one orde
 from the shared seed, dealt out rank by rank): each rank steps on its own batches and the
 weights are averaged over the ranks every `--average-every` steps and at each epoch's end
 (torch's PeriodicModelAverager); `--average-every 1` averages the gradients at every step
-with DistributedDataParallel instead (gloo on the CPU, NCCL on CUDA). The early-stopping decision is rank 0's, sent
-to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast
+with DistributedDataParallel instead (gloo on the CPU, NCCL on CUDA). The early-stopping
+decision is rank 0's, sent to all, so every rank stops at the same epoch. Only rank 0 writes the model, the forecast
 and the reports; the others write nothing and print nothing. A rank that fails ends with
 its one line, and torchrun stops the rest; a collective that waits on a dead peer gives
 up after `TIMEOUT` instead of hanging.
@@ -65,7 +65,8 @@ def group(device: torch.device) -> Iterator[None]:
     finally:
         # A DistributedDataParallel module left in a reference cycle keeps its reducer and
         # the group's gloo threads alive past the group, and its rank could abort at exit
-        # ("terminate called without an active exception": 1 run in 8 under load): collect first.
+        # ("terminate called without an active exception": 3 of 24 runs under load), so
+        # collect first (0 of 24).
         gc.collect()
         torch.distributed.destroy_process_group()
 

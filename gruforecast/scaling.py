@@ -38,8 +38,8 @@ class Scaling:
             whole: list[np.ndarray] | None = None) -> Scaling:
         """Fit one scaler per series on its training values (n_i, C), after the transform;
         `derived` more columns (the calendar's, after those) keep their values, columns
-        `pooled` share one scaler fitted on each series' value (their first row). `whole` (each series' every value) only
-        bounds the scale from below, so that no value scales beyond float32's range: a
+        `pooled` share one scaler fitted on each series' value (their first row). `whole`
+        (each series' every value) only bounds the scale from below, so that no value scales beyond float32's range: a
         training part of 0 and 1e-55 before a 1.0 once gave a scale of 8e-56 and an
         infinite target (found by tests/test_fuzz.py); the bound never binds otherwise."""
         parts = [transform_target(v, transform, i) for v, i in zip(train_parts, ids)]

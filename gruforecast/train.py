@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from .config import TrainConfig
 from .errors import InputError
 from .model import Ensemble, GRURegressor
 from .windows import Windows
+
+if TYPE_CHECKING:
+    from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
 
 
 @dataclass
@@ -184,10 +188,10 @@ class _Losses(nn.Module):
 
 def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.Optimizer,
                  values: Flat, origins: torch.Tensor, windows: Windows,
-                 cfg: TrainConfig, epoch: int, average=None) -> float:
+                 cfg: TrainConfig, epoch: int, average: PeriodicModelAverager | None = None) -> float:
     """One epoch of the `members` this process trains; their mean point loss per window.
-    `average` (a torch PeriodicModelAverager, data-parallel over processes) averages the
-    weights over the ranks every few steps."""
+    `average` (data-parallel over processes) averages the weights over the ranks every few
+    steps."""
     for m in members:
         m.train()
     total, count = 0.0, 0
