@@ -214,8 +214,12 @@ def test_a_calendar_the_defaults_chose_is_weighed_against_none_and_the_panel_con
     assert fc.data_spec.calendar == chosen and run.report["config"]["data"]["calendar"] == chosen
     bare = conform(panel, replace(panel.spec, calendar="none"))
     assert bare.spec.derived == () and bare.series[0].rows().shape == (360, 2)
-    assert np.shares_memory(bare.series[0].values, panel.series[0].values)  # a view
+    assert bare.series[0].values is panel.series[0].values and bare.series[0].calendar is None
     assert conform(panel, panel.spec) is panel
+    weekday = conform(panel, replace(panel.spec, calendar="weekday"))  # the last two of the four columns
+    assert weekday.spec.derived == ("weekday_sin", "weekday_cos")
+    assert weekday.series[0].calendar is weekday.series[1].calendar  # the grid's table cut once
+    np.testing.assert_array_equal(weekday.series[1].rows(), panel.series[1].rows()[:, [0, 1, 4, 5]])
     pos = [np.array([200]), np.array([220])]
     np.testing.assert_array_equal(fc.forecast_origins(panel, pos), fc.forecast_origins(conform(panel, fc.data_spec), pos))
 

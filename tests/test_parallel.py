@@ -1,6 +1,7 @@
 """torchrun: one model trained over two processes on the CPU (gloo); rank 0 alone writes;
 the model loads and forecasts; a failing run fails whole, with our one line."""
 
+import json
 import sys
 
 import numpy as np
@@ -37,6 +38,7 @@ def test_two_processes_train_one_model_and_rank_0_alone_writes(tmp_path):
     assert proc.stderr.count("series, 2400 points") == 1  # one log, rank 0's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m-forecast.csv", "m.gruf", "metrics.json",
                                                          "report.html", "report.md"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["training"]["processes"].startswith("2 processes, ")
     art = artifact.load(tmp_path / "m.gruf")
     fc = art.predict().frame
     assert len(fc) == 6 * 12 and np.isfinite(fc.forecast).all()
@@ -56,6 +58,7 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
     assert proc.returncode == 0, proc.stderr[-2000:]
     code, _, err = run_main(monkeypatch, capsys, *args, "--ensemble", "4", "--out", tmp_path / "one.gruf")
     assert code == 0, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["training"]["processes"] is None  # one process
     two, one = artifact.load(tmp_path / "two.gruf"), artifact.load(tmp_path / "one.gruf")
     assert two.model_cfg.ensemble == one.model_cfg.ensemble == 4
     assert "over 2 processes, 4 members spread over them" in proc.stdout
