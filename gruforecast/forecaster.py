@@ -513,6 +513,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     test part is not read. Each choice and its reason go to `panel.choices`.
     Returns the kept (forecaster, fit result, windows, validation MASE, panel)."""
     from .evaluate import records_at, scores
+    from .windows import make_windows
 
     choices = _candidates(panel, wcfg, mcfg)
     undecided = [name for name, options in choices.items() if len(options) > 1]
@@ -530,14 +531,21 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
                 records = records_at(data, positions, fc.forecast_origins(data, positions), fc.season,
                                      train_ends=list(windows.n_train), quantiles=fc.quantiles)
                 mase = scores(records, "model")["mase"]
+                # Its windows (a scaled copy of the panel) are not held while the next
+                # candidate fits; the kept one's are made again (`kept`): the same windows.
+                windows = None
             fits[key] = (fc, result, windows, mase, data)
         return fits[key]
+
+    def kept(pick: dict[str, str]) -> tuple:
+        fc, result, windows, mase, data = fitted(pick)
+        return fc, result, windows or make_windows(data, fc.window_cfg)[0], mase, data
 
     pick = {name: options[0] for name, options in choices.items()}
     if fitted(pick)[3] is None:  # nothing to compare on: every choice at its first candidate
         for name in undecided:
             panel.choices[name] = f"{pick[name]}: no validation windows to compare the candidates on"
-        return fitted(pick)
+        return kept(pick)
     for name in undecided:
         score = {option: fitted({**pick, name: option})[3] for option in choices[name]}
         best = min(score, key=score.get)
@@ -547,7 +555,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         # The candidates not kept are never asked for again: their windows (the panel,
         # scaled) go now, not after the last choice.
         fits = {key: fit for key, fit in fits.items() if key == tuple(pick.items())}
-    return fitted(pick)
+    return kept(pick)
 
 
 def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
