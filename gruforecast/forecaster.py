@@ -173,7 +173,9 @@ class Forecaster:
         inputs, futures = [], []
         for k, (s, pos) in enumerate(zip(panel.series, positions)):
             pos = np.asarray(pos, dtype=np.int64)
-            if len(pos) and pos.min() < self.min_history:
+            if not len(pos):  # nothing to forecast: its rows are not joined for nothing
+                continue
+            if pos.min() < self.min_history:
                 raise InputError(f"series {s.id!r} has {int(pos.min())} points before a forecast "
                                  f"origin, fewer than the {self.min_history} this model needs "
                                  f"(its lookback); give more history")
@@ -539,7 +541,9 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
 
     def kept(pick: dict[str, str]) -> tuple:
         fc, result, windows, mase, data = fitted(pick)
-        return fc, result, windows or make_windows(data, fc.window_cfg)[0], mase, data
+        if windows is None:
+            windows = make_windows(data, fc.window_cfg)[0]
+        return fc, result, windows, mase, data
 
     pick = {name: options[0] for name, options in choices.items()}
     if fitted(pick)[3] is None:  # nothing to compare on: every choice at its first candidate
