@@ -194,6 +194,27 @@ def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
     assert code == 2 and "too few for 100 cutoffs 4 steps apart" in err
 
 
+def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
+    """forecast_origins cuts its inputs into blocks of BATCH rows across series (the
+    forward batches of one big block), each row in place: the same forecasts with blocks of
+    5 rows as with one block."""
+    from gruforecast import forecaster
+
+    pieces = [(np.arange(a, b)[:, None], -np.arange(a, b)[:, None]) for a, b in [(0, 3), (3, 4), (4, 16), (16, 18)]]
+    blocks = list(forecaster._blocks(iter(pieces), 5))
+    assert [len(x) for x, _ in blocks] == [5, 5, 5, 3]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in blocks]).ravel(), np.arange(18))
+    np.testing.assert_array_equal(np.concatenate([a for _, a in blocks]).ravel(), -np.arange(18))
+    _, _, fc = small_model
+    _, panel = _panel()
+    positions = [np.arange(60, 113, 4), np.arange(50, 117, 3)]  # 14 and 23 origins
+    whole = fc.forecast_origins(panel, positions)
+    monkeypatch.setattr(forecaster, "BATCH", 5)
+    cut = fc.forecast_origins(panel, positions)
+    assert cut.shape == whole.shape == (37, fc.horizon, len(fc.quantiles))
+    np.testing.assert_allclose(cut, whole, rtol=1e-6, atol=1e-9)
+
+
 def test_a_semicolon_job_reads_through_the_shared_loader(tmp_path):
     """A job's data keys (sep, decimal) reach the loader `train` uses."""
     frame, _ = _panel()
