@@ -31,9 +31,19 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
-    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide)
-               for _ in range(k)]
+    members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide,
+                            reads=member_lookback(cfg, lookback, season, j, k))
+               for j in range(k)]
     return members[0] if k == 1 else Ensemble(members)
+
+
+def member_lookback(cfg: ModelConfig, lookback: int, season: int, j: int, k: int) -> int:
+    """The steps member j of k reads, the last of its window (`--lookback-spread`): a
+    fraction spread evenly from `lookback_spread` (the first member) to 1 (the last), never
+    under the seasons its base forecast repeats, so every member forecasts the same way."""
+    f = 1.0 if k == 1 else cfg.lookback_spread + (1.0 - cfg.lookback_spread) * j / (k - 1)
+    least = max(season, cfg.second_season or 0, 1)
+    return min(lookback, max(least, round(f * lookback)))
 
 
 class GRURegressor(nn.Module):
@@ -90,9 +100,11 @@ class GRURegressor(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                  season: int = 1, known: tuple[int, ...] = (), ahead_only: tuple[int, ...] = (),
-                 observed_scale: bool = False, wide: tuple[int, ...] = ()) -> None:
+                 observed_scale: bool = False, wide: tuple[int, ...] = (), reads: int | None = None) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
+        # The last `reads` steps of each window are this member's (`member_lookback`).
+        lookback = self.reads = lookback if reads is None else reads
         # True: the last input column is the mask of padding (1 observed, 0 padded), and the
         # window scale is measured on the observed points (`window_scale_of`).
         self.observed_scale = observed_scale
@@ -143,6 +155,7 @@ class GRURegressor(nn.Module):
             self.register_buffer("is_median", torch.tensor([j == m for j in range(Q)]), persistent=False)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C), (B, H, F) -> (B, H, Q)
+        x = x[:, -self.reads:]
         point, h = self._point(x, future)
         if self.spread is None:
             return point.unsqueeze(-1)
@@ -153,7 +166,7 @@ class GRURegressor(nn.Module):
         return torch.where(self.is_median, point, quantiles)  # the median keeps its gradient
 
     def point(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C) -> (B, H)
-        return self._point(x, future)[0]
+        return self._point(x[:, -self.reads:], future)[0]
 
     def _point(self, x: Tensor, future: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, H) the point forecast and (B, hidden) the GRU's last state."""

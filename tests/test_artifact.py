@@ -31,7 +31,8 @@ def test_round_trip_gives_the_same_forecast(tmp_path):
     assert b["ts"].iloc[0] == pd.Timestamp("2021-01-13 12:00")  # one hour after the last
 
 
-@pytest.mark.parametrize("options", [{"ensemble": 3}, {"linear_path": True, "base_seasons": 2},
+@pytest.mark.parametrize("options", [{"ensemble": 3}, {"ensemble": 3, "lookback_spread": 0.5, "linear_path": True},
+                                     {"linear_path": True, "base_seasons": 2},
                                      {"second_season": 12}, {"by_season": False}])
 def test_model_options_round_trip_give_the_same_forecast(tmp_path, options):
     run = _run(**options)

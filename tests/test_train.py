@@ -1,5 +1,7 @@
 """The training loop: loss falls, a sine is learnt, seeds reproduce, best weights restored."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import torch
@@ -78,3 +80,22 @@ def test_by_season_applies_only_where_a_season_fits_the_window():
     assert build_model(cfg, 1, 48, 6, season=1).gru.input_size == 1
     assert build_model(cfg, 1, 20, 6, season=52).gru.input_size == 1
     assert build_model(ModelConfig(hidden_size=4, by_season=False), 1, 48, 6, season=24).gru.input_size == 1
+
+
+def test_lookback_spread_members_read_the_last_part_of_the_window():
+    """--lookback-spread f: member j of K reads the last round(f_j L) steps, f_j from f to 1,
+    never fewer than the season; each member is the single model of that lookback fed the
+    window's last steps (the longer history before them changes nothing)."""
+    cfg = ModelConfig(hidden_size=4, ensemble=5, lookback_spread=0.5, second_season=0, linear_path=True)
+    ens = build_model(cfg, 2, 16, 8, season=4)
+    assert [m.reads for m in ens.members] == [8, 10, 12, 14, 16]
+    assert [m.reads for m in build_model(cfg, 2, 16, 8, season=12).members] == [12, 12, 12, 14, 16]
+    x = torch.randn(3, 16, 2)
+    poisoned = x.clone()
+    poisoned[:, :8] = 1e6  # before the shortest member's steps
+    for m in ens.members:
+        alone = build_model(replace(cfg, ensemble=1), 2, m.reads, 8, season=4)
+        alone.load_state_dict(m.state_dict())
+        torch.testing.assert_close(m(x), alone(x[:, -m.reads:]), rtol=0, atol=0)
+    assert not torch.equal(ens.members[4](x), ens.members[4](poisoned))  # the longest reads it all
+    torch.testing.assert_close(ens.members[0](x), ens.members[0](poisoned), rtol=0, atol=0)
