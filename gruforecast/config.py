@@ -253,9 +253,9 @@ class ModelConfig:
         "median (K times the training time; default: 5 where an epoch reads at most 400,000 "
         "points, fewer above, 1 from 2,000,000)", absent=1, least=1, most=64)
     lookback_spread: float = option(
-        1.0, "ensemble members read windows of different lengths, as N-BEATS ensembles its "
+        0.3, "ensemble members read windows of different lengths, as N-BEATS ensembles its "
         "lookbacks: member k of K reads the last f_k x lookback steps, f spread evenly from this "
-        "fraction to 1 (never under the seasons the model repeats); 1: all read the whole window",
+        "fraction to 1 (never under two seasons, nor the second season); 1: all read the whole window",
         absent=1.0, least=0.01, most=1.0)
     level: tuple[float, ...] = option(
         (80.0, 95.0), "prediction interval levels in percent: columns lo-80, hi-80, ...; none: "

@@ -40,9 +40,10 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
 def member_lookback(cfg: ModelConfig, lookback: int, season: int, j: int, k: int) -> int:
     """The steps member j of k reads, the last of its window (`--lookback-spread`): a
     fraction spread evenly from `lookback_spread` (the first member) to 1 (the last), never
-    under the seasons its base forecast repeats, so every member forecasts the same way."""
+    under two seasons (the least the default lookback holds: a member reading by season
+    compares at least two) nor the second season its base may repeat."""
     f = 1.0 if k == 1 else cfg.lookback_spread + (1.0 - cfg.lookback_spread) * j / (k - 1)
-    least = max(season, cfg.second_season or 0, 1)
+    least = max(2 * season, cfg.second_season or 0, 1)
     return min(lookback, max(least, round(f * lookback)))
 
 

@@ -65,7 +65,7 @@ def test_ensemble_members_learn_as_if_alone():
     member 0 of an ensemble ends with the weights of the single model from the same seed."""
     panel = _sine_panel()
     single = _train(panel, epochs=1, ensemble=1).forecaster.model
-    ens = _train(panel, epochs=1, ensemble=3).forecaster.model
+    ens = _train(panel, epochs=1, ensemble=3, lookback_spread=1.0).forecaster.model  # all read the whole window
     for name, p in single.state_dict().items():
         torch.testing.assert_close(ens.members[0].state_dict()[name], p, rtol=0, atol=1e-6)
     w0, w1 = (m.gru.weight_hh_l0 for m in ens.members[:2])
@@ -89,7 +89,9 @@ def test_lookback_spread_members_read_the_last_part_of_the_window():
     cfg = ModelConfig(hidden_size=4, ensemble=5, lookback_spread=0.5, second_season=0, linear_path=True)
     ens = build_model(cfg, 2, 16, 8, season=4)
     assert [m.reads for m in ens.members] == [8, 10, 12, 14, 16]
-    assert [m.reads for m in build_model(cfg, 2, 16, 8, season=12).members] == [12, 12, 12, 14, 16]
+    assert [m.reads for m in build_model(cfg, 2, 16, 8, season=6).members] == [12, 12, 12, 14, 16]
+    assert [m.reads for m in build_model(replace(cfg, second_season=14), 2, 16, 8, season=4).members] == [
+        14, 14, 14, 14, 16]
     x = torch.randn(3, 16, 2)
     poisoned = x.clone()
     poisoned[:, :8] = 1e6  # before the shortest member's steps
