@@ -201,6 +201,7 @@ WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
 INTERVALS = ("conformal", "model")
 KNOWN_MAPS = ("step", "horizon")
+SAMPLE_BY = ("window", "series")
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,10 @@ class TrainConfig:
         20_000, "train on this many randomly drawn windows per epoch (all when there are "
         "fewer): an epoch's time is bounded whatever the panel's size", absent=None, least=1,
         most=1_000_000_000)
+    sample_by: str = option(
+        "window", "how an epoch draws its training windows: window (every window alike, so a "
+        "long series weighs more) or series (a series, then one of its windows: every series "
+        "alike, as the per-series metrics weigh them)", absent="window")
     seed: int = option(0, "random seed: same seed, same numbers on CPU", least=0, most=2**32 - 1)
     average_every: int = option(
         8, "under torchrun, one model over the processes: the weights averaged over them every "
@@ -357,6 +362,8 @@ class TrainConfig:
             raise InputError(f"--lr ({self.lr}) must be > 0")
         if not self.clip > 0:
             raise InputError(f"--clip ({self.clip}) must be > 0")
+        if self.sample_by not in SAMPLE_BY:
+            raise InputError(f"--sample-by {self.sample_by!r} is not known; use one of {', '.join(SAMPLE_BY)}")
         if self.loss not in LOSSES:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
 

@@ -113,7 +113,8 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
                             f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = _epoch_order(rng, len(windows.train), cfg.windows_per_epoch)
+        order = (_series_order(rng, windows.train, cfg.windows_per_epoch) if cfg.sample_by == "series"
+                 else _epoch_order(rng, len(windows.train), cfg.windows_per_epoch))
         if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]
@@ -163,6 +164,20 @@ def sample_origins(origins: np.ndarray, cap: int, seed: int) -> np.ndarray:
     if len(origins) <= cap:
         return origins
     return np.sort(np.random.default_rng(seed).choice(origins, size=cap, replace=False))
+
+
+def _series_order(rng: np.random.Generator, origins, cap: int | None) -> np.ndarray:
+    """`--sample-by series`: as many draws as `_epoch_order` makes, each a series (uniform
+    over those with windows), then one of its windows (uniform). Where every series holds
+    as many windows, that is every window alike: `_epoch_order`'s draw, kept as it is."""
+    count = origins.count
+    if len(np.unique(count[count > 0])) <= 1:
+        return _epoch_order(rng, len(origins), cap)
+    n = len(origins) if cap is None else min(cap, len(origins))
+    has = np.flatnonzero(count > 0)
+    series = has[rng.integers(0, len(has), size=n)]
+    starts = np.cumsum(count) - count
+    return starts[series] + (rng.random(n) * count[series]).astype(np.int64)
 
 
 def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarray:

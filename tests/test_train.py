@@ -101,3 +101,21 @@ def test_lookback_spread_members_read_the_last_part_of_the_window():
         torch.testing.assert_close(m(x), alone(x[:, -m.reads:]), rtol=0, atol=0)
     assert not torch.equal(ens.members[4](x), ens.members[4](poisoned))  # the longest reads it all
     torch.testing.assert_close(ens.members[0](x), ens.members[0](poisoned), rtol=0, atol=0)
+
+
+def test_sample_by_series_draws_every_series_alike():
+    """--sample-by series: a series, then one of its windows. A series of 900 windows and one
+    of 10 are drawn about equally often (by window, 90 to 1); series with no windows never;
+    where every series holds as many windows the draw is the by-window one, number for number."""
+    from gruforecast.train import _epoch_order, _series_order
+    from gruforecast.windows import Origins
+
+    origins = Origins(np.array([0, 1000, 2000]), np.array([900, 0, 10]))
+    drawn = np.asarray(origins)[_series_order(np.random.default_rng(0), origins, 2000)]
+    assert len(drawn) == 910  # as many as the epoch would draw by window
+    short = np.mean(drawn >= 2000)
+    assert 0.45 < short < 0.55 and not np.any((drawn >= 900) & (drawn < 2000))
+    assert set(drawn[drawn >= 2000]) == set(range(2000, 2010))  # every window of the short one
+    even = Origins(np.array([0, 100]), np.array([50, 50]))
+    np.testing.assert_array_equal(_series_order(np.random.default_rng(3), even, 60),
+                                  _epoch_order(np.random.default_rng(3), 100, 60))
