@@ -320,11 +320,24 @@ class ModelConfig:
         the window (otherwise it reads step by step, as without the option)."""
         return self.by_season and 2 <= season <= lookback
 
+    def member_lookbacks(self, lookback: int, season: int) -> list[int]:
+        """The steps each ensemble member reads, the last of its window (`--lookback-spread`):
+        a fraction spread evenly from `lookback_spread` (the first member) to 1 (the last),
+        never under two seasons (the least the default lookback holds: a member reading by
+        season compares at least two) nor the second season its base may repeat."""
+        k, least = self.ensemble or 1, max(2 * season, self.second_season or 0, 1)
+        fractions = [1.0] if k == 1 else [self.lookback_spread + (1.0 - self.lookback_spread) * j / (k - 1)
+                                          for j in range(k)]
+        return [min(lookback, max(least, round(f * lookback))) for f in fractions]
+
     def describe(self, season: int, lookback: int) -> str:
-        """'GRU reads 7 steps of 24' or 'GRU reads step by step': for the log and `info`."""
+        """'GRU reads 7 steps of 24' or 'GRU reads step by step', and the members' lookbacks
+        where they differ: for the log and `info`."""
+        reads = self.member_lookbacks(lookback, season)
+        spread = f"; members read the last {', '.join(map(str, reads))} steps" if len(set(reads)) > 1 else ""
         if self.reads_by_season(season, lookback):
-            return f"GRU reads {lookback // season} steps of {season}"
-        return "GRU reads step by step"
+            return f"GRU reads {lookback // season} steps of {season}{spread}"
+        return "GRU reads step by step" + spread
 
 
 @dataclass(frozen=True)

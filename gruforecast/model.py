@@ -32,19 +32,9 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
     members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide,
-                            reads=member_lookback(cfg, lookback, season, j, k))
-               for j in range(k)]
+                            reads=reads)
+               for reads in cfg.member_lookbacks(lookback, season)]
     return members[0] if k == 1 else Ensemble(members)
-
-
-def member_lookback(cfg: ModelConfig, lookback: int, season: int, j: int, k: int) -> int:
-    """The steps member j of k reads, the last of its window (`--lookback-spread`): a
-    fraction spread evenly from `lookback_spread` (the first member) to 1 (the last), never
-    under two seasons (the least the default lookback holds: a member reading by season
-    compares at least two) nor the second season its base may repeat."""
-    f = 1.0 if k == 1 else cfg.lookback_spread + (1.0 - cfg.lookback_spread) * j / (k - 1)
-    least = max(2 * season, cfg.second_season or 0, 1)
-    return min(lookback, max(least, round(f * lookback)))
 
 
 class GRURegressor(nn.Module):
@@ -104,7 +94,7 @@ class GRURegressor(nn.Module):
                  observed_scale: bool = False, wide: tuple[int, ...] = (), reads: int | None = None) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
-        # The last `reads` steps of each window are this member's (`member_lookback`).
+        # The last `reads` steps of each window are this member's (`ModelConfig.member_lookbacks`).
         lookback = self.reads = lookback if reads is None else reads
         # True: the last input column is the mask of padding (1 observed, 0 padded), and the
         # window scale is measured on the observed points (`window_scale_of`).

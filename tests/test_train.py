@@ -89,6 +89,8 @@ def test_lookback_spread_members_read_the_last_part_of_the_window():
     cfg = ModelConfig(hidden_size=4, ensemble=5, lookback_spread=0.5, second_season=0, linear_path=True)
     ens = build_model(cfg, 2, 16, 8, season=4)
     assert [m.reads for m in ens.members] == [8, 10, 12, 14, 16]
+    assert cfg.describe(4, 16) == "GRU reads 4 steps of 4; members read the last 8, 10, 12, 14, 16 steps"
+    assert replace(cfg, ensemble=1).describe(4, 16) == "GRU reads 4 steps of 4"  # the log and `info`
     assert [m.reads for m in build_model(cfg, 2, 16, 8, season=6).members] == [12, 12, 12, 14, 16]
     assert [m.reads for m in build_model(replace(cfg, second_season=14), 2, 16, 8, season=4).members] == [
         14, 14, 14, 14, 16]
