@@ -82,6 +82,9 @@ class GRURegressor(nn.Module):
     without them. The GRU
     reads the calendar columns over the lookback too, and not the future features
     (`ahead_only`): reading their past overfit (docs/model.md, Covariates).
+    `reads`: the member reads only the last `reads` steps of each window it is given (an
+    ensemble's members, `--lookback-spread`: `ModelConfig.member_lookbacks`); it is then
+    exactly the regressor of that lookback, the steps before ignored.
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the

@@ -21,7 +21,7 @@ from . import parallel
 from .config import TrainConfig
 from .errors import InputError
 from .model import Ensemble, GRURegressor
-from .windows import Windows
+from .windows import Origins, Windows
 
 if TYPE_CHECKING:
     from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
@@ -166,7 +166,7 @@ def sample_origins(origins: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(origins, size=cap, replace=False))
 
 
-def _series_order(rng: np.random.Generator, origins, cap: int | None) -> np.ndarray:
+def _series_order(rng: np.random.Generator, origins: Origins, cap: int | None) -> np.ndarray:
     """`--sample-by series`: as many draws as `_epoch_order` makes, each a series (uniform
     over those with windows), then one of its windows (uniform). Where every series holds
     as many windows, that is every window alike: `_epoch_order`'s draw, kept as it is."""
