@@ -584,8 +584,8 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
 
 def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
     """`--intervals conformal`: CQR shifts from the early-stopped fit's validation windows
-    (the refit model keeps them: it has no held-out part of its own). Without validation
-    windows the model's own quantiles stay, and `panel.choices` says so."""
+    (the refit, with no held-out part of its own, gets them through `_transfer`). Without
+    validation windows the model's own quantiles stay, and `panel.choices` says so."""
     from .train import CALIBRATION_WINDOWS, calibrate, pick_device
 
     if len(fc.quantiles) == 1 or fc.model_cfg.intervals != "conformal":
@@ -594,6 +594,25 @@ def _calibrate(fc: Forecaster, windows, panel: Panel, device: str) -> None:
     panel.choices["intervals"] = (
         f"conformal: the quantile head calibrated on {min(len(windows.val), CALIBRATION_WINDOWS)} validation windows"
         if fc.calibration is not None else "model: no validation windows to calibrate on")
+
+
+def _widths_before_refit(fc: Forecaster, windows) -> tuple | None:
+    """(validation inputs, the early-stopped fit's head widths on them) for `_transfer`;
+    None when its bands are not conformal shifts."""
+    from .train import head_widths, validation_inputs
+
+    if fc.calibration is None:
+        return None
+    inputs = validation_inputs(windows, fc.train_cfg.seed)
+    return inputs, head_widths(fc.model, inputs)
+
+
+def _transfer(fc: Forecaster, inputs: tuple, held_out) -> np.ndarray:
+    """The refit's conformal shifts: its bands as wide on the validation windows as the
+    early-stopped fit's calibrated ones (`train.transfer_shifts`)."""
+    from .train import head_widths, transfer_shifts
+
+    return transfer_shifts(fc.calibration, held_out, head_widths(fc.model, inputs), fc.quantiles)
 
 
 def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig,
@@ -624,6 +643,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
             panel.choices["test_windows"] = (f"{len(origins):,} of the {len(windows.test):,} test windows, drawn "
                                              f"with the seed: the held-out scores of a panel this large are a sample")
     counts = {"train": len(windows.train), "val": len(windows.val), "test": len(windows.test)}
+    calibrated = _widths_before_refit(fc, windows) if tcfg.full_refit else None
     del windows  # the refit makes its own: two scaled copies of a large panel are not held at once
     if tcfg.full_refit and (counts["val"] or counts["test"]):
         # The scores above are the early-stopped fit's, which never saw the test part; the
@@ -631,6 +651,9 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         # The held-out fit goes before the refit makes its own windows.
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
+        if calibrated is not None:
+            fc.calibration = _transfer(fc, *calibrated)
+            panel.choices["intervals"] += "; the refit's bands as wide on them, on average, as the early-stopped fit's"
     fc.keep_ends(panel)
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
     report["training"] = {

@@ -14,7 +14,7 @@ from gruforecast.config import ModelConfig, build_configs
 from gruforecast.data import DataSpec, build_panel
 from gruforecast.evaluate import records_at, scores, seasonal_naive_quantiles
 from gruforecast.model import build_model
-from gruforecast.train import conformal_shifts
+from gruforecast.train import conformal_shifts, transfer_shifts
 
 
 @pytest.mark.parametrize("options", [
@@ -71,6 +71,20 @@ def test_conformal_shifts_by_hand():
     np.testing.assert_array_equal(conformal_shifts(scores, q), [[-8.0, 0.0, 8.0]])
     # a head that looks too wide (every y well inside: scores negative) is not narrowed
     np.testing.assert_array_equal(conformal_shifts(scores - 20, q), [[0.0, 0.0, 0.0]])
+
+
+def test_the_refit_gets_bands_as_wide_as_the_calibrated_ones_by_hand():
+    """The refit's shifts: the early-stopped fit's, less how much wider the refit's head
+    already is on the validation windows, down to none; kept where the refit's head is not
+    wider; never inward of the refit's head; the median never moves."""
+    q = (0.1, 0.5, 0.9)
+    shifts = np.array([[-0.5, 0.0, 0.5], [-0.2, 0.0, 0.0]])
+    held_out = np.array([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    refit = np.array([[1.2, 0.0, 1.8], [0.7, 0.0, 1.1]])
+    # step 1: 0.5 - 0.2 below, 0.5 - 0.8 < 0 above; step 2: kept below (the refit's head is
+    # narrower there), 0 - 0.1 < 0 above
+    np.testing.assert_allclose(transfer_shifts(shifts, held_out, refit, q), [[-0.3, 0.0, 0.0], [-0.2, 0.0, 0.0]])
+    np.testing.assert_array_equal(transfer_shifts(shifts, held_out, held_out, q), shifts)  # same head, same shifts
 
 
 def test_conformal_coverage_on_gaussian_errors_within_a_binomial_tolerance():
