@@ -325,7 +325,7 @@ class ModelConfig:
         a fraction spread evenly from `lookback_spread` (the first member) to 1 (the last),
         never under two seasons (the least the default lookback holds: a member reading by
         season compares at least two) nor the second season its base may repeat."""
-        k, least = self.ensemble or 1, max(2 * season, self.second_season or 0, 1)
+        k, least = self.ensemble or 1, max(2 * season, self.second_season or 0)
         fractions = [1.0] if k == 1 else [self.lookback_spread + (1.0 - self.lookback_spread) * j / (k - 1)
                                           for j in range(k)]
         return [min(lookback, max(least, round(f * lookback))) for f in fractions]

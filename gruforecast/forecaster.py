@@ -608,8 +608,8 @@ def _widths_before_refit(fc: Forecaster, windows) -> tuple | None:
 
 
 def _transfer(fc: Forecaster, inputs: tuple, held_out) -> np.ndarray:
-    """The refit's conformal shifts: its bands as wide on the validation windows as the
-    early-stopped fit's calibrated ones (`train.transfer_shifts`)."""
+    """The refit's conformal shifts: the early-stopped fit's, lowered by how much wider the
+    refit's head is on the same validation windows (`train.transfer_shifts`)."""
     from .train import head_widths, transfer_shifts
 
     return transfer_shifts(fc.calibration, held_out, head_widths(fc.model, inputs), fc.quantiles)
@@ -653,7 +653,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
         if calibrated is not None:
             fc.calibration = _transfer(fc, *calibrated)
-            panel.choices["intervals"] += "; the refit's bands as wide on them, on average, as the early-stopped fit's"
+            panel.choices["intervals"] += "; the shifts lowered for the refit by how much wider its head is on them"
     fc.keep_ends(panel)
     report = base_report(panel, (wcfg, mcfg, tcfg), str(pick_device(device)))
     report["training"] = {

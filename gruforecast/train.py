@@ -176,7 +176,7 @@ def _series_order(rng: np.random.Generator, origins: Origins, cap: int | None) -
     n = len(origins) if cap is None else min(cap, len(origins))
     has = np.flatnonzero(count > 0)
     series = has[rng.integers(0, len(has), size=n)]
-    starts = np.cumsum(count) - count
+    starts = np.cumsum(count) - count  # each series' first place in the flat order
     return starts[series] + (rng.random(n) * count[series]).astype(np.int64)
 
 
@@ -302,8 +302,11 @@ def head_widths(model: Model, inputs: tuple) -> np.ndarray:
     window's own units, over the windows `inputs` (the median's column 0)."""
     model.eval()
     x, f = inputs
-    out = torch.cat([model(xb, None if f is None else f[i: i + 1024]) / model.window_scale_of(xb).unsqueeze(-1)
-                     for i, xb in zip(range(0, len(x), 1024), x.split(1024))])
+    parts = []
+    for i in range(0, len(x), 1024):
+        xb = x[i: i + 1024]
+        parts.append(model(xb, None if f is None else f[i: i + 1024]) / model.window_scale_of(xb).unsqueeze(-1))
+    out = torch.cat(parts)
     return (out - out[..., model.median: model.median + 1]).abs().mean(0).double().numpy()
 
 

@@ -73,7 +73,7 @@ def test_conformal_shifts_by_hand():
     np.testing.assert_array_equal(conformal_shifts(scores - 20, q), [[0.0, 0.0, 0.0]])
 
 
-def test_the_refit_gets_bands_as_wide_as_the_calibrated_ones_by_hand():
+def test_the_refit_shifts_are_lowered_by_its_wider_head_by_hand():
     """The refit's shifts: the early-stopped fit's, less how much wider the refit's head
     already is on the validation windows, down to none; kept where the refit's head is not
     wider; never inward of the refit's head; the median never moves."""
