@@ -4,6 +4,7 @@ one model trained over processes with torchrun against one process.
     python benchmarks/scale.py --part torchrun             # 1 process x 1 thread, torchrun 2 x 1, 1 x 2 threads
     python benchmarks/scale.py --part memory --series 10000,100000
     python benchmarks/scale.py --part memory --series 10000,100000 --panel m4   # M4 hourly tiled
+    python benchmarks/scale.py --part phases --series 10000,100000 --longest 800 --calendar auto
 
 `--part memory`: a generated panel (`make_panel`: seasonal series of 200-2,000 points,
 or to `--longest`, with noise, trends, level shifts, and a tenth of them short, 30-150
@@ -11,6 +12,12 @@ points) written as a folder of Parquet parts of 10,000 series; `gruforecast trai
 every series run as subprocesses, their peak RSS (getrusage of the child) and seconds,
 and the seconds per training epoch (every epoch draws the same 20,000 windows, so it
 should not grow with the panel), printed per size with the ratios to the smallest.
+`--part phases`: the same panels, `gruforecast train` in-process (one fresh process per
+size), the resident memory sampled every 5 ms and charged to the phase running (loading,
+making windows, each fit, forecasts at origins, the tails, predict, save, reports): where
+the peak is reached and which phases grow with the panel. Linux only (/proc/self/statm).
+Freed memory the allocator keeps still counts, so a phase's figure is the resident size
+while it ran, not what it allocated.
 `--part torchrun`: the same small panel, the same epochs and windows per epoch, trained
 by 1 process of 1 thread, by `torchrun --nproc-per-node 2` of 1 thread each (with the
 default `--average-every 8`, and with 1: DistributedDataParallel), and by 1 process of 2
@@ -139,6 +146,84 @@ def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated", 
               f"({tpeak / base[0]:.2f}x) | {ps:.1f} | {ppeak:.0f} |", flush=True)
 
 
+# The phases `--part phases` charges memory to: (module, function) wrapped in the child.
+PHASES = (("data", "load_panel"), ("windows", "make_windows"), ("train", "fit"),
+          ("forecaster", "Forecaster.forecast_origins"), ("forecaster", "Forecaster.keep_ends"),
+          ("forecaster", "Forecaster.predict"), ("artifact", "save"), ("report", "write_reports"))
+
+
+def phase_peaks(args: list[str]) -> dict[str, float]:
+    """Run `gruforecast train ARGS` in this process; the resident MiB at its highest while
+    each phase ran (`PHASES`; `fit` split into the held-out fit and the refit), in order."""
+    import functools
+    import importlib
+    import threading
+
+    from gruforecast import cli
+
+    running, peaks = ["other"], {}
+
+    def charge() -> None:
+        with open("/proc/self/statm") as f:
+            mib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        peaks[running[-1]] = max(peaks.get(running[-1], 0.0), mib)
+
+    def sample() -> None:
+        while True:
+            charge()
+            time.sleep(0.005)
+
+    def charged(fn, name):
+        @functools.wraps(fn)
+        def run(*a, **k):
+            running.append(f"{name} ({k['phase']})" if "phase" in k else name)
+            charge()  # a phase shorter than the sampling period is charged too
+            try:
+                return fn(*a, **k)
+            finally:
+                charge()
+                running.pop()
+        return run
+
+    for module, name in PHASES:
+        owner = importlib.import_module(f"gruforecast.{module}")
+        *cls, attr = name.split(".")
+        owner = getattr(owner, cls[0]) if cls else owner
+        setattr(owner, attr, charged(getattr(owner, attr), name))
+    threading.Thread(target=sample, daemon=True).start()
+    sys.argv = ["gruforecast", "train", *args]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    time.sleep(0.02)
+    return peaks
+
+
+def phases(sizes: list[int], tmp: Path, longest: int, calendar: str) -> None:
+    """`phase_peaks` of the generated panel at each size, a fresh process each, side by side."""
+    table = {}
+    for n in sorted(sizes):
+        data = tmp / f"panel-{n}"
+        write_panel(data, n, longest)
+        args = [data, "--horizon", "24", "--epochs", "2", "--level", "none", "--calendar", calendar,
+                "--out", tmp / f"m{n}.gruf", "--report-dir", tmp]
+        proc = subprocess.run([sys.executable, __file__, "--part", "phases-child", *map(str, args)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"train of {n} series failed: {proc.stderr[-800:]}")
+        table[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+    sizes = sorted(table)
+    print("| phase | " + " | ".join(f"{n:,} series MiB" for n in sizes) + " | ratio |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for name in table[sizes[-1]]:
+        row = [table[n].get(name, float("nan")) for n in sizes]
+        print(f"| {name} | " + " | ".join(f"{v:.0f}" for v in row) + f" | {row[-1] / row[0]:.2f}x |")
+    peak = [max(table[n].values()) for n in sizes]
+    print("| **peak** | " + " | ".join(f"{v:.0f}" for v in peak) + f" | {peak[-1] / peak[0]:.2f}x |", flush=True)
+
+
 def torchrun(tmp: Path, series: int, epochs: int, batch: int, ensemble: int, repeats: int) -> None:
     data = tmp / "small.parquet"
     if not data.exists():
@@ -181,7 +266,7 @@ def torchrun(tmp: Path, series: int, epochs: int, batch: int, ensemble: int, rep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("memory", "torchrun"), required=True)
+    parser.add_argument("--part", choices=("memory", "phases", "torchrun"), required=True)
     parser.add_argument("--series", default="1000,10000", help="--part memory: panel sizes")
     parser.add_argument("--longest", type=int, default=2000, help="--part memory: the longest series (800: ~500 on average)")
     parser.add_argument("--panel", choices=("generated", "m4"), default="generated",
@@ -194,10 +279,15 @@ def main() -> None:
     parser.add_argument("--ensembles", default="1,4,5", help="--part torchrun: ensemble sizes, a table each (1: "
                         "data-parallel; at least 2: members over the ranks)")
     parser.add_argument("--repeats", type=int, default=3, help="--part torchrun: rounds, the best of each run kept")
+    if sys.argv[1:3] == ["--part", "phases-child"]:  # one size of `--part phases`, in its own process
+        print(json.dumps(phase_peaks(sys.argv[3:])))
+        return
     args = parser.parse_args()
     print(f"cores {os.cpu_count()}; torch threads as printed per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.part == "memory":
+        if args.part == "phases":
+            phases([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.calendar)
+        elif args.part == "memory":
             memory([int(s) for s in args.series.split(",")], Path(tmp), args.longest, args.panel, args.calendar)
         else:
             for k in map(int, args.ensembles.split(",")):
