@@ -9,9 +9,12 @@ the lookback and over the forecast steps; past features only before the origin.
 
 Calendar encodings are cyclic (a sine and a cosine), so 23:00 sits beside 00:00 and
 Sunday beside Monday. `--calendar auto` takes each encoding whose cycle is longer than a
-step and which the data covers at least once: the hour of day for sub-daily data that
-spans a day, the day of the week for sub-weekly data that spans a week, the day of the
-year for sub-yearly data that spans a year. Nothing for integer steps.
+step and which the data covers at least twice (Prophet's rule for its seasonalities): the
+hour of day for sub-daily data over two days, the day of the week for sub-weekly data
+over two weeks, the day of the year for sub-yearly data over two years. A cycle seen once
+names each of its days once, so the network can learn what happened on that date, not a
+pattern (pedestrians, 23 months: the day of the year cost 2.5-3.8% of MAE on the
+development split). Nothing for integer steps.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ def parse_calendar(text: str) -> tuple[str, ...] | None:
 
 
 def auto_calendar(step: pd.Timedelta, span: pd.Timedelta) -> tuple[str, ...]:
-    """The encodings `--calendar auto` takes for data `step` apart covering `span`."""
-    return tuple(name for name, (cycle, _) in CALENDAR.items() if step < cycle <= span + step)
+    """The encodings `--calendar auto` takes for data `step` apart covering `span`: those
+    whose cycle is longer than a step and seen twice."""
+    return tuple(name for name, (cycle, _) in CALENDAR.items() if step < cycle and 2 * cycle <= span + step)
 
 
 def step_of(freq: str) -> pd.Timedelta:

@@ -362,10 +362,14 @@ def test_cutoffs_take_the_future_from_the_data_and_refuse_a_future_file(model_di
 
 def test_the_calendar_rule():
     hour, day = pd.Timedelta("1h"), pd.Timedelta("1D")
-    assert auto_calendar(hour, pd.Timedelta("20h")) == ()
-    assert auto_calendar(hour, pd.Timedelta("3D")) == ("hour",)
-    assert auto_calendar(hour, pd.Timedelta("400D")) == ("hour", "weekday", "yearday")
+    # each cycle covered twice (Prophet's rule): once is a date to remember, not a pattern
+    assert auto_calendar(hour, pd.Timedelta("40h")) == ()
+    assert auto_calendar(hour, pd.Timedelta("47h")) == ("hour",)  # 48 hourly points: two days
+    assert auto_calendar(hour, pd.Timedelta("13D")) == ("hour",)
+    assert auto_calendar(hour, pd.Timedelta("400D")) == ("hour", "weekday")
+    assert auto_calendar(hour, pd.Timedelta("730D")) == ("hour", "weekday", "yearday")
     assert auto_calendar(day, pd.Timedelta("30D")) == ("weekday",)
+    assert auto_calendar(day, pd.Timedelta("728D")) == ("weekday",)
     assert auto_calendar(pd.Timedelta("7D"), pd.Timedelta("3000D")) == ("yearday",)
     # an anchored week is a week from any start (W-SAT from a Monday was 5 days: weekly data
     # got a day-of-week encoding that never changes)
