@@ -55,7 +55,7 @@ class DataSpec:
         "scaled across the series")
     calendar: str = option(
         "auto", "calendar encodings from the timestamps, known in advance: auto (hour of day, day of "
-        "week, day of year, each where the data spans it; kept if the validation windows score it "
+        "week, day of year, each where the data spans it twice; kept if the validation windows score it "
         "better than none), none, or a list of hour, weekday, yearday",
         absent="none")
     holidays: str | None = option(
