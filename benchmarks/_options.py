@@ -41,6 +41,24 @@ def describe(args: argparse.Namespace) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in model_options(args).items())
 
 
+def environment() -> str:
+    """'torch 2.13.0+cpu, numpy 2.1.3, Python 3.11.9, <CPU model>': what else fixes the
+    figures besides the seed and the thread count (an M4 hourly run of 2026-12-02 did not
+    reproduce four days later with its own code, and its environment was not recorded)."""
+    import platform
+
+    import numpy as np
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}, {cpu}"
+
+
 def cli_flags(args: argparse.Namespace) -> list[str]:
     """The same options as `gruforecast train` flags."""
     flags = []

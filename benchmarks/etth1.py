@@ -24,7 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _options import add_model_options, configs, describe  # noqa: E402
+from _options import add_model_options, configs, describe, environment  # noqa: E402
 
 from gruforecast.data import DataSpec, build_panel  # noqa: E402
 from gruforecast.forecaster import train  # noqa: E402
@@ -53,7 +53,8 @@ def run(raw: pd.DataFrame, setting: str, horizon: int, args) -> tuple:
     seconds = time.perf_counter() - start
     whole = panel_of(raw.iloc[:TEST_END])  # the inputs of the test windows are the test rows before each origin
     origins = np.arange(VAL_END, TEST_END - horizon + 1)
-    preds = art.forecast_origins(whole, [origins] * len(whole.series)).reshape(len(whole.series), len(origins), horizon)
+    preds = art.forecast_origins(whole, [origins] * len(whole.series))[..., art.median]  # the point forecast
+    preds = preds.reshape(len(whole.series), len(origins), horizon)
     by_col = {s.id: p for s, p in zip(whole.series, preds)}
     sq, ab, base_sq, base_ab = [], [], [], []
     for col in cols:
@@ -94,7 +95,7 @@ def main() -> None:
         lines.append(f"| {setting} | {horizon} | {mse:.3f} / {mae:.3f} | {seconds:.0f} | "
                      f"{base_mse:.3f} / {base_mae:.3f} | {pub} |")
         print(lines[-1], flush=True)
-    info = describe(args)
+    info = f"{describe(args)}; {environment()}"
     table = "\n".join(lines)
     print(info + "\n\n" + table)
     (ROOT / "benchmarks" / "results" / "etth1.md").write_text(

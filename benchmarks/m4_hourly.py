@@ -32,7 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _options import add_model_options, cli_flags, configs, describe  # noqa: E402
+from _options import add_model_options, cli_flags, configs, describe, environment  # noqa: E402
 
 from gruforecast.data import DataSpec, Series, build_panel  # noqa: E402
 from gruforecast.evaluate import records_at, summarize  # noqa: E402
@@ -91,7 +91,7 @@ def main() -> None:
                          f"{sc['coverage_80']:.3f} |")
         table += "\n" + "\n".join(lines)
     info = (f"training {seconds:.0f} s ({len(run.fit.history)} epochs, best {run.fit.best_epoch}), "
-            f"{describe(args)}")
+            f"{describe(args)}; {environment()}")
     print(info + "\n\n" + table)
     text = f"Command: `python benchmarks/m4_hourly.py` ({info})\n\n{table}\n"
     if args.cli:

@@ -405,11 +405,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"threads {args.threads} (torch {torch.__version__}); sets: {args.sets}", flush=True)
+    from _options import environment
+
+    print(f"threads {args.threads} ({environment()}); sets: {args.sets}", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:
         extra = (f", train {args.extra}" if args.extra else "") + (", DEVELOPMENT split (--dev)" if args.dev else "")
-        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
+        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra}; {environment()})\n\n"
                   "| set | metric | method | primary | MASE | cov 80 | cov 95 | MSIS 95 | seconds | what the defaults chose |\n"
                   "|---|---|---|---|---|---|---|---|---|---|\n")
     with tempfile.TemporaryDirectory() as tmp:
