@@ -80,7 +80,8 @@ def main() -> None:
     # base and DLinear's linear map beside the GRU (docs/model.md); off in the product's defaults.
     add_model_options(parser, lookback=336, hidden_size=64, batch_size=256, lr=1e-3, epochs=15,
                       windows_per_epoch=20_000, window_norm="seasonal", window_scale="diff",
-                      base_seasons=7, linear_path=True, second_season=0, by_season=True, loss="mse", seed=0)
+                      base_seasons=7, linear_path=True, second_season=0, by_season=True, loss="mse", seed=0,
+                      level="80,95", full_refit=True)
     parser.add_argument("--only", help="one setting, e.g. M96")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
