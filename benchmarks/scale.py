@@ -126,6 +126,12 @@ def write_m4_tiled(folder: Path, n_series: int, part: int = 10_000) -> int:
     return points
 
 
+def _train_args(data: Path, model: Path, tmp: Path, calendar: str, m4: bool = False) -> list:
+    """The train options `--part memory` and `--part phases` run each panel with."""
+    return [data, "--horizon", "24", "--epochs", "2", "--level", "none", "--calendar", calendar,
+            *(["--time-col", "t"] if m4 else []), "--out", model, "--report-dir", tmp]
+
+
 def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated", calendar: str = "none") -> None:
     """Peak RSS and seconds of train and predict per panel size."""
     print("| series | points | train s | seconds per epoch | train peak MiB | predict s | predict peak MiB |")
@@ -135,9 +141,7 @@ def memory(sizes: list[int], tmp: Path, longest: int, panel: str = "generated", 
         data = tmp / f"panel-{n}"
         points = write_m4_tiled(data, n) if panel == "m4" else write_panel(data, n, longest)
         gf = [sys.executable, "-m", "gruforecast"]
-        ts, tpeak, _ = _child([*gf, "train", data, "--horizon", "24", "--epochs", "2", "--level", "none",
-                               "--calendar", calendar, *(["--time-col", "t"] if panel == "m4" else []),
-                               "--out", tmp / f"m{n}.gruf", "--report-dir", tmp])
+        ts, tpeak, _ = _child([*gf, "train", *_train_args(data, tmp / f"m{n}.gruf", tmp, calendar, panel == "m4")])
         ps, ppeak, _ = _child([*gf, "predict", tmp / f"m{n}.gruf", "--out", tmp / f"f{n}.parquet"])
         training = json.loads((tmp / "metrics.json").read_text())["training"]
         epoch = training["seconds"] / len(training["train_loss"])  # the same windows per epoch at every size
@@ -207,8 +211,7 @@ def phases(sizes: list[int], tmp: Path, longest: int, calendar: str) -> None:
     for n in sorted(sizes):
         data = tmp / f"panel-{n}"
         write_panel(data, n, longest)
-        args = [data, "--horizon", "24", "--epochs", "2", "--level", "none", "--calendar", calendar,
-                "--out", tmp / f"m{n}.gruf", "--report-dir", tmp]
+        args = _train_args(data, tmp / f"m{n}.gruf", tmp, calendar)
         proc = subprocess.run([sys.executable, __file__, "--part", "phases-child", *map(str, args)],
                               capture_output=True, text=True)
         if proc.returncode != 0:

@@ -407,11 +407,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from _options import environment
 
-    print(f"threads {args.threads} ({environment()}); sets: {args.sets}", flush=True)
+    env = environment()
+    print(f"threads {args.threads} ({env}); sets: {args.sets}", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:
         extra = (f", train {args.extra}" if args.extra else "") + (", DEVELOPMENT split (--dev)" if args.dev else "")
-        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra}; {environment()})\n\n"
+        out.write(f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra}; {env})\n\n"
                   "| set | metric | method | primary | MASE | cov 80 | cov 95 | MSIS 95 | seconds | what the defaults chose |\n"
                   "|---|---|---|---|---|---|---|---|---|---|\n")
     with tempfile.TemporaryDirectory() as tmp:

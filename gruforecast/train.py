@@ -272,7 +272,7 @@ def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 
         return None
     model.to(device).eval()
     values = Flat.of(windows, device)
-    origins = torch.from_numpy(windows.val[_epoch_order(np.random.default_rng(seed), len(windows.val), cap)])
+    origins = _validation_sample(windows, seed, cap)
     side = torch.tensor([-1.0 if q < 0.5 else 1.0 for q in model.quantiles], device=device)
     scores = []
     for batch in origins.to(device).split(1024):
@@ -291,9 +291,13 @@ def validation_inputs(windows: Windows, seed: int = 0, cap: int = WIDTH_WINDOWS)
     fit and the refit are both measured on (`head_widths`); None without validation windows."""
     if not len(windows.val):
         return None
-    origins = torch.from_numpy(windows.val[_epoch_order(np.random.default_rng(seed), len(windows.val), cap)])
-    x, _, f = gather(Flat.of(windows), origins, windows.lookback, windows.horizon)
+    x, _, f = gather(Flat.of(windows), _validation_sample(windows, seed, cap), windows.lookback, windows.horizon)
     return x, f
+
+
+def _validation_sample(windows: Windows, seed: int, cap: int) -> torch.Tensor:
+    """At most `cap` validation origins drawn with `seed`: the calibration's and the widths' draw."""
+    return torch.from_numpy(windows.val[_epoch_order(np.random.default_rng(seed), len(windows.val), cap)])
 
 
 @torch.no_grad()
