@@ -359,6 +359,10 @@ class TrainConfig:
         "window", "how an epoch draws its training windows: window (every window alike, so a "
         "long series weighs more) or series (a series, then one of its windows: every series "
         "alike, as the per-series metrics weigh them)", absent="window")
+    ema_epochs: float = option(
+        1.0, "the weights scored, kept and written are an exponential moving average of the "
+        "trained ones over about this many epochs (Polyak averaging: steadier than the last "
+        "step's weights); 0: the trained weights as they are", absent=0.0, least=0.0, most=1000.0)
     seed: int = option(0, "random seed: same seed, same numbers on CPU", least=0, most=2**32 - 1)
     average_every: int = option(
         8, "under torchrun, one model over the processes: the weights averaged over them every "

@@ -1,4 +1,5 @@
-"""The training loop: Adam, gradient clipping, early stopping with the best weights restored.
+"""The training loop: Adam, gradient clipping, a moving average of the weights, early stopping
+with the best weights restored.
 
 Holds `TrainConfig` (the optimiser settings) and `fit`. Progress is reported through a callback, one `EpochLog`
 per epoch; this module never prints. Same seed, same data, same numbers on the CPU.
@@ -74,7 +75,9 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     """Train `model` on the training windows; early-stop on the validation loss.
 
     Without validation windows (val_frac = 0) the training loss decides the best epoch.
-    The model ends with the weights of the best epoch. Under torchrun (`parallel.py`)
+    What is scored and kept each epoch is the moving average of the weights (`_Average`,
+    `--ema-epochs`; the trained weights with 0). The model ends with the weights of the
+    best epoch. Under torchrun (`parallel.py`)
     an ensemble of at least as many members as ranks is spread over them: member k
     trains on rank k mod N, on every window, with nothing exchanged but its weights at
     each epoch's end (the members are independent, so this is the one-process training,
@@ -111,6 +114,9 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
                 else f"the weights averaged every {cfg.average_every} steps and at each epoch's end")
         result.processes = (f"{ranks} processes, {len(members)} members spread over them" if by_member else
                             f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
+    per_epoch = min(len(windows.train), cfg.windows_per_epoch or len(windows.train))
+    steps = -(-(per_epoch if by_member else per_epoch // ranks) // cfg.batch_size)  # this rank's, per epoch
+    ema = _Average([p for m in mine for p in m.parameters()], cfg.ema_epochs * steps) if cfg.ema_epochs else None
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = (_series_order(rng, windows.train, cfg.windows_per_epoch) if cfg.sample_by == "series"
@@ -119,13 +125,17 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]
         train_loss = _train_epoch(mine, step, opt, values, torch.from_numpy(windows.train[order]).to(device),
-                                  windows, cfg, epoch, average)
+                                  windows, cfg, epoch, average, ema)
+        if average is not None:  # the trained weights the same on every rank again, as the method has them
+            parallel.average(model)
+        if ema is not None:  # the averaged weights in the model, until the epoch ends
+            ema.swap()
         if by_member:  # the mean over all members, then every member's weights on every rank
             train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)
             parallel.share_members(members)
         else:
             train_loss = parallel.mean(train_loss, device)
-        if average is not None:  # one model again on every rank: scored, kept and written
+        if average is not None and ema is not None:  # each rank averaged its own steps
             parallel.average(model)
         val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None
         score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
@@ -139,6 +149,8 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         result.history.append(log)
         if on_epoch is not None:
             on_epoch(log)
+        if ema is not None:  # the trained weights back, to go on training
+            ema.swap()
         if since_best >= cfg.patience:
             result.stopped_early = True
             break
@@ -186,6 +198,39 @@ def _epoch_order(rng: np.random.Generator, n: int, cap: int | None) -> np.ndarra
     return rng.permutation(n)
 
 
+class _Average:
+    """Polyak averaging: an exponential moving average of the trained weights `params`,
+    updated after every optimiser step, with a time constant of `steps` steps (about
+    `--ema-epochs` epochs). The average starts at the initial weights and, as TensorFlow's
+    `ExponentialMovingAverage` with `num_updates`, its decay ramps up from 2/11 over the
+    first steps, so an early epoch is not scored on weights that are mostly the initial ones.
+
+    `swap` exchanges the trained and the averaged weights in place: the averaged weights
+    are then the model's own, so every path that shares weights over processes, scores the
+    model and keeps its state works on them unchanged (torch's `swa_utils.AveragedModel`
+    keeps them in a second module instead), and a second `swap` puts the trained weights
+    back with the average as those paths left it."""
+
+    def __init__(self, params: list[torch.Tensor], steps: float) -> None:
+        self.params = params
+        self.average = [p.detach().clone() for p in params]
+        self.decay = 1.0 - 1.0 / max(1.0, steps)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, self.params, 1.0 - decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, a in zip(self.params, self.average):
+            trained = p.detach().clone()
+            p.copy_(a)
+            a.copy_(trained)
+
+
 class _Losses(nn.Module):
     """The training losses of a batch as a module's forward, so DistributedDataParallel
     can wrap it: (the members' summed point loss, their summed pinball loss). Each member
@@ -203,10 +248,11 @@ class _Losses(nn.Module):
 
 def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.Optimizer,
                  values: Flat, origins: torch.Tensor, windows: Windows,
-                 cfg: TrainConfig, epoch: int, average: PeriodicModelAverager | None = None) -> float:
+                 cfg: TrainConfig, epoch: int, average: PeriodicModelAverager | None = None,
+                 ema: _Average | None = None) -> float:
     """One epoch of the `members` this process trains; their mean point loss per window.
     `average` (data-parallel over processes) averages the weights over the ranks every few
-    steps."""
+    steps; `ema` follows the weights after each step."""
     for m in members:
         m.train()
     total, count = 0.0, 0
@@ -228,6 +274,8 @@ def _train_epoch(members: list[GRURegressor], step: nn.Module, opt: torch.optim.
         opt.step()
         if average is not None:
             average.average_parameters(step.parameters())
+        if ema is not None:
+            ema.update()
         total += point.item() / len(members) * len(batch)
         count += len(batch)
     return total / max(count, 1)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from conftest import train_run
 
@@ -121,3 +122,39 @@ def test_sample_by_series_draws_every_series_alike():
     even = Origins(np.array([0, 100]), np.array([50, 50]))
     np.testing.assert_array_equal(_series_order(np.random.default_rng(3), even, 60),
                                   _epoch_order(np.random.default_rng(3), 100, 60))
+
+
+def test_the_moving_average_of_the_weights():
+    """`_Average` against hand-computed figures: it starts at the initial weights, each update
+    moves it toward the weights by 1 - decay, the decay ramping up as (1 + t) / (10 + t) to
+    1 - 1 / steps; `swap` exchanges the two sets in place, and twice is as before."""
+    from gruforecast.train import _Average
+
+    p = torch.zeros(2)
+    avg = _Average([p], steps=2)  # decay 0.5 once the ramp passes it (from the 8th update)
+    seen = []
+    for t in range(1, 13):
+        p.fill_(float(2 ** (t % 5)))
+        avg.update()
+        seen.append(avg.average[0][0].item())
+    assert seen[0] == pytest.approx(2 * 9 / 11)  # 0 + (1 - 2/11) (2 - 0)
+    assert seen[7] == pytest.approx(5.905697, abs=1e-6)  # the first update at the full decay
+    assert seen[11] == pytest.approx(3.994106, abs=1e-6)
+    avg.swap()
+    assert p.tolist() == pytest.approx([seen[-1]] * 2) and avg.average[0].tolist() == [4.0, 4.0]
+    avg.swap()
+    assert p.tolist() == [4.0, 4.0] and avg.average[0].tolist() == pytest.approx([seen[-1]] * 2)
+
+
+def test_the_average_is_scored_and_kept_while_the_weights_train_on():
+    """--ema-epochs changes what is scored and kept, never the training itself: the training
+    losses, measured on the trained weights as they go, are the same to the digit with and
+    without it (so each epoch goes on from the trained weights, not from their average), the
+    validation losses and the kept weights are not."""
+    panel = _sine_panel()
+    options = {"epochs": 3, "patience": 3, "full_refit": False, "lr": 0.01}
+    plain, averaged = _train(panel, ema_epochs=0.0, **options), _train(panel, ema_epochs=1.0, **options)
+    assert [h.train_loss for h in averaged.fit.history] == [h.train_loss for h in plain.fit.history]
+    assert [h.val_loss for h in averaged.fit.history] != [h.val_loss for h in plain.fit.history]
+    kept = [r.forecaster.model.state_dict() for r in (plain, averaged)]
+    assert not any(torch.allclose(kept[0][k], kept[1][k]) for k in kept[0] if "weight" in k)
