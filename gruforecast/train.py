@@ -107,16 +107,14 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         average = parallel.averager(cfg.average_every)
     # The linear scaling rule (Goyal et al. 2017): a step of data-parallel training sees
     # `ranks` batches; at the single process's rate the same epochs trained less (benchmarks/scale.py).
-    opt = torch.optim.Adam([p for m in mine for p in m.parameters()], lr=cfg.lr * ranks if data_parallel else cfg.lr)
-    result, best, best_state, since_best = FitResult(), math.inf, None, 0
+    params = [p for m in mine for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr * ranks if data_parallel else cfg.lr)
+    result, best, best_state, since_best, ema = FitResult(), math.inf, None, 0, None
     if ranks > 1:
         sync = ("the gradients averaged at every step (DistributedDataParallel)" if cfg.average_every == 1
                 else f"the weights averaged every {cfg.average_every} steps and at each epoch's end")
         result.processes = (f"{ranks} processes, {len(members)} members spread over them" if by_member else
                             f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
-    per_epoch = min(len(windows.train), cfg.windows_per_epoch or len(windows.train))
-    steps = -(-(per_epoch if by_member else per_epoch // ranks) // cfg.batch_size)  # this rank's, per epoch
-    ema = _Average([p for m in mine for p in m.parameters()], cfg.ema_epochs * steps) if cfg.ema_epochs else None
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order = (_series_order(rng, windows.train, cfg.windows_per_epoch) if cfg.sample_by == "series"
@@ -124,19 +122,21 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]
+        if ema is None and cfg.ema_epochs:  # from the initial weights; one epoch is this rank's batches
+            ema = _Average(params, cfg.ema_epochs * -(-len(order) // cfg.batch_size))
         train_loss = _train_epoch(mine, step, opt, values, torch.from_numpy(windows.train[order]).to(device),
                                   windows, cfg, epoch, average, ema)
         if average is not None:  # the trained weights the same on every rank again, as the method has them
             parallel.average(model)
         if ema is not None:  # the averaged weights in the model, until the epoch ends
             ema.swap()
+            if average is not None:  # each rank averaged its own steps
+                parallel.average(model)
         if by_member:  # the mean over all members, then every member's weights on every rank
             train_loss = parallel.mean(train_loss * len(mine), device) * ranks / len(members)
             parallel.share_members(members)
         else:
             train_loss = parallel.mean(train_loss, device)
-        if average is not None and ema is not None:  # each rank averaged its own steps
-            parallel.average(model)
         val_loss = _val_loss(model, values, val, windows, loss_fn, rank, ranks, device) if len(val) else None
         score = parallel.from_main(val_loss if val_loss is not None else train_loss, device)
         if score < best:
