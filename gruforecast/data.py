@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import spill
 from .config import option
 from .covariates import (
     auto_calendar,
@@ -326,6 +327,11 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
         frame, files = read_data(path, spec)
         panel = build_panel(frame, spec)
         del frame
+        panel.series = _on_disk(panel.series, _large(sum(len(s) for s in panel.series), panel.series))
+    if panel.series and spill.is_mapped(panel.series[0].values):
+        points = sum(len(s) for s in panel.series)
+        panel.notes.append(f"the values ({points:,} points) are held in a temporary file in "
+                           f"{spill.where()!r}, not in memory: the panel is large")
     hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
     panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel
@@ -343,6 +349,9 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
         return None
     parts: list[Panel] = []
     seen: set[str] = set()
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.read_metadata(f).num_rows for f in files)  # the panel's size, before any part is read
     for f in files:
         try:
             frame = read_table(f, spec)
@@ -350,6 +359,7 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
         except InputError:
             return None
         del frame
+        part.series = _on_disk(part.series, _large(rows, part.series))
         ids = [s.id for s in part.series]
         if not seen.isdisjoint(ids) or (parts and _layout(part) != _layout(parts[0])):
             return None
@@ -359,6 +369,26 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
     series = sorted((s for part in parts for s in part.series), key=lambda s: s.id)  # id order, as one table
     notes = list(dict.fromkeys(n for part in parts for n in part.notes))
     return _with_calendar(replace(first, series=series, notes=notes))
+
+
+def _large(rows: int, series: list[Series]) -> bool:
+    """Whether a panel of `rows` points has values too large to hold (`spill`)."""
+    return bool(series) and rows * series[0].values.shape[1] * 8 >= spill.SPILL_BYTES
+
+
+def _on_disk(series: list[Series], large: bool) -> list[Series]:
+    """`series` with their values moved into one array in a temporary file (`spill`) when
+    the panel is `large`, so that it is held by the pages in use; the loader's arrays are
+    freed with the caller's. The values are the same, bit for bit."""
+    if not large:
+        return series
+    flat = spill.mapped((sum(len(s) for s in series), series[0].values.shape[1]), np.float64)
+    moved, at = [], 0
+    for s in series:
+        flat[at: at + len(s)] = s.values
+        moved.append(replace(s, values=flat[at: at + len(s)]))
+        at += len(s)
+    return moved
 
 
 def _layout(part: Panel) -> tuple:

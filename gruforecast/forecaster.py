@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
+from . import __version__, spill
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
 from .covariates import derived_values, parse_calendar, read_future, unread_columns
@@ -172,7 +172,10 @@ class Forecaster:
         last `lookback` rows (the tails: 134 MB at 100,000 series, made once, for the model
         kept, after its windows are gone)."""
         self.last_times = [s.last for s in panel.series]
-        self.tail = np.stack([_tail(s.rows(-self.lookback), self.lookback) for s in panel.series])
+        first = panel.series[0].rows(-1)
+        self.tail = spill.empty((len(panel.series), self.lookback, first.shape[1]), np.float64)
+        for k, s in enumerate(panel.series):
+            self.tail[k] = _tail(s.rows(-self.lookback), self.lookback)
 
     # -- forecasting ------------------------------------------------------------------
 

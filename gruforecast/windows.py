@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import spill
 from .config import ModelConfig, TrainConfig, check_range, option
 from .data import Panel
 from .errors import InputError
@@ -340,8 +341,9 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
                           cfg.scaler, cfg.transform, ids, derived=len(spec.derived),
                           pooled=spec.static, whole=[s.values for s in panel.series])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in panel.series])])
-    # Filled in place: a list of per-series chunks concatenated would hold the panel twice.
-    values = np.empty((int(offsets[-1]), panel.series[0].values.shape[1]), dtype=np.float32)
+    # Filled in place: a list of per-series chunks concatenated would hold the panel twice;
+    # a file mapped when large (`spill`), since training reads a batch of it at a time.
+    values = spill.empty((int(offsets[-1]), panel.series[0].values.shape[1]), np.float32)
     parts, offset = ([], [], []), 0
     for k, (s, (n_train, n_val, n_test)) in enumerate(zip(panel.series, lengths)):
         n = len(s)

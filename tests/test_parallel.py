@@ -3,6 +3,8 @@ the model loads and forecasts; a failing run fails whole, with our one line."""
 
 import json
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,3 +136,54 @@ def test_parquet_parts_of_two_schemas_are_one_line(tmp_path):
     pd.DataFrame({"ds": ["x"] * 3, "y": ["a", "b", "c"]}).to_parquet(tmp_path / "parts" / "b.parquet", index=False)
     with pytest.raises(InputError, match="do not read as one table .*; give them one schema"):
         load_panel(tmp_path / "parts", DataSpec())
+
+
+def test_a_panel_too_large_to_hold_is_mapped_from_a_file_with_the_same_forecast(tmp_path, monkeypatch, capsys):
+    from conftest import run_main
+
+    from gruforecast import spill
+    from gruforecast.data import DataSpec, load_panel
+
+    _data(tmp_path / "d.csv")
+    (tmp_path / "parts").mkdir()
+    for k, (_, part) in enumerate(pd.read_csv(tmp_path / "d.csv").groupby("unique_id")):
+        part.to_parquet(tmp_path / "parts" / f"part-{k}.parquet", index=False)
+    options = ("--horizon", "12", "--lookback", "24", "--epochs", "2", "--hidden-size", "4", *NOT_CHOSEN)
+    runs = {}
+    for name, limit in (("held", spill.SPILL_BYTES), ("mapped", 0)):
+        monkeypatch.setattr(spill, "SPILL_BYTES", limit)
+        panel = load_panel(tmp_path / "parts", DataSpec())
+        assert all(spill.is_mapped(s.values) for s in panel.series) == (name == "mapped")
+        out = tmp_path / name
+        out.mkdir()
+        code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "parts", *options,
+                                "--out", out / "m.gruf", "--forecast-out", out / "f.csv", "--report-dir", out)
+        assert code == 0, err
+        runs[name] = pd.read_csv(out / "f.csv")
+        assert ("held in a temporary file" in err) == (name == "mapped")
+    pd.testing.assert_frame_equal(runs["held"], runs["mapped"])
+
+    def full(fd, offset, size):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spill.os, "posix_fallocate", full)
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "parts", *options, "--out", tmp_path / "m.gruf")
+    assert code == 1 and err.strip().splitlines()[-1].startswith("gruforecast: error: no space left in ")
+    assert "set TMPDIR to a disk folder with room" in err and not (tmp_path / "m.gruf").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_the_pages_of_a_mapped_array_do_not_stay_resident():
+    from gruforecast import spill
+
+    def resident_file_mib() -> float:
+        status = Path("/proc/self/status").read_text()
+        return sum(int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith(("RssFile:", "RssShmem:"))) / 1024
+
+    before = resident_file_mib()
+    array = spill.mapped((16 << 20,), np.float64)  # 128 MiB
+    array[:] = 1.0
+    time.sleep(10 * spill.DROP_EVERY)
+    assert resident_file_mib() - before < 32  # its pages were dropped: 128 MiB if not
+    assert array.sum() == 16 << 20  # and read back from the file

@@ -1,0 +1,104 @@
+"""Arrays larger than a process should hold: kept in a temporary file and mapped back,
+so that a large panel costs the pages in use, not its size (issue 18).
+
+An array of at least `SPILL_BYTES` (the panel's values, their scaled copy that training
+cuts windows from, the stored tails) is made in an unlinked file (`O_TMPFILE` in
+`$TMPDIR`: it never shows in the folder and is gone when the process ends, crash
+included) and memory-mapped shared, read and written like any array. Pages read or
+written stay resident only briefly: a daemon thread drops them from this process every
+`DROP_EVERY` seconds (`madvise(MADV_DONTNEED)`; on a shared file mapping that unmaps the
+page, its data stays in the file and the page cache and is faulted back on the next
+read). So the resident size follows what the code touches, a batch of windows or a
+block of series, while the kernel keeps or evicts the file's pages as memory allows.
+`$TMPDIR` must be on a disk: on a tmpfs the pages live in memory anyway.
+
+Smaller arrays are ordinary arrays: nothing changes for the panels most users have.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import tempfile
+import threading
+import time
+import weakref
+
+import numpy as np
+
+from .errors import NoSpaceError
+
+SPILL_BYTES = 64 << 20  # arrays from this size go to disk: 64 MiB, ~8 M float64 points
+DROP_EVERY = 0.02  # seconds: a full pass over a mapped panel touches tens of MiB in that
+
+_maps: weakref.WeakSet = weakref.WeakSet()
+_lock = threading.Lock()
+_dropper: threading.Thread | None = None
+
+
+def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array: mapped from a temporary file from `SPILL_BYTES` on."""
+    dtype = np.dtype(dtype)
+    large = int(np.prod(shape)) * dtype.itemsize >= SPILL_BYTES
+    return mapped(shape, dtype) if large else np.empty(shape, dtype=dtype)
+
+
+def mapped(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An array of zeros in a temporary file, mapped: for parts of a panel that is large
+    as a whole."""
+    dtype = np.dtype(dtype)
+    size = max(1, int(np.prod(shape)) * dtype.itemsize)
+    with tempfile.TemporaryFile() as fh:  # unlinked; the mapping keeps its pages alive
+        try:  # the blocks reserved now: a full disk met later, through the mapping, is a SIGBUS
+            os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise NoSpaceError(f"no space left in {where()!r} for {size / 2**20:.0f} MiB of a "
+                               "panel too large to hold in memory; free space there or set TMPDIR to a disk "
+                               "folder with room") from None
+        buffer = mmap.mmap(fh.fileno(), size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    _watch(buffer)
+    return np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def where() -> str:
+    """The folder of the temporary files."""
+    return tempfile.gettempdir()
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether `array` (or what it views) lives in a file made by `empty`."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    return isinstance(getattr(array, "obj", None), mmap.mmap)  # frombuffer's memoryview
+
+
+def _watch(buffer: mmap.mmap) -> None:
+    global _dropper
+    with _lock:
+        _maps.add(buffer)
+        if _dropper is None:
+            _dropper = threading.Thread(target=_drop_pages, name="gruforecast-spill", daemon=True)
+            _dropper.start()
+
+
+def _forget_dropper() -> None:
+    """In a forked child only the forking thread lives: its first mapping starts its own."""
+    global _dropper
+    _dropper = None
+
+
+os.register_at_fork(after_in_child=_forget_dropper)
+
+
+def _drop_pages() -> None:
+    """Unmap the pages of every live mapping, every `DROP_EVERY` seconds, for good."""
+    while True:
+        time.sleep(DROP_EVERY)
+        for buffer in list(_maps):
+            try:
+                buffer.madvise(mmap.MADV_DONTNEED)
+            except (ValueError, OSError):  # closed meanwhile
+                pass
