@@ -79,6 +79,28 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
         assert np.isfinite(model.predict().frame.forecast).all()
 
 
+def test_two_torchrun_agents_meet_at_one_rendezvous_and_one_of_them_writes(tmp_path):
+    # `--nnodes 2` as on two machines (docs/scale.md), here two agents on one host: the
+    # c10d rendezvous makes one of them rank 0, whichever started first, and it alone writes
+    import subprocess
+
+    _data(tmp_path / "d.csv")
+    agents = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        launcher = (sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                    "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:29538", "--rdzv-id", "job1",
+                    "-m", "gruforecast")
+        cmd = [*launcher, "train", str(tmp_path / "d.csv"), "--horizon", "12", "--epochs", "2", "--hidden-size",
+               "4", "--threads", "1", *NOT_CHOSEN, "--out", str(tmp_path / name / "m.gruf")]
+        agents.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [agent.communicate(timeout=300) for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], [err[-1500:] for _, err in results]
+    written = [sorted(p.name for p in (tmp_path / name).iterdir()) for name in ("a", "b")]
+    assert sorted(written) == [[], ["m-forecast.csv", "m.gruf", "metrics.json", "report.html", "report.md"]]
+    assert "2 processes, " in "".join(out for out, _ in results)
+
+
 def test_a_failing_run_fails_whole_with_our_line(tmp_path):
     _data(tmp_path / "d.csv")
     proc = run_cli("train", tmp_path / "d.csv", "--target", "nope", "--out", tmp_path / "m.gruf",
