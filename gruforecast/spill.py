@@ -27,11 +27,13 @@ import weakref
 
 import numpy as np
 
-from .errors import NoSpaceError
+from .errors import GruForecastError, NoSpaceError
 
 SPILL_BYTES = 64 << 20  # arrays from this size go to disk: 64 MiB, ~8 M float64 points
 DROP_EVERY = 0.02  # seconds: a full pass over a mapped panel touches tens of MiB in that
 
+# POSIX shared mappings whose pages can be dropped (not Windows): elsewhere arrays are held.
+CAN_MAP = hasattr(mmap, "MAP_SHARED") and hasattr(mmap, "MADV_DONTNEED")
 _maps: weakref.WeakSet = weakref.WeakSet()
 _lock = threading.Lock()
 _dropper: threading.Thread | None = None
@@ -41,7 +43,7 @@ def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised array: mapped from a temporary file from `SPILL_BYTES` on."""
     dtype = np.dtype(dtype)
     large = int(np.prod(shape)) * dtype.itemsize >= SPILL_BYTES
-    return mapped(shape, dtype) if large else np.empty(shape, dtype=dtype)
+    return mapped(shape, dtype) if large and CAN_MAP else np.empty(shape, dtype=dtype)
 
 
 def mapped(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -49,18 +51,31 @@ def mapped(shape: tuple[int, ...], dtype) -> np.ndarray:
     as a whole."""
     dtype = np.dtype(dtype)
     size = max(1, int(np.prod(shape)) * dtype.itemsize)
-    with tempfile.TemporaryFile() as fh:  # unlinked; the mapping keeps its pages alive
-        try:  # the blocks reserved now: a full disk met later, through the mapping, is a SIGBUS
-            os.posix_fallocate(fh.fileno(), 0, size)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            raise NoSpaceError(f"no space left in {where()!r} for {size / 2**20:.0f} MiB of a "
-                               "panel too large to hold in memory; free space there or set TMPDIR to a disk "
-                               "folder with room") from None
+    try:
+        fh = tempfile.TemporaryFile()  # unlinked; the mapping keeps its pages alive
+    except OSError as exc:
+        raise GruForecastError(f"cannot make a temporary file in {where()!r} ({exc.strerror}) for a panel too "
+                               "large to hold in memory; set TMPDIR to a writable disk folder") from None
+    with fh:
+        _reserve(fh, size)
         buffer = mmap.mmap(fh.fileno(), size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     _watch(buffer)
     return np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _reserve(fh, size: int) -> None:
+    """Reserve the file's blocks now: a full disk met later, through the mapping, is a
+    SIGBUS. Where the system cannot (macOS; some file systems), a sparse file."""
+    try:
+        os.posix_fallocate(fh.fileno(), 0, size)
+    except AttributeError:
+        fh.truncate(size)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            fh.truncate(size)
+            return
+        raise NoSpaceError(f"no space left in {where()!r} for {size / 2**20:.0f} MiB of a panel too large "
+                           "to hold in memory; free space there or set TMPDIR to a disk folder with room") from None
 
 
 def where() -> str:
@@ -90,7 +105,8 @@ def _forget_dropper() -> None:
     _dropper = None
 
 
-os.register_at_fork(after_in_child=_forget_dropper)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_dropper)
 
 
 def _drop_pages() -> None:

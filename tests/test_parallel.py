@@ -192,6 +192,12 @@ def test_a_panel_too_large_to_hold_is_mapped_from_a_file_with_the_same_forecast(
     code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "parts", *options, "--out", tmp_path / "m.gruf")
     assert code == 1 and err.strip().splitlines()[-1].startswith("gruforecast: error: no space left in ")
     assert "set TMPDIR to a disk folder with room" in err and not (tmp_path / "m.gruf").exists()
+    monkeypatch.setattr(spill.tempfile, "tempdir", str(tmp_path / "missing"))
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "parts", *options, "--out", tmp_path / "m.gruf")
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"gruforecast: error: cannot make a temporary file in '{tmp_path / 'missing'}' (No such file or directory) "
+        "for a panel too large to hold in memory; set TMPDIR to a writable disk folder")
+    assert not (tmp_path / "m.gruf").exists()
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
