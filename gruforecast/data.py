@@ -339,18 +339,19 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
 
 def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
     """Parquet parts that each hold whole series, built one part at a time: each part's
-    table is freed before the next is read, so the peak is the panel and one part, not the
-    whole table as Arrow and pandas at once (100,000 series: 1.5 GB more). None when the
+    table is freed before the next is read, and its values go to a temporary file when the
+    panel is large (`_on_disk`), so the peak is about one part, not the whole table as
+    Arrow and pandas at once (100,000 series: 1.5 GB more). None when the
     parts do not split the panel by series (a series in two parts, as in a table
     partitioned by date; parts that disagree on the columns, the step or the frequency; a
     part that does not build alone): the caller then reads them as one table, the one
     authority on what the data holds."""
     if not all(_reader_for(f) is _read_parquet for f in files):
         return None
-    parts: list[Panel] = []
-    seen: set[str] = set()
     import pyarrow.parquet as pq
 
+    parts: list[Panel] = []
+    seen: set[str] = set()
     rows = sum(pq.read_metadata(f).num_rows for f in files)  # the panel's size, before any part is read
     for f in files:
         try:
