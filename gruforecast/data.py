@@ -332,6 +332,9 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
         points = sum(len(s) for s in panel.series)
         panel.notes.append(f"the values ({points:,} points) are held in a temporary file in "
                            f"{spill.where()!r}, not in memory: the panel is large")
+        if spill.in_memory_folder(spill.where()):
+            panel.notes.append(f"{spill.where()!r} is a tmpfs, whose files are memory: set TMPDIR to a disk "
+                               "folder to hold less")
     hashes = [_file_hash(Path(f)) for f in files]  # each file read once more, whole
     panel.fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
     return panel

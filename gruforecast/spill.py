@@ -83,6 +83,18 @@ def where() -> str:
     return tempfile.gettempdir()
 
 
+def in_memory_folder(folder: str) -> bool:
+    """Whether `folder` is on a tmpfs (Linux's /proc/mounts), where a file's pages are
+    memory: spilling there saves nothing."""
+    try:
+        mounts = [line.split()[1:3] for line in open("/proc/mounts").read().splitlines()]
+    except OSError:
+        return False
+    folder = os.path.realpath(folder)
+    on = [(point, kind) for point, kind in mounts if folder == point or folder.startswith(point.rstrip("/") + "/")]
+    return bool(on) and max(on, key=lambda m: len(m[0]))[1] == "tmpfs"
+
+
 def is_mapped(array: np.ndarray) -> bool:
     """Whether `array` (or what it views) lives in a file made by `empty`."""
     while isinstance(array, np.ndarray):

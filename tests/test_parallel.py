@@ -215,3 +215,14 @@ def test_the_pages_of_a_mapped_array_do_not_stay_resident():
     time.sleep(10 * spill.DROP_EVERY)
     assert resident_file_mib() - before < 32  # its pages were dropped: 128 MiB if not
     assert array.sum() == 16 << 20  # and read back from the file
+
+
+def test_a_temporary_folder_on_a_tmpfs_is_told_apart(monkeypatch, tmp_path):
+    import io
+
+    from gruforecast import spill
+
+    mounts = f"/dev/vda / ext4 rw 0 0\ntmpfs {tmp_path} tmpfs rw 0 0\n"
+    monkeypatch.setattr(spill, "open", lambda path: io.StringIO(mounts), raising=False)
+    assert spill.in_memory_folder(str(tmp_path / "sub"))
+    assert not spill.in_memory_folder(str(tmp_path) + "-sibling") and not spill.in_memory_folder("/srv")
