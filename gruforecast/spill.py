@@ -111,21 +111,24 @@ def _watch(buffer: mmap.mmap) -> None:
             _dropper.start()
 
 
-def _forget_dropper() -> None:
-    """In a forked child only the forking thread lives: its first mapping starts its own."""
-    global _dropper
-    _dropper = None
+def _after_fork() -> None:
+    """In a forked child only the forking thread lives: its first mapping starts its own
+    dropper, and the lock is new (the parent's dropper may have held it at the fork)."""
+    global _dropper, _lock
+    _dropper, _lock = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_forget_dropper)
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _drop_pages() -> None:
     """Unmap the pages of every live mapping, every `DROP_EVERY` seconds, for good."""
     while True:
         time.sleep(DROP_EVERY)
-        for buffer in list(_maps):
+        with _lock:  # not while a mapping is added
+            live = list(_maps)
+        for buffer in live:
             try:
                 buffer.madvise(mmap.MADV_DONTNEED)
             except (ValueError, OSError):  # closed meanwhile

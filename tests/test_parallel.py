@@ -2,6 +2,7 @@
 the model loads and forecasts; a failing run fails whole, with our one line."""
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -226,3 +227,20 @@ def test_a_temporary_folder_on_a_tmpfs_is_told_apart(monkeypatch, tmp_path):
     monkeypatch.setattr(spill, "open", lambda path: io.StringIO(mounts), raising=False)
     assert spill.in_memory_folder(str(tmp_path / "sub"))
     assert not spill.in_memory_folder(str(tmp_path) + "-sibling") and not spill.in_memory_folder("/srv")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_child_drops_its_own_pages():
+    # only the forking thread lives in a child: its first mapping must start a dropper there
+    from gruforecast import spill
+
+    parent = spill.mapped((1 << 20,), np.float64)
+    parent[:] = 2.0
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        child = spill.mapped((1 << 20,), np.float64)
+        child[:] = 3.0
+        time.sleep(5 * spill.DROP_EVERY)
+        alive = spill._dropper is not None and spill._dropper.is_alive()
+        os._exit(0 if alive and child.sum() == 3 << 20 and parent.sum() == 2 << 20 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
