@@ -377,7 +377,7 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
 
 def _large(rows: int, series: list[Series]) -> bool:
     """Whether a panel of `rows` points has values too large to hold (`spill`)."""
-    return spill.CAN_MAP and bool(series) and rows * series[0].values.shape[1] * 8 >= spill.SPILL_BYTES
+    return bool(series) and spill.too_large(rows * series[0].values.shape[1] * 8)
 
 
 def _on_disk(series: list[Series], large: bool) -> list[Series]:

@@ -1,7 +1,7 @@
 """Arrays larger than a process should hold: kept in a temporary file and mapped back,
 so that a large panel costs the pages in use, not its size (issue 18).
 
-An array of at least `SPILL_BYTES` (the panel's values, their scaled copy that training
+An array of at least `SPILL_MIB` (the panel's values, their scaled copy that training
 cuts windows from, the stored tails) is made in an unlinked file (`O_TMPFILE` in
 `$TMPDIR`: it never shows in the folder and is gone when the process ends, crash
 included) and memory-mapped shared, read and written like any array. Pages read or
@@ -13,6 +13,8 @@ block of series, while the kernel keeps or evicts the file's pages as memory all
 `$TMPDIR` must be on a disk: on a tmpfs the pages live in memory anyway.
 
 Smaller arrays are ordinary arrays: nothing changes for the panels most users have.
+`$GRUFORECAST_SPILL_MIB` sets the size (`off`: every array in memory, where memory is
+plenty: the epochs of a mapped panel took up to 1.24x as long, its pages faulted back in).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import weakref
 
 import numpy as np
 
-from .errors import GruForecastError, NoSpaceError
+from .errors import GruForecastError, InputError, NoSpaceError
 
-SPILL_BYTES = 64 << 20  # arrays from this size go to disk: 64 MiB, ~8 M float64 points
+SPILL_MIB = 64  # arrays from this size go to disk: 64 MiB, ~8 M float64 points
+ENV = "GRUFORECAST_SPILL_MIB"  # overrides it; "off": every array in memory (faster epochs)
 DROP_EVERY = 0.02  # seconds: a full pass over a mapped panel touches tens of MiB in that
 
 # POSIX shared mappings whose pages can be dropped (not Windows): elsewhere arrays are held.
@@ -39,11 +42,26 @@ _lock = threading.Lock()
 _dropper: threading.Thread | None = None
 
 
+def too_large(size: int) -> bool:
+    """Whether an array of `size` bytes goes to a temporary file: from `SPILL_MIB` (or
+    $GRUFORECAST_SPILL_MIB) on, where mappings can be dropped."""
+    text = os.environ.get(ENV, "").strip().lower()
+    if text == "off" or not CAN_MAP:
+        return False
+    try:
+        limit = float(text) if text else SPILL_MIB
+    except ValueError:
+        limit = -1.0
+    if not limit >= 0:  # NaN too
+        raise InputError(f"{ENV}={text!r} is not a size in MiB; give a number such as 64, or off")
+    return size >= limit * 2**20
+
+
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised array: mapped from a temporary file from `SPILL_BYTES` on."""
+    """An uninitialised array: mapped from a temporary file when `too_large`."""
     dtype = np.dtype(dtype)
-    large = int(np.prod(shape)) * dtype.itemsize >= SPILL_BYTES
-    return mapped(shape, dtype) if large and CAN_MAP else np.empty(shape, dtype=dtype)
+    large = too_large(int(np.prod(shape)) * dtype.itemsize)
+    return mapped(shape, dtype) if large else np.empty(shape, dtype=dtype)
 
 
 def mapped(shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -173,8 +173,8 @@ def test_a_panel_too_large_to_hold_is_mapped_from_a_file_with_the_same_forecast(
         part.to_parquet(tmp_path / "parts" / f"part-{k}.parquet", index=False)
     options = ("--horizon", "12", "--lookback", "24", "--epochs", "2", "--hidden-size", "4", *NOT_CHOSEN)
     runs = {}
-    for name, limit in (("held", spill.SPILL_BYTES), ("mapped", 0)):
-        monkeypatch.setattr(spill, "SPILL_BYTES", limit)
+    for name, limit in (("held", "off"), ("mapped", "0")):
+        monkeypatch.setenv(spill.ENV, limit)
         panel = load_panel(tmp_path / "parts", DataSpec())
         assert all(spill.is_mapped(s.values) for s in panel.series) == (name == "mapped")
         out = tmp_path / name
@@ -199,6 +199,10 @@ def test_a_panel_too_large_to_hold_is_mapped_from_a_file_with_the_same_forecast(
         f"gruforecast: error: cannot make a temporary file in '{tmp_path / 'missing'}' (No such file or directory) "
         "for a panel too large to hold in memory; set TMPDIR to a writable disk folder")
     assert not (tmp_path / "m.gruf").exists()
+    monkeypatch.setenv(spill.ENV, "lots")
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "parts", *options, "--out", tmp_path / "m.gruf")
+    assert (code, err.strip().splitlines()[-1]) == (
+        2, "gruforecast: error: GRUFORECAST_SPILL_MIB='lots' is not a size in MiB; give a number such as 64, or off")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
