@@ -327,7 +327,7 @@ def load_panel(path: str | Path, spec: DataSpec) -> Panel:
         frame, files = read_data(path, spec)
         panel = build_panel(frame, spec)
         del frame
-        panel.series = _on_disk(panel.series, _large(sum(len(s) for s in panel.series), panel.series))
+        panel.series = _on_disk(panel.series, sum(len(s) for s in panel.series))
     if panel.series and spill.is_mapped(panel.series[0].values):
         points = sum(len(s) for s in panel.series)
         panel.notes.append(f"the values ({points:,} points) are held in a temporary file in "
@@ -363,7 +363,7 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
         except InputError:
             return None
         del frame
-        part.series = _on_disk(part.series, _large(rows, part.series))
+        part.series = _on_disk(part.series, rows)
         ids = [s.id for s in part.series]
         if not seen.isdisjoint(ids) or (parts and _layout(part) != _layout(parts[0])):
             return None
@@ -375,16 +375,12 @@ def _panel_by_parts(files: list[Path], spec: DataSpec) -> Panel | None:
     return _with_calendar(replace(first, series=series, notes=notes))
 
 
-def _large(rows: int, series: list[Series]) -> bool:
-    """Whether a panel of `rows` points has values too large to hold (`spill`)."""
-    return bool(series) and spill.too_large(rows * series[0].values.shape[1] * 8)
-
-
-def _on_disk(series: list[Series], large: bool) -> list[Series]:
-    """`series` with their values moved into one array in a temporary file (`spill`) when
-    the panel is `large`, so that it is held by the pages in use; the loader's arrays are
-    freed with the caller's. The values are the same, bit for bit."""
-    if not large:
+def _on_disk(series: list[Series], rows: int) -> list[Series]:
+    """`series` (all or a part of a panel of `rows` points) with their values moved into
+    one array in a temporary file when the panel's values are too large to hold
+    (`spill.too_large`), so that they are held by the pages in use; the loader's arrays
+    are freed with the caller's. The values are the same, bit for bit."""
+    if not series or not spill.too_large(rows * series[0].values.shape[1] * 8):
         return series
     flat = spill.mapped((sum(len(s) for s in series), series[0].values.shape[1]), np.float64)
     moved, at = [], 0

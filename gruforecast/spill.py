@@ -32,7 +32,7 @@ import numpy as np
 from .errors import GruForecastError, InputError, NoSpaceError
 
 SPILL_MIB = 64  # arrays from this size go to disk: 64 MiB, ~8 M float64 points
-ENV = "GRUFORECAST_SPILL_MIB"  # overrides it; "off": every array in memory (faster epochs)
+ENV = "GRUFORECAST_SPILL_MIB"  # overrides it; "off": every array in memory
 DROP_EVERY = 0.02  # seconds: a full pass over a mapped panel touches tens of MiB in that
 
 # POSIX shared mappings whose pages can be dropped (not Windows): elsewhere arrays are held.
