@@ -26,7 +26,9 @@ Intervals: our rows give the 80% and 95% coverage and the 95% MSIS (M4's, scaled
 in-sample seasonal naive MAE) of the default intervals (conformal: outward CQR), and, on
 a second row, of the same model's quantile head (`--intervals model`: the model file with
 its conformal shifts dropped, forecast in-process through the same `predict` path), so
-the default between the two is chosen by measurement on every set.
+the default between the two is chosen by measurement on every set. Each coverage comes
+with its bootstrap standard error (`coverage_se`: series resampled whole, or blocks of
+origins for one series): the band a coverage can be read to on that set's test part.
 """
 
 from __future__ import annotations
@@ -155,6 +157,35 @@ def interval_scores(forecasts: pd.DataFrame, scales: dict) -> tuple[float, float
     per = forecasts.assign(v=score).groupby("id")["v"].mean()
     msis = float(np.mean([v / scales[sid] for sid, v in per.items()]))
     return cover[0], cover[1], msis
+
+
+def coverage_se(forecasts: pd.DataFrame, h: int, step: int | None, draws: int = 1000) -> tuple[float, float]:
+    """The bootstrap standard error of the 80% and 95% coverage (seeded): clusters of rows
+    resampled whole, the series of a panel, or for one series blocks of origins whose
+    windows overlap (h / step consecutive cutoffs; one cutoff per block for daily
+    origins). A test part's rows are not independent draws (a series' steps, a day's
+    hours), so the binomial error of the row count would flatter it. Resampling series
+    leaves out what they share (the same days), so on panels it is a lower bound.
+    NaN without intervals or with a single cluster."""
+    if "lo-95" not in forecasts.columns:
+        return np.nan, np.nan
+    if forecasts["id"].nunique() > 1 or "cutoff" not in forecasts.columns:
+        cluster = forecasts["id"].astype(str)
+    else:
+        rank = forecasts["cutoff"].rank(method="dense").astype(int) - 1
+        cluster = rank // max(1, -(-h // (step or h)))
+    codes = pd.factorize(cluster)[0]
+    if codes.max() < 1:
+        return np.nan, np.nan
+    y, rng = forecasts["y"].to_numpy(float), np.random.default_rng(0)
+    picks = rng.integers(0, codes.max() + 1, size=(draws, codes.max() + 1))
+    counts = np.bincount(codes).astype(float)
+    out = []
+    for v in (80, 95):
+        hit = (y >= forecasts[f"lo-{v}"].to_numpy(float)) & (y <= forecasts[f"hi-{v}"].to_numpy(float))
+        hits = np.bincount(codes, weights=hit.astype(float))
+        out.append(float(np.std(hits[picks].sum(1) / counts[picks].sum(1))))
+    return out[0], out[1]
 
 
 def mase_scales(history: pd.DataFrame, m: int) -> dict:
@@ -305,13 +336,13 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
             msis_scales = scales
         point = score(merged, "forecast", {"series": 1.0} if t_std is None else scales, proto.metric)
         name = label + (f" {' '.join(EXTRA)}" if EXTRA and label.startswith("gru") else "")
-        rows.append((name, *point, *interval_scores(merged, msis_scales),
+        rows.append((name, *point, *interval_scores(merged, msis_scales), *coverage_se(merged, proto.h, proto.step),
                      seconds if label.startswith("gru") else np.nan, setting if label.startswith("gru") else ""))
         if label.startswith("gru"):
             first = merged
     if with_refs:
         scales = {"series": 1.0} if t_std is None else scales
-        rows += [(m, p, s, np.nan, np.nan, np.nan, secs, note)
+        rows += [(m, p, s, np.nan, np.nan, np.nan, np.nan, np.nan, secs, note)
                  for m, p, s, secs, note in _reference_rows(proto, h_std, full, cols, t_std, scales, freq, first)]
     return rows
 
@@ -421,14 +452,19 @@ def main() -> None:
             try:
                 rows = run_set(proto, args.threads, Path(tmp), not args.no_references)
             except Exception as exc:  # one set failing must not lose the others' rows
-                rows = [("gruforecast defaults", *[np.nan] * 6, f"FAILED: {exc}".replace("\n", " ")[:300])]
+                rows = [("gruforecast defaults", *[np.nan] * 8, f"FAILED: {exc}".replace("\n", " ")[:300])]
             with args.results.open("a") as out:
-                for method, prim, mase, c80, c95, msis, secs, note in rows:
-                    line = (f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {c80:.3f} | "
-                            f"{c95:.3f} | {msis:.4g} | {secs:.1f} | {note} |")
+                for method, prim, mase, c80, c95, msis, se80, se95, secs, note in rows:
+                    line = (f"| {name} | {proto.metric} | {method} | {prim:.4g} | {mase:.4g} | {_cover(c80, se80)} | "
+                            f"{_cover(c95, se95)} | {msis:.4g} | {secs:.1f} | {note} |")
                     line = re.sub(r"\| nan(?= \|)", "| ", line)
                     print(line, flush=True)
                     out.write(line + "\n")
+
+
+def _cover(value: float, se: float) -> str:
+    """A coverage cell: 0.776 (SE .031), the value alone without a standard error."""
+    return f"{value:.3f}" + ("" if np.isnan(se) else f" (SE {se:.3f})".replace("0.", "."))
 
 
 if __name__ == "__main__":
