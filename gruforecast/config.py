@@ -201,6 +201,7 @@ WINDOW_NORMS = ("seasonal", "last", "none")
 WINDOW_SCALES = ("diff", "none")
 INTERVALS = ("conformal", "model")
 KNOWN_MAPS = ("step", "horizon")
+KNOWN_UNITS = ("series", "window")
 SAMPLE_BY = ("window", "series")
 
 
@@ -243,6 +244,12 @@ class ModelConfig:
         "(one linear map from every step's values to every step: a day's whole load profile "
         "sets each hour); the calendar and holidays always go step by step (default: the one with the better validation MASE)",
         absent="step")
+    known_units: str | None = option(
+        None, "the units of the --future-features' correction: series (added in the "
+        "series' scaled units, so a covariate moves the target as much in a calm window as in "
+        "a wild one) or window (multiplied by the window's amplitude, as the GRU's own "
+        "correction); the calendar and holidays always correct in the window's units (default: the "
+        "one with the better validation MASE)", absent="window")
     read_repeating: bool = option(
         True, "the GRU reads, over the lookback, the calendar encodings that repeat alike in "
         "each of its steps when it reads by season (the hour of day, read a day per step: "
@@ -282,6 +289,8 @@ class ModelConfig:
             raise InputError("--quantiles takes at most 99 values and --level at most 49")
         if self.intervals not in INTERVALS:
             raise InputError(f"--intervals {self.intervals!r} is not known; use one of {', '.join(INTERVALS)}")
+        if self.known_units is not None and self.known_units not in KNOWN_UNITS:
+            raise InputError(f"--known-units {self.known_units!r} is not known; use one of {', '.join(KNOWN_UNITS)}")
         if self.known_map is not None and self.known_map not in KNOWN_MAPS:
             raise InputError(f"--known-map {self.known_map!r} is not known; use one of {', '.join(KNOWN_MAPS)}")
         if self.window_norm not in WINDOW_NORMS:

@@ -503,8 +503,9 @@ class TrainRun:
 def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str, tuple]:
     """The choices the defaults make by validation score, each with its candidates:
     `--transform auto` (log only where every value is positive), an unset `--known-map`
-    (step or horizon, where there are future features) and the calendar `--calendar auto`
-    chose (or none; the holiday column stays). A choice with one
+    (step or horizon) and `--known-units` (series or window), both where there are future
+    features, and the calendar `--calendar auto` chose (or none; the holiday column
+    stays). A choice with one
     candidate is decided here, with its reason in `panel.choices`."""
     choices = {}
     if wcfg.transform == "auto":
@@ -514,6 +515,8 @@ def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str
             panel.choices["transform"] = "none: the data is not all positive, so the log is not a candidate"
     if mcfg.known_map is None:
         choices["known_map"] = ("horizon", "step") if panel.spec.future else ("step",)
+    if mcfg.known_units is None:
+        choices["known_units"] = ("series", "window") if panel.spec.future else ("series",)
     if "calendar" in panel.choices and panel.spec.calendar != "none":  # chosen by `--calendar auto`
         choices["calendar"] = (panel.spec.calendar, "none")
     return choices
@@ -523,6 +526,7 @@ def _candidate(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig,
                pick: dict[str, str]) -> tuple[Panel, WindowConfig, ModelConfig]:
     wcfg = replace(wcfg, transform=pick["transform"]) if "transform" in pick else wcfg
     mcfg = replace(mcfg, known_map=pick["known_map"]) if "known_map" in pick else mcfg
+    mcfg = replace(mcfg, known_units=pick["known_units"]) if "known_units" in pick else mcfg
     if pick.get("calendar") == "none":
         panel = conform(panel, replace(panel.spec, calendar="none"))
     return panel, wcfg, mcfg
@@ -534,7 +538,8 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     scored in the data's units on the validation windows, so the candidates are
     comparable; each choice's other candidates are fitted with the choices before it as
     decided and the ones after it at their first candidate (a fit per candidate, not per
-    combination: the transform, the known map and the calendar cost 4 fits, not 8). The
+    combination: the transform, the known map, its units and the calendar cost 5 fits,
+    not 16). The
     test part is not read. Each choice and its reason go to `panel.choices`.
     Returns the kept (forecaster, fit result, windows, validation MASE, panel)."""
     from .evaluate import records_at, scores

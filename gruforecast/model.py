@@ -120,6 +120,12 @@ class GRURegressor(nn.Module):
         # Unresolved (None, before the validation choice in forecaster._fit_candidates): step.
         self.wide = [j for j, c in enumerate(self.known) if c in wide] if cfg.known_map == "horizon" else []
         self.narrow = [j for j in range(len(self.known)) if j not in self.wide]
+        # The step map's inputs (each column's value, then its change) that are future
+        # features, whose share is added in the series' units with `known_units="series"`.
+        # Unresolved (None, before the validation choice): series.
+        theirs = [float(cfg.known_units != "window" and self.known[j] in wide) for j in self.narrow]
+        self.register_buffer("narrow_series", torch.tensor(theirs * 2), persistent=False)
+        self.any_narrow_series = any(theirs)
         self.known_path = None  # (2 F) -> 1, shared by the steps
         self.wide_path = None  # (H 2 F) -> H
         with torch.random.fork_rng(devices=[]):  # the other layers draw as without them
@@ -172,21 +178,31 @@ class GRURegressor(nn.Module):
         z = (x[..., 0] - last) / scale  # (B, L)
         _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)[..., self.read]))  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
-        return base + scale * (self.head(h[-1]) + self._linear(z) + self._ahead(x, future)), h[-1]
+        in_window, in_series = self._ahead(x, future)
+        return base + scale * (self.head(h[-1]) + self._linear(z) + in_window) + in_series, h[-1]
 
-    def _ahead(self, x: Tensor, future: Tensor | None) -> Tensor | float:
-        """(B, H): each step's correction from its known columns `future` (B, H, F)."""
+    def _ahead(self, x: Tensor, future: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
+        """(B, H) twice: each step's correction from its known columns `future` (B, H, F),
+        the part in the window's units and the part in the series' (`--known-units
+        series`: the future features' share of the maps; the calendar's stays in the
+        window's units, where it measured better)."""
         if not self.known:
-            return 0.0
+            return 0.0, 0.0
         if future is None or future.shape[1:] != (self.horizon, len(self.known)):
             raise ValueError(f"this model needs its {len(self.known)} known-future columns over {self.horizon} steps")
         values = torch.stack([future, future - self._at_base(x)[..., self.known]], -2)  # (B, H, 2, F)
-        out = 0.0
-        if self.narrow:  # (B, H, 2 F') -> (B, H)
-            out = self.known_path(values[..., self.narrow].flatten(2)).squeeze(-1)
-        if self.wide:  # (B, H 2 F') -> (B, H)
-            out = out + self.wide_path(values[..., self.wide].flatten(1))
-        return out
+        in_window, in_series = 0.0, 0.0
+        if self.narrow:  # (B, H, 2 F') -> (B, H): the map is linear, so it splits by input
+            v, path = values[..., self.narrow].flatten(2), self.known_path
+            theirs = self.narrow_series.to(v.dtype)
+            in_window = nn.functional.linear(v, path.weight * (1 - theirs), path.bias).squeeze(-1)
+            if self.any_narrow_series:
+                in_series = nn.functional.linear(v, path.weight * theirs).squeeze(-1)
+        if self.wide:  # (B, H 2 F') -> (B, H): the future features alone
+            out = self.wide_path(values[..., self.wide].flatten(1))
+            in_series, in_window = (in_series + out, in_window) if self.cfg.known_units != "window" else \
+                (in_series, in_window + out)
+        return in_window, in_series
 
     def point_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the quantile head's: clipped on their own (`train.fit`), so

@@ -171,6 +171,43 @@ def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map, column
         assert torch.equal(later, torch.zeros_like(later))
 
 
+@pytest.mark.parametrize("known_map", ["step", "horizon"])
+@pytest.mark.parametrize("units", ["series", "window"])
+def test_the_future_features_correct_in_the_series_units_or_the_windows(units, known_map):
+    """`--known-units series` (the default) adds the future features' correction in the
+    series' scaled units: the same change of a covariate moves the forecast by the same
+    amount whether the window is calm or wild. `window` multiplies it by the window's
+    amplitude, as the GRU's own correction; the calendar's correction is always so."""
+    import torch
+
+    from gruforecast.config import ModelConfig
+    from gruforecast.model import GRURegressor
+
+    assert ModelConfig().known_units is None  # chosen by validation where there are future features
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden_size=4, known_units=units, known_map=known_map, second_season=0, level=())
+    # column 1 a future feature, column 2 a calendar column
+    model = GRURegressor(cfg, n_inputs=3, lookback=24, horizon=H, season=24, known=(1, 2), ahead_only=(1,),
+                         wide=(1,))
+    x = torch.randn(1, 24, 3)
+    wild = x.clone()
+    wild[..., 0] = x[..., 0] * 3  # three times the amplitude, the same known columns
+    future = torch.zeros(1, H, 2)
+    with torch.no_grad():
+        for path in (model.known_path, model.wide_path):
+            if path is not None:
+                torch.nn.init.normal_(path.weight)
+        ratio = (model.window_scale_of(wild) / model.window_scale_of(x)).item()
+        assert ratio == pytest.approx(3.0, rel=1e-5)
+        for column in (0, 1):  # the future feature, the calendar
+            moved = future.clone()
+            moved[..., column] = 1.0
+            effect = [(model(w, moved) - model(w, future))[0, :, 0] for w in (x, wild)]
+            assert effect[0].abs().min() > 1e-3
+            expected = effect[0] if units == "series" and column == 0 else effect[0] * ratio
+            torch.testing.assert_close(effect[1], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_the_known_map_is_chosen_by_validation_where_there_are_future_features():
     """Unset, `--known-map` is a candidate choice (like `--transform auto`): a fit with each
     map, the better validation MASE kept, the reason in the choices; given, it is kept;
