@@ -208,10 +208,11 @@ def test_the_future_features_correct_in_the_series_units_or_the_windows(units, k
             torch.testing.assert_close(effect[1], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_the_known_map_is_chosen_by_validation_where_there_are_future_features():
-    """Unset, `--known-map` is a candidate choice (like `--transform auto`): a fit with each
-    map, the better validation MASE kept, the reason in the choices; given, it is kept;
-    without future features there is nothing to choose (step, no fit more)."""
+def test_the_known_map_and_units_are_chosen_by_validation_where_there_are_future_features():
+    """Unset, `--known-map` and `--known-units` are candidate choices (like `--transform
+    auto`): a fit with each, the better validation MASE kept, the reason in the choices;
+    given, they are kept; without future features there is nothing to choose (step and
+    series, no fit more)."""
     import re
 
     panel = build_panel(_frame(), SPEC)
@@ -224,10 +225,17 @@ def test_the_known_map_is_chosen_by_validation_where_there_are_future_features()
     assert {chosen, loser} == {"step", "horizon"} and float(best) <= float(other)
     assert run.forecaster.model_cfg.known_map == chosen
     assert (run.forecaster.model.wide_path is not None) == (chosen == "horizon")
-    given = train_run(build_panel(_frame(), SPEC), **options, known_map="step")
-    assert "known_map" not in given.report["choices"] and given.forecaster.model.wide_path is None
+    # the units, chosen after the map, the same way
+    why = run.report["choices"]["known_units"]
+    found = re.fullmatch(r"(series|window): validation MASE ([\d.]+), against ([\d.]+) with (series|window)", why)
+    assert found, why
+    assert run.forecaster.model_cfg.known_units == found.group(1) and float(found.group(2)) <= float(found.group(3))
+    given = train_run(build_panel(_frame(), SPEC), **options, known_map="step", known_units="window")
+    assert not {"known_map", "known_units"} & set(given.report["choices"])
+    assert given.forecaster.model.wide_path is None and given.forecaster.model_cfg.known_units == "window"
     plain = train_run(build_panel(_frame(), DataSpec(target="y", time_col="time", id_col="id")), **options)
-    assert "known_map" not in plain.report["choices"] and plain.forecaster.model_cfg.known_map == "step"
+    assert not {"known_map", "known_units"} & set(plain.report["choices"])
+    assert plain.forecaster.model_cfg.known_map == "step" and plain.forecaster.model_cfg.known_units == "series"
 
 
 def test_a_calendar_the_defaults_chose_is_weighed_against_none_and_the_panel_conforms():
