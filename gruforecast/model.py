@@ -172,7 +172,8 @@ class GRURegressor(nn.Module):
         """(B, H) the point forecast and (B, hidden) the GRU's last state."""
         if self.cfg.window_norm == "none":
             _, h = self.gru(self._steps(x[..., self.read]))
-            return self.head(h[-1]) + self._linear(x[..., 0]) + self._ahead(x, future), h[-1]
+            in_window, in_series = self._ahead(x, future)  # no window scale: the same units
+            return self.head(h[-1]) + self._linear(x[..., 0]) + in_window + in_series, h[-1]
         last = x[:, -1:, 0]  # (B, 1)
         scale = self.window_scale_of(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
