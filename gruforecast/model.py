@@ -79,7 +79,9 @@ class GRURegressor(nn.Module):
     instead go through one map from every step's values to every step (the whole day's
     load profile sets each hour, as in LEAR, the electricity-price regression), the
     calendar still through the step map. Both start at zero: the model starts as the one
-    without them. The GRU
+    without them. With `known_units="series"` the future features' share of either map is
+    added in the series' scaled units rather than multiplied by the window's amplitude (the
+    same covariate change moves the target alike in a calm window and a wild one). The GRU
     reads the calendar columns over the lookback too, and not the future features
     (`ahead_only`): reading their past overfit (docs/model.md, Covariates).
     `reads`: the member reads only the last `reads` steps of each window it is given (an
@@ -201,8 +203,10 @@ class GRURegressor(nn.Module):
                 in_series = nn.functional.linear(v, path.weight * theirs).squeeze(-1)
         if self.wide:  # (B, H 2 F') -> (B, H): the future features alone
             out = self.wide_path(values[..., self.wide].flatten(1))
-            in_series, in_window = (in_series + out, in_window) if self.cfg.known_units != "window" else \
-                (in_series, in_window + out)
+            if self.cfg.known_units == "window":
+                in_window = in_window + out
+            else:
+                in_series = in_series + out
         return in_window, in_series
 
     def point_parameters(self) -> list[nn.Parameter]:
