@@ -151,12 +151,18 @@ def interval_scores(forecasts: pd.DataFrame, scales: dict) -> tuple[float, float
     if "lo-95" not in forecasts.columns:
         return np.nan, np.nan, np.nan
     y = forecasts["y"].to_numpy(float)
-    cover = [float(np.mean((y >= forecasts[f"lo-{v}"]) & (y <= forecasts[f"hi-{v}"]))) for v in (80, 95)]
+    cover = [float(np.mean(_covered(forecasts, v))) for v in (80, 95)]
     lo, hi, a = forecasts["lo-95"].to_numpy(float), forecasts["hi-95"].to_numpy(float), 0.05
     score = (hi - lo) + 2 / a * np.maximum(lo - y, 0) + 2 / a * np.maximum(y - hi, 0)
     per = forecasts.assign(v=score).groupby("id")["v"].mean()
     msis = float(np.mean([v / scales[sid] for sid, v in per.items()]))
     return cover[0], cover[1], msis
+
+
+def _covered(forecasts: pd.DataFrame, level: int) -> np.ndarray:
+    """Whether each row's actual lies inside its `level`% interval."""
+    y = forecasts["y"].to_numpy(float)
+    return (y >= forecasts[f"lo-{level}"].to_numpy(float)) & (y <= forecasts[f"hi-{level}"].to_numpy(float))
 
 
 def coverage_se(forecasts: pd.DataFrame, h: int, step: int | None, draws: int = 1000) -> tuple[float, float]:
@@ -177,13 +183,11 @@ def coverage_se(forecasts: pd.DataFrame, h: int, step: int | None, draws: int = 
     codes = pd.factorize(cluster)[0]
     if codes.max() < 1:
         return np.nan, np.nan
-    y, rng = forecasts["y"].to_numpy(float), np.random.default_rng(0)
-    picks = rng.integers(0, codes.max() + 1, size=(draws, codes.max() + 1))
+    picks = np.random.default_rng(0).integers(0, codes.max() + 1, size=(draws, codes.max() + 1))
     counts = np.bincount(codes).astype(float)
     out = []
     for v in (80, 95):
-        hit = (y >= forecasts[f"lo-{v}"].to_numpy(float)) & (y <= forecasts[f"hi-{v}"].to_numpy(float))
-        hits = np.bincount(codes, weights=hit.astype(float))
+        hits = np.bincount(codes, weights=_covered(forecasts, v).astype(float))
         out.append(float(np.std(hits[picks].sum(1) / counts[picks].sum(1))))
     return out[0], out[1]
 
@@ -464,7 +468,7 @@ def main() -> None:
 
 def _cover(value: float, se: float) -> str:
     """A coverage cell: 0.776 (SE .031), the value alone without a standard error."""
-    return f"{value:.3f}" + ("" if np.isnan(se) else f" (SE {se:.3f})".replace("0.", "."))
+    return f"{value:.3f}" + ("" if np.isnan(se) else f" (SE {format(se, '.3f').lstrip('0')})")
 
 
 if __name__ == "__main__":

@@ -525,8 +525,7 @@ def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str
 def _candidate(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig,
                pick: dict[str, str]) -> tuple[Panel, WindowConfig, ModelConfig]:
     wcfg = replace(wcfg, transform=pick["transform"]) if "transform" in pick else wcfg
-    mcfg = replace(mcfg, known_map=pick["known_map"]) if "known_map" in pick else mcfg
-    mcfg = replace(mcfg, known_units=pick["known_units"]) if "known_units" in pick else mcfg
+    mcfg = replace(mcfg, **{name: pick[name] for name in ("known_map", "known_units") if name in pick})
     if pick.get("calendar") == "none":
         panel = conform(panel, replace(panel.spec, calendar="none"))
     return panel, wcfg, mcfg

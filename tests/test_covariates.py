@@ -174,8 +174,8 @@ def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map, column
 @pytest.mark.parametrize("known_map", ["step", "horizon"])
 @pytest.mark.parametrize("units", ["series", "window"])
 def test_the_future_features_correct_in_the_series_units_or_the_windows(units, known_map):
-    """`--known-units series` (the default) adds the future features' correction in the
-    series' scaled units: the same change of a covariate moves the forecast by the same
+    """`--known-units series` adds the future features' correction in the series' scaled
+    units: the same change of a covariate moves the forecast by the same
     amount whether the window is calm or wild. `window` multiplies it by the window's
     amplitude, as the GRU's own correction; the calendar's correction is always so."""
     import torch
