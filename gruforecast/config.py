@@ -368,6 +368,10 @@ class TrainConfig:
         "window", "how an epoch draws its training windows: window (every window alike, so a "
         "long series weighs more) or series (a series, then one of its windows: every series "
         "alike, as the per-series metrics weigh them)", absent="window")
+    weight_decay: float = option(
+        0.0, "AdamW's decoupled weight decay on the point forecast's weights (not the quantile "
+        "head's): zero weights are the base forecast (the seasonal naive) and no covariate "
+        "effect, so decay shrinks the network's corrections towards them", absent=0.0, least=0.0, most=10.0)
     ema_epochs: float = option(
         1.0, "the weights scored, kept and written are an exponential moving average of the "
         "trained ones over about this many epochs (Polyak averaging: steadier than the last "

@@ -108,7 +108,12 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     # The linear scaling rule (Goyal et al. 2017): a step of data-parallel training sees
     # `ranks` batches; at the single process's rate the same epochs trained less (benchmarks/scale.py).
     params = [p for m in mine for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr * ranks if data_parallel else cfg.lr)
+    # Decay shrinks the point forecast's weights towards zero, the base forecast; the
+    # quantile head's towards zero would pull every band to its initial width instead.
+    point = {id(p) for m in mine for p in m.point_parameters()}
+    groups = [{"params": [p for p in params if id(p) in point], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if id(p) not in point], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr * ranks if data_parallel else cfg.lr)
     result, best, best_state, since_best, ema = FitResult(), math.inf, None, 0, None
     if ranks > 1:
         sync = ("the gradients averaged at every step (DistributedDataParallel)" if cfg.average_every == 1
