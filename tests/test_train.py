@@ -158,3 +158,26 @@ def test_the_average_is_scored_and_kept_while_the_weights_train_on():
     assert [h.val_loss for h in averaged.fit.history] != [h.val_loss for h in plain.fit.history]
     kept = [r.forecaster.model.state_dict() for r in (plain, averaged)]
     assert not any(torch.allclose(kept[0][k], kept[1][k]) for k in kept[0] if "weight" in k)
+
+
+def test_weight_decay_shrinks_the_point_weights_and_spares_the_quantile_head():
+    """--weight-decay is AdamW's decoupled decay: zero leaves training exactly as Adam's
+    (the default's losses to the digit); a strong decay shrinks the point forecast's
+    weights (towards the base forecast) but not the quantile head's, whose gradient never
+    reaches the point weights."""
+    panel = _sine_panel()
+    options = {"epochs": 4, "patience": 4, "full_refit": False, "lr": 0.01, "ema_epochs": 0.0, "ensemble": 1}
+    default, zero, decayed = (_train(panel, **options), _train(panel, weight_decay=0.0, **options),
+                              _train(panel, weight_decay=5.0, **options))
+    assert [h.train_loss for h in zero.fit.history] == [h.train_loss for h in default.fit.history]
+
+    def norms(run):
+        model = run.forecaster.model
+        spread = {id(p) for p in model.spread.parameters()}
+        point = torch.cat([p.detach().flatten() for p in model.point_parameters()]).norm().item()
+        head = torch.cat([p.detach().flatten() for p in model.parameters() if id(p) in spread]).norm().item()
+        return point, head
+
+    (point0, head0), (point5, head5) = norms(zero), norms(decayed)
+    assert point5 < 0.7 * point0
+    assert head5 > 0.7 * head0
