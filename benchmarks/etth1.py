@@ -79,7 +79,7 @@ def main() -> None:
     # --base-seasons 7 --linear-path: for 96 steps (4 seasons) ahead, a week's mean day as the
     # base and DLinear's linear map beside the GRU (docs/model.md); off in the product's defaults.
     add_model_options(parser, lookback=336, hidden_size=64, batch_size=256, lr=1e-3, epochs=15,
-                      windows_per_epoch=20_000, window_norm="seasonal", window_scale="diff",
+                      windows_per_epoch=20_000, points_per_epoch=0, window_norm="seasonal", window_scale="diff",
                       base_seasons=7, linear_path=True, second_season=0, by_season=True, loss="mse", seed=0,
                       level="80,95", full_refit=True)
     parser.add_argument("--only", help="one setting, e.g. M96")

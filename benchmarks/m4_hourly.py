@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # --second-season 168: the week, blended into the daily seasonal base (docs/model.md)
     add_model_options(parser, lookback=168, hidden_size=64, batch_size=256, lr=2e-3, epochs=40,
-                      windows_per_epoch=40_000, window_norm="seasonal", window_scale="diff", base_seasons=1,
+                      windows_per_epoch=40_000, points_per_epoch=0, window_norm="seasonal", window_scale="diff", base_seasons=1,
                       linear_path=False, second_season=168, by_season=True, loss="mae", transform="log", ensemble=5, seed=0,
                       level="80,95", intervals="conformal")
     parser.add_argument("--cli", action="store_true", help="also run it through the CLI and compare")

@@ -340,8 +340,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
                       inputs=(job.data, job.model, *((future,) if future else ())))
     retrain = needs_retrain(job)
     if retrain:
-        panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg,
-                                    windows_per_epoch=job.train.windows_per_epoch)
+        panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg, tcfg=job.train)
         run = train(panel, wcfg, mcfg, job.train)
         new_score = validation_score(run.forecaster, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]

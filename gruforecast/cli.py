@@ -91,8 +91,7 @@ def _setup(o: dict):
     spec, wcfg, mcfg, tcfg = build_configs(o, DataSpec, WindowConfig, ModelConfig, TrainConfig)
     _threads(o["threads"])
     pick_device(o["device"])
-    panel, wcfg, mcfg = resolve(load_panel(o["data"], spec), wcfg, mcfg,
-                                windows_per_epoch=tcfg.windows_per_epoch)
+    panel, wcfg, mcfg = resolve(load_panel(o["data"], spec), wcfg, mcfg, tcfg=tcfg)
     for note in panel.notes:
         _log(note)
     _log(f"{len(panel.series)} series, {sum(len(s) for s in panel.series)} points, freq "

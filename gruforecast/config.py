@@ -364,6 +364,11 @@ class TrainConfig:
         20_000, "train on this many randomly drawn windows per epoch (all when there are "
         "fewer): an epoch's time is bounded whatever the panel's size", absent=None, least=1,
         most=1_000_000_000)
+    points_per_epoch: int | None = option(
+        4_000_000, "an epoch reads at most this many points, windows x lookback: fewer windows "
+        "than --windows-per-epoch where the lookback is long (4,000,000 is 20,000 windows up to "
+        "a lookback of 200), so an epoch's time is bounded whatever the lookback; 0: no bound",
+        absent=None, least=0, most=10**12)
     sample_by: str = option(
         "window", "how an epoch draws its training windows: window (every window alike, so a "
         "long series weighs more) or series (a series, then one of its windows: every series "
@@ -396,6 +401,13 @@ class TrainConfig:
             raise InputError(f"--sample-by {self.sample_by!r} is not known; use one of {', '.join(SAMPLE_BY)}")
         if self.loss not in LOSSES:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
+
+    def epoch_windows(self, lookback: int) -> int | None:
+        """The windows an epoch draws at most (None: all): `windows_per_epoch`, fewer where
+        `points_per_epoch` / lookback is less."""
+        caps = [cap for cap in (self.windows_per_epoch,
+                                self.points_per_epoch and max(1, self.points_per_epoch // lookback)) if cap]
+        return min(caps) if caps else None
 
 
 def options_markdown(*classes) -> str:

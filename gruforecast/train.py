@@ -122,8 +122,9 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
                             f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = (_series_order(rng, windows.train, cfg.windows_per_epoch) if cfg.sample_by == "series"
-                 else _epoch_order(rng, len(windows.train), cfg.windows_per_epoch))
+        drawn = cfg.epoch_windows(windows.lookback)
+        order = (_series_order(rng, windows.train, drawn) if cfg.sample_by == "series"
+                 else _epoch_order(rng, len(windows.train), drawn))
         if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
             # out): the same number of batches, so no rank waits in an all-reduce its peers never join
             order = order[: len(order) // ranks * ranks][rank::ranks]

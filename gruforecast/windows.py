@@ -118,7 +118,7 @@ MAX_MEMBERS = 5
 
 
 def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
-            check: bool = True, windows_per_epoch: int | None = TrainConfig.windows_per_epoch,
+            check: bool = True, tcfg: TrainConfig = TrainConfig(),
             ) -> tuple[Panel, WindowConfig, ModelConfig]:
     """Fill in what `cfg` and `mcfg` leave to the data, apply `short_series`, check lengths.
 
@@ -169,7 +169,7 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
         why["short_series"] = (f"pad: {padded} of {len(panel.series)} series are shorter than lookback + "
                                "horizon after their held-out parts; their windows are padded, with a mask")
     if mcfg.ensemble is None:
-        mcfg = replace(mcfg, ensemble=_members(panel, cfg, windows_per_epoch, why))
+        mcfg = replace(mcfg, ensemble=_members(panel, cfg, tcfg.epoch_windows(cfg.lookback), why))
     if check:
         check_lengths(panel, cfg)
     return panel, cfg, mcfg

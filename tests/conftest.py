@@ -59,5 +59,5 @@ def train_run(panel, **options):
     unknown = set(options) - {f.name for c in classes for f in fields(c)}
     assert not unknown, unknown
     wcfg, mcfg, tcfg = build_configs(options, *classes)
-    panel, wcfg, mcfg = resolve(panel, wcfg, mcfg, windows_per_epoch=tcfg.windows_per_epoch)
+    panel, wcfg, mcfg = resolve(panel, wcfg, mcfg, tcfg=tcfg)
     return train(panel, wcfg, mcfg, tcfg)

@@ -181,3 +181,20 @@ def test_weight_decay_shrinks_the_point_weights_and_spares_the_quantile_head():
     (point0, head0), (point5, head5) = norms(zero), norms(decayed)
     assert point5 < 0.7 * point0
     assert head5 > 0.7 * head0
+
+
+def test_an_epoch_reads_at_most_points_per_epoch():
+    """--points-per-epoch bounds windows x lookback: fewer windows than --windows-per-epoch
+    where the lookback is long; 0 (or a model file written before it) leaves the window cap
+    alone, and the ensemble's budget counts the windows an epoch really draws."""
+    from gruforecast.config import TrainConfig
+    from gruforecast.windows import WindowConfig, resolve
+
+    default = TrainConfig()
+    assert default.epoch_windows(845) == 4_733 and default.epoch_windows(168) == 20_000
+    assert TrainConfig(points_per_epoch=0).epoch_windows(845) == 20_000
+    assert TrainConfig(points_per_epoch=None, windows_per_epoch=None).epoch_windows(845) is None
+    assert TrainConfig(points_per_epoch=10).epoch_windows(845) == 1
+    panel = _sine_panel()
+    resolve(panel, WindowConfig(lookback=48, horizon=12, season=24), tcfg=TrainConfig(points_per_epoch=480))
+    assert "(10 windows x lookback 48)" in panel.choices["ensemble"]
