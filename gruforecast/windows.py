@@ -118,7 +118,7 @@ MAX_MEMBERS = 5
 
 
 def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
-            check: bool = True, tcfg: TrainConfig = TrainConfig(),
+            check: bool = True, tcfg: TrainConfig | None = None,
             ) -> tuple[Panel, WindowConfig, ModelConfig]:
     """Fill in what `cfg` and `mcfg` leave to the data, apply `short_series`, check lengths.
 
@@ -128,7 +128,7 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     of sub-daily data, the year of daily data) is used where the median series' training
     part holds two of them; the lookback is the longest of 2 seasons, 2 horizons and the
     second season (without padding, shortened to fit the shortest series)."""
-    mcfg = mcfg or ModelConfig()
+    mcfg, tcfg = mcfg or ModelConfig(), tcfg or TrainConfig()
     season, second = cfg.season, mcfg.second_season
     why = panel.choices
     if season is None or second is None:
