@@ -1,4 +1,4 @@
-"""The training loop: Adam, gradient clipping, a moving average of the weights, early stopping
+"""The training loop: Adam (AdamW with --weight-decay), gradient clipping, a moving average of the weights, early stopping
 with the best weights restored.
 
 Holds `TrainConfig` (the optimiser settings) and `fit`. Progress is reported through a callback, one `EpochLog`
@@ -121,8 +121,8 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         result.processes = (f"{ranks} processes, {len(members)} members spread over them" if by_member else
                             f"{ranks} processes, data-parallel: learning rate {ranks} x {cfg.lr:g}, {sync}")
     start = time.perf_counter()
+    drawn = cfg.epoch_windows(windows.lookback)  # windows an epoch draws at most
     for epoch in range(1, cfg.epochs + 1):
-        drawn = cfg.epoch_windows(windows.lookback)
         order = (_series_order(rng, windows.train, drawn) if cfg.sample_by == "series"
                  else _epoch_order(rng, len(windows.train), drawn))
         if not by_member:  # dealt out, as many windows on every rank (at most ranks - 1 left
