@@ -538,7 +538,8 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     comparable; each choice's other candidates are fitted with the choices before it as
     decided and the ones after it at their first candidate (a fit per candidate, not per
     combination: the transform, the known map, its units and the calendar cost 5 fits,
-    not 16). The
+    not 16). Where a later choice moved off its first candidate, the choices before it
+    are made once more under the final picks (a fit more for each). The
     test part is not read. Each choice and its reason go to `panel.choices`.
     Returns the kept (forecaster, fit result, windows, validation MASE, panel)."""
     from .evaluate import records_at, scores
@@ -577,7 +578,8 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         for name in undecided:
             panel.choices[name] = f"{pick[name]}: no validation windows to compare the candidates on"
         return kept(pick)
-    for name in undecided:
+    def decide(name: str) -> None:
+        nonlocal fits
         score = {option: fitted({**pick, name: option})[3] for option in choices[name]}
         best = min(score, key=score.get)
         other = next(o for o in choices[name] if o != best)
@@ -586,6 +588,14 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         # The candidates not kept are never asked for again: their windows (the panel,
         # scaled) go now, not after the last choice.
         fits = {key: fit for key, fit in fits.items() if key == tuple(pick.items())}
+
+    for name in undecided:
+        decide(name)
+    # Each choice was made with the ones after it at their first candidate; where a later
+    # one moved, the choices before it are made again under the final picks (one sweep more).
+    moved = [i for i, name in enumerate(undecided) if pick[name] != choices[name][0]]
+    for name in undecided[:max(moved, default=0)]:
+        decide(name)
     return kept(pick)
 
 

@@ -238,6 +238,36 @@ def test_the_known_map_and_units_are_chosen_by_validation_where_there_are_future
     assert plain.forecaster.model_cfg.known_map == "step" and plain.forecaster.model_cfg.known_units == "series"
 
 
+def test_a_choice_is_made_again_when_a_later_one_moves(monkeypatch):
+    """The choices are made one after another, each with the later ones at their first
+    candidate; where a later one moves (here the map, to step), the earlier ones are made
+    again under the final picks. The validation MASE of each candidate is set here (the fits
+    are real): under the horizon map no transform wins, under the step map the log does."""
+    from gruforecast import evaluate, forecaster
+
+    fitted, real_fit, real_scores = [], forecaster.Forecaster.fit, evaluate.scores
+    table = {("none", "horizon", "series"): 1.0, ("log", "horizon", "series"): 1.1,
+             ("none", "step", "series"): 0.9, ("none", "step", "window"): 0.95, ("log", "step", "series"): 0.8}
+
+    def fit(self, *args, **kwargs):
+        fitted.append((self.window_cfg.transform, self.model_cfg.known_map, self.model_cfg.known_units))
+        return real_fit(self, *args, **kwargs)
+
+    def scores(records, name):
+        return {**real_scores(records, name), "mase": table.get(fitted[-1], 2.0)}
+
+    monkeypatch.setattr(forecaster.Forecaster, "fit", fit)
+    monkeypatch.setattr(evaluate, "scores", scores)
+    frame = _frame().assign(y=lambda f: f["y"] + 100.0)  # positive: the log is a candidate
+    spec = replace(SPEC, calendar="none")
+    run = train_run(build_panel(frame, spec), horizon=H, lookback=24, epochs=1, hidden_size=4, seed=0, level=(),
+                    ensemble=1, full_refit=False)
+    assert fitted == [("none", "horizon", "series"), ("log", "horizon", "series"), ("none", "step", "series"),
+                      ("none", "step", "window"), ("log", "step", "series")]
+    assert run.report["choices"]["transform"] == "log: validation MASE 0.8, against 0.9 with none"
+    assert run.forecaster.window_cfg.transform == "log" and run.forecaster.model_cfg.known_map == "step"
+
+
 def test_a_calendar_the_defaults_chose_is_weighed_against_none_and_the_panel_conforms():
     """`--calendar auto`'s encodings are a candidate choice (against none) on the
     validation windows; the model stores the chosen calendar and reads a panel built with
