@@ -3,7 +3,7 @@ and the future file that gives the user's `--future-features` for the forecast s
 
 A panel's value columns are, in this order (`DataSpec.value_columns` then `derived`):
 the target, the past-only `--features`, the `--future-features`, the `--static-features`,
-then the derived columns (calendar encodings, the holiday indicator). The known-future
+then the derived columns (calendar encodings, the holiday indicator and its ramps). The known-future
 ones (`DataSpec.known`: future features and derived columns) are read by the model over
 the lookback and over the forecast steps; past features only before the origin.
 
@@ -94,16 +94,20 @@ def cycle_steps(encoding: str, freq: str) -> int | None:
     return int(steps) if steps == int(steps) else None
 
 
-def derived_names(calendar: tuple[str, ...], holidays: str | None) -> tuple[str, ...]:
+def derived_names(calendar: tuple[str, ...], holidays: str | None, window: int = 0) -> tuple[str, ...]:
     names = tuple(f"{c}_{f}" for c in calendar for f in ("sin", "cos"))
-    return names + (("holiday",) if holidays else ())
+    if not holidays:
+        return names
+    return names + ("holiday",) + (("holiday_ahead", "holiday_behind") if window else ())
 
 
 def derived_values(times: pd.Index, calendar: tuple[str, ...], holidays: str | None,
-                   tz: str | None = None) -> np.ndarray:
+                   tz: str | None = None, window: int = 0) -> np.ndarray:
     """(n, D) the derived columns at `times`: cyclic calendar encodings, then 1.0 on a
-    holiday of `holidays` (COUNTRY or COUNTRY-SUBDIVISION) and 0.0 elsewhere. With `tz`
-    the timestamps are UTC and read in that zone (a Melbourne holiday starts at 13:00 UTC)."""
+    holiday of `holidays` (COUNTRY or COUNTRY-SUBDIVISION) and 0.0 elsewhere, and with a
+    `window` of days, how near the next holiday and the last one are (`holiday_ramps`).
+    With `tz` the timestamps are UTC and read in that zone (a Melbourne holiday starts at
+    13:00 UTC)."""
     times = pd.DatetimeIndex(times)
     if tz:
         times = times.tz_localize("UTC").tz_convert(tz).tz_localize(None)
@@ -112,9 +116,29 @@ def derived_values(times: pd.Index, calendar: tuple[str, ...], holidays: str | N
         angle = 2 * np.pi * np.asarray(CALENDAR[name][1](times), dtype=np.float64)
         cols += [np.sin(angle), np.cos(angle)]
     if holidays:
-        days = holiday_calendar(holidays, tuple(range(times.year.min(), times.year.max() + 1)))
+        # a year either side, so the days before the first holiday of the data see the one before
+        years = tuple(range(times.year.min() - bool(window), times.year.max() + 1 + bool(window)))
+        days = holiday_calendar(holidays, years)
         cols.append(np.asarray(times.normalize().isin(days), dtype=np.float64))
+        if window:
+            cols += holiday_ramps(times.normalize(), days, window)
     return np.stack(cols, axis=1) if cols else np.zeros((len(times), 0))
+
+
+def holiday_ramps(dates: pd.DatetimeIndex, days: pd.DatetimeIndex, window: int) -> list[np.ndarray]:
+    """Two columns: 1 - (days to the next holiday) / window and 1 - (days since the last
+    one) / window, floored at 0 (1 on a holiday, 0 a window or more away). The indicator
+    marks the day; these mark the days around it, which a holiday moves too (the week
+    between Christmas and New Year, the Friday after a Thursday holiday)."""
+    d = dates.values.astype("datetime64[D]").astype(np.int64)
+    h = days.values.astype("datetime64[D]").astype(np.int64)
+    if len(h) == 0:
+        return [np.zeros(len(d)), np.zeros(len(d))]
+    at = np.searchsorted(h, d)  # the first holiday on or after each date
+    to_next = np.where(at < len(h), h[np.minimum(at, len(h) - 1)] - d, window)
+    after = np.searchsorted(h, d, side="right") - 1  # the last holiday on or before
+    since = np.where(after >= 0, d - h[np.maximum(after, 0)], window)
+    return [np.clip(1 - to_next / window, 0, 1), np.clip(1 - since / window, 0, 1)]
 
 
 @functools.lru_cache(maxsize=64)

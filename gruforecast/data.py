@@ -62,6 +62,10 @@ class DataSpec:
     holidays: str | None = option(
         None, "public holidays of COUNTRY[-SUBDIVISION] (e.g. FR, AU-VIC) as a known-future "
         "indicator (the holidays package)")
+    holiday_window: int = option(
+        7, "with --holidays, two more known-future columns ramp from 0 to 1 over this many days "
+        "before the next holiday and after the last one (the days around Christmas, a bridge day); "
+        "0: the indicator alone", absent=0, least=0, most=366)
     calendar_tz: str | None = option(
         None, "the time zone the calendar and holidays are read in, for timestamps in UTC "
         "(e.g. Australia/Melbourne; default: as written)")
@@ -110,7 +114,7 @@ class DataSpec:
     @property
     def derived(self) -> tuple[str, ...]:
         """The columns made from the timestamps (resolved spec): calendar, holiday."""
-        return derived_names(parse_calendar(self.calendar) or (), self.holidays)
+        return derived_names(parse_calendar(self.calendar) or (), self.holidays, self.holiday_window)
 
     @property
     def n_values(self) -> int:
@@ -475,7 +479,8 @@ def _with_calendar(panel: Panel) -> Panel:
         calendar, on_grid = parse_calendar(spec.calendar), {}
         for s in series:
             if id(s.grid) not in on_grid:
-                on_grid[id(s.grid)] = derived_values(s.grid, calendar, spec.holidays, spec.calendar_tz)
+                on_grid[id(s.grid)] = derived_values(s.grid, calendar, spec.holidays, spec.calendar_tz,
+                                                     spec.holiday_window)
         series = [replace(s, calendar=on_grid[id(s.grid)]) for s in series]
     return replace(panel, spec=spec, series=series, choices=choices)
 

@@ -256,7 +256,8 @@ class Forecaster:
             raise InputError("--future gives the values of future features, and this model has none; drop --future")
         if spec.derived and K:
             ahead[..., len(spec.value_columns):] = np.stack(
-                [derived_values(t, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz) for t in times])
+                [derived_values(t, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz,
+                                spec.holiday_window) for t in times])
         return ahead
 
     @property

@@ -467,6 +467,25 @@ def test_holidays_by_country_and_subdivision_in_local_time():
     assert derived_values(utc, (), "AU-VIC")[:, 0].tolist() == [0.0, 0.0, 1.0]  # read as written
 
 
+def test_holiday_ramps_count_the_days_to_the_next_holiday_and_since_the_last():
+    # AU-VIC 2015: Christmas Day (Fri 25), Boxing Day (Sat 26) and its substitute (Mon 28);
+    # New Year's Day 2016 (Fri 1). Hourly, in local time: each day's hours share its values.
+    times = pd.date_range("2015-12-20", "2016-01-02 23:00", freq="h")
+    values = derived_values(times, (), "AU-VIC", window=4)
+    day = {str(t.date()): v for t, v in zip(times[::24], values[::24])}
+    assert values.shape == (len(times), 3) and (values[::24] == values[23::24]).all()
+    ahead, behind = {d: v[1] for d, v in day.items()}, {d: v[2] for d, v in day.items()}
+    assert [ahead[f"2015-12-{d}"] for d in (20, 21, 22, 23, 24, 25)] == [0, 0, 0.25, 0.5, 0.75, 1]
+    assert [behind[f"2015-12-{d}"] for d in (25, 26, 27, 28, 29, 30, 31)] == [1, 1, 0.75, 1, 0.75, 0.5, 0.25]
+    assert ahead["2015-12-29"] == 0.25 and ahead["2015-12-31"] == 0.75 and behind["2016-01-02"] == 0.75
+    assert day["2015-12-27"][0] == 0 and day["2015-12-28"][0] == 1  # the indicator: the days themselves
+    # a holiday of the year after the data counts: New Year's Day 2016 seen from 31 December alone
+    assert derived_values(pd.DatetimeIndex(["2015-12-31"]), (), "AU-VIC", window=4)[0, 1] == 0.75
+    spec = DataSpec(target="y", time_col="time", id_col="id", holidays="AU-VIC")
+    assert spec.derived[-3:] == ("holiday", "holiday_ahead", "holiday_behind")
+    assert replace(spec, holiday_window=0).derived[-1] == "holiday"
+
+
 @pytest.mark.parametrize("options, message", [
     ({"holidays": "XX"}, "'XX' is not a country the holidays package knows"),
     ({"holidays": "AU-ZZZ"}, "--holidays 'AU-ZZZ'"),
@@ -508,6 +527,10 @@ def test_old_models_without_covariates_still_rebuild():
                                                                  "holidays", "calendar_tz")}
     old = from_stored(DataSpec, stored)
     assert old.calendar == "none" and old.known == () and old.n_values == 1 and old.derived == ()
+    # a model with holidays saved before their ramps reads the indicator alone, as it was trained
+    older = from_stored(DataSpec, {k: v for k, v in vars(replace(spec, holidays="FR")).items()
+                                   if k != "holiday_window"})
+    assert older.holiday_window == 0 and older.derived == ("holiday",)
 
 
 def test_batch_reads_the_future_key_with_its_date(tmp_path):
