@@ -486,6 +486,22 @@ def test_holiday_ramps_count_the_days_to_the_next_holiday_and_since_the_last():
     assert replace(spec, holiday_window=0).derived[-1] == "holiday"
 
 
+def test_holiday_ramps_at_predict_time_are_the_ones_training_saw():
+    """Forecasting from the end of the data (the columns of the steps made from their
+    timestamps, `Forecaster._ahead`) gives what forecasting from the same origin inside a
+    longer panel gives (the columns as the panel holds them): no skew between the two."""
+    frame = _frame().assign(time=lambda d: d.time + (pd.Timestamp("2024-04-20") - pd.Timestamp("2024-01-01")))
+    spec = DataSpec(target="y", time_col="time", id_col="id", calendar="none", holidays="FR")
+    full, cut = build_panel(frame, spec), 309  # 2 May 21:00: the steps cross midnight, May Day behind
+    head = build_panel(frame.groupby("id").head(cut), spec)
+    fc = train_run(head, horizon=H, lookback=24, epochs=1, hidden_size=8, seed=0, level=(), ensemble=1).forecaster
+    assert fc.known_names == ("holiday", "holiday_ahead", "holiday_behind")
+    steps = full.series[0].rows()[cut:cut + H, -3:]
+    assert (steps[:, 1:] > 0).all() and len(np.unique(steps, axis=0)) == 2  # two days' ramps, no holiday
+    np.testing.assert_allclose(fc.predict(head).frame.forecast.to_numpy(),
+                               fc.forecast_origins(full, [np.array([cut])] * 2)[..., 0].ravel(), rtol=1e-6)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"holidays": "XX"}, "'XX' is not a country the holidays package knows"),
     ({"holidays": "AU-ZZZ"}, "--holidays 'AU-ZZZ'"),
