@@ -3,9 +3,9 @@ and the future file that gives the user's `--future-features` for the forecast s
 
 A panel's value columns are, in this order (`DataSpec.value_columns` then `derived`):
 the target, the past-only `--features`, the `--future-features`, the `--static-features`,
-then the derived columns (calendar encodings, the holiday indicator and its ramps). The known-future
-ones (`DataSpec.known`: future features and derived columns) are read by the model over
-the lookback and over the forecast steps; past features only before the origin.
+then the derived columns (calendar encodings, the holiday indicator and its ramps). The
+known-future ones (`DataSpec.known`: future features and derived columns) are read by the
+model over the lookback and over the forecast steps; past features only before the origin.
 
 Calendar encodings are cyclic (a sine and a cosine), so 23:00 sits beside 00:00 and
 Sunday beside Monday. `--calendar auto` takes each encoding whose cycle is longer than a
@@ -116,7 +116,7 @@ def derived_values(times: pd.Index, calendar: tuple[str, ...], holidays: str | N
         angle = 2 * np.pi * np.asarray(CALENDAR[name][1](times), dtype=np.float64)
         cols += [np.sin(angle), np.cos(angle)]
     if holidays:
-        # a year either side, so the days before the first holiday of the data see the one before
+        # a year either side: the data's first days see the holiday before them, its last the one after
         years = tuple(range(times.year.min() - bool(window), times.year.max() + 1 + bool(window)))
         days = holiday_calendar(holidays, years)
         cols.append(np.asarray(times.normalize().isin(days), dtype=np.float64))

@@ -113,8 +113,14 @@ class DataSpec:
 
     @property
     def derived(self) -> tuple[str, ...]:
-        """The columns made from the timestamps (resolved spec): calendar, holiday."""
+        """The columns made from the timestamps (resolved spec): calendar, holiday, its ramps."""
         return derived_names(parse_calendar(self.calendar) or (), self.holidays, self.holiday_window)
+
+    def derived_values(self, times: pd.Index) -> np.ndarray:
+        """(n, len(derived)) those columns at `times` (resolved spec): the one place they are
+        made, for the panel's rows and for the steps after its end alike."""
+        return derived_values(times, parse_calendar(self.calendar) or (), self.holidays, self.calendar_tz,
+                              self.holiday_window)
 
     @property
     def n_values(self) -> int:
@@ -476,11 +482,10 @@ def _with_calendar(panel: Panel) -> Panel:
     series = panel.series
     if spec.derived:  # known in advance: a function of the time alone, so made once per grid
         # (per series, pandas' date arithmetic took 50 s for 100,000 series) and shared
-        calendar, on_grid = parse_calendar(spec.calendar), {}
+        on_grid = {}
         for s in series:
             if id(s.grid) not in on_grid:
-                on_grid[id(s.grid)] = derived_values(s.grid, calendar, spec.holidays, spec.calendar_tz,
-                                                     spec.holiday_window)
+                on_grid[id(s.grid)] = spec.derived_values(s.grid)
         series = [replace(s, calendar=on_grid[id(s.grid)]) for s in series]
     return replace(panel, spec=spec, series=series, choices=choices)
 

@@ -44,7 +44,7 @@ import torch
 from . import __version__, spill
 from .atomic import atomic_write
 from .config import ModelConfig, TrainConfig
-from .covariates import derived_values, parse_calendar, read_future, unread_columns
+from .covariates import read_future, unread_columns
 from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
@@ -255,9 +255,7 @@ class Forecaster:
         elif future is not None:
             raise InputError("--future gives the values of future features, and this model has none; drop --future")
         if spec.derived and K:
-            ahead[..., len(spec.value_columns):] = np.stack(
-                [derived_values(t, parse_calendar(spec.calendar), spec.holidays, spec.calendar_tz,
-                                spec.holiday_window) for t in times])
+            ahead[..., len(spec.value_columns):] = np.stack([spec.derived_values(t) for t in times])
         return ahead
 
     @property
