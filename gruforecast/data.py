@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import spill
-from .config import option
+from .config import check_range, option
 from .covariates import (
     auto_calendar,
     check_static,
@@ -88,6 +88,7 @@ class DataSpec:
         for name in ("features", "future_features", "static_features"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         parse_calendar(self.calendar)
+        check_range(self)
         if self.calendar_tz is not None:
             try:
                 pd.Timestamp("2001-01-01", tz="UTC").tz_convert(self.calendar_tz)

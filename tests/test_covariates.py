@@ -507,6 +507,7 @@ def test_holiday_ramps_at_predict_time_are_the_ones_training_saw():
     ({"holidays": "AU-ZZZ"}, "--holidays 'AU-ZZZ'"),
     ({"calendar": "hours"}, "'hours' is not known; use auto, none, or a list of hour, weekday, yearday"),
     ({"calendar_tz": "Mars/Base"}, "--calendar-tz 'Mars/Base' is not a time zone"),
+    ({"holidays": "FR", "holiday_window": -1}, "--holiday-window (-1) must be >= 0"),
     ({"static_features": ("past",)}, "static feature 'past' changes within series 'a'"),
     ({"future_features": ("past",), "features": ("past",)}, "by --features and --future-features"),
 ])
