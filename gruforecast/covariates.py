@@ -118,10 +118,10 @@ def derived_values(times: pd.Index, calendar: tuple[str, ...], holidays: str | N
     if holidays:
         # a year either side: the data's first days see the holiday before them, its last the one after
         years = tuple(range(times.year.min() - bool(window), times.year.max() + 1 + bool(window)))
-        days = holiday_calendar(holidays, years)
-        cols.append(np.asarray(times.normalize().isin(days), dtype=np.float64))
+        days, dates = holiday_calendar(holidays, years), times.normalize()
+        cols.append(np.asarray(dates.isin(days), dtype=np.float64))
         if window:
-            cols += holiday_ramps(times.normalize(), days, window)
+            cols += holiday_ramps(dates, days, window)
     return np.stack(cols, axis=1) if cols else np.zeros((len(times), 0))
 
 

@@ -577,6 +577,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         for name in undecided:
             panel.choices[name] = f"{pick[name]}: no validation windows to compare the candidates on"
         return kept(pick)
+
     def decide(name: str) -> None:
         nonlocal fits
         score = {option: fitted({**pick, name: option})[3] for option in choices[name]}
