@@ -119,7 +119,8 @@ def _from_payload(payload: dict) -> Forecaster:
     model_cfg = from_stored(ModelConfig, meta.get("model_cfg", meta["train_cfg"]))
     train_cfg = from_stored(TrainConfig, meta["train_cfg"])
     model = _rebuild(model_cfg, window_cfg.channels(data_spec.n_values), window_cfg, payload["state_dict"],
-                     data_spec.known, unread(model_cfg, data_spec, meta["freq"], window_cfg), data_spec.future)
+                     data_spec.known, unread(model_cfg, data_spec, meta["freq"], window_cfg), data_spec.future,
+                     len(meta["series_ids"]))
     time_dtype = meta["time_dtype"]
     return Forecaster(
         window_cfg=window_cfg, model_cfg=model_cfg, train_cfg=train_cfg, data_spec=data_spec,
@@ -143,11 +144,12 @@ def _calibration(stored, horizon: int, cfg: ModelConfig) -> np.ndarray | None:
 
 
 def _rebuild(cfg: ModelConfig, n_inputs: int, wcfg: WindowConfig, state: dict, known: tuple[int, ...] = (),
-             ahead_only: tuple[int, ...] = (), wide: tuple[int, ...] = ()):
+             ahead_only: tuple[int, ...] = (), wide: tuple[int, ...] = (), n_series: int = 1):
     """The network from its config, after checking on the meta device (no memory) that
     the config's shapes are those of the stored tensors: a meta that claims a huge model
     beside small tensors is refused before anything is allocated."""
-    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, known, ahead_only, wcfg.scales_observed, wide)
+    args = (cfg, n_inputs, wcfg.lookback, wcfg.horizon, wcfg.season, known, ahead_only, wcfg.scales_observed, wide,
+            n_series)
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in build_model(*args).state_dict().items()}
     stored = {k: tuple(v.shape) for k, v in state.items()}

@@ -256,6 +256,9 @@ class ModelConfig:
         "they tell it only the window's phase); --no-read-repeating leaves them to the "
         "forecast steps (better on 2 of 4 dated sets, 1% worse on electricity prices)",
         absent=True)
+    series_embedding: bool = option(
+        False, "learn an embedding of each series seen in training: the GRU's initial state, "
+        "one per series, starting at zero (the model without it)", absent=False)
     ensemble: int | None = option(
         None, "train K models side by side from different initial weights and forecast their "
         "median (K times the training time; default: 5 where an epoch reads at most 400,000 "

@@ -152,12 +152,12 @@ class Forecaster:
         if epochs is not None:
             wcfg = replace(wcfg, val_frac=0.0, test_frac=0.0)
             tcfg = replace(tcfg, epochs=epochs, patience=epochs)
-        windows, self.scaling = make_windows(panel, wcfg)
+        windows, self.scaling = make_windows(panel, wcfg, self.model_cfg.series_embedding)
         torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
         self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
                                  self.lookback, self.horizon, self.season, panel.spec.known,
                                  unread(self.model_cfg, panel.spec, panel.freq, self.window_cfg),
-                                 self.window_cfg.scales_observed, panel.spec.future)
+                                 self.window_cfg.scales_observed, panel.spec.future, len(panel.series))
         result = fit(self.model, windows, tcfg, dev, on_epoch, phase="fit" if epochs is None else "refit")
         self.model.cpu().eval()
         self.data_spec, self.freq, self.step, self.time_dtype = panel.spec, panel.freq, panel.step, panel.time_dtype
@@ -212,7 +212,7 @@ class Forecaster:
                 rows, observed = window_rows(values, p, L)  # (n, L, C), (n, L)
                 after = ahead[k][a:a + BATCH] if ahead is not None else self._rows_after(s.id, values, p, K)
                 scaled = self.scaling.apply(np.concatenate([rows, after], axis=1), index[k], s.id)
-                yield self._inputs(scaled[:, :L], observed), scaled[:, L:]
+                yield self._inputs(scaled[:, :L], observed, index[k]), scaled[:, L:]
 
     def _rows_after(self, sid: str, values: np.ndarray, pos: np.ndarray, K: int) -> np.ndarray:
         """(n, K, C) the rows after each origin of series `sid` (`values` (N, C)) as the
@@ -263,9 +263,14 @@ class Forecaster:
         """Observed points a forecast origin needs: the lookback, or one with padding."""
         return MIN_HISTORY if self.window_cfg.mask else self.lookback
 
-    def _inputs(self, scaled: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """Scaled windows as the model reads them: with the mask channel if it has one."""
-        return with_mask(scaled, observed) if self.window_cfg.mask else scaled
+    def _inputs(self, scaled: np.ndarray, observed: np.ndarray, index: np.ndarray | int) -> np.ndarray:
+        """Scaled windows (n, L, C) of series `index` as the model reads them: with the mask
+        channel if it has one, then the series' index if it learns an embedding of each."""
+        x = with_mask(scaled, observed) if self.window_cfg.mask else scaled
+        if not self.model_cfg.series_embedding:
+            return x
+        column = np.broadcast_to(np.reshape(index, (-1, 1, 1)), (*x.shape[:2], 1))
+        return np.concatenate([x, column.astype(x.dtype)], axis=-1)
 
     def predict(self, panel: Panel | None = None, horizon: int | None = None,
                 future: str | Path | None = None) -> Forecast:
@@ -300,7 +305,7 @@ class Forecaster:
         first = np.argmax(observed, axis=1)[:, None]  # the series' first stored row
         rows = np.take_along_axis(tail, np.maximum(np.arange(self.lookback), first)[..., None], 1)
         scaled = self.scaling.apply(np.concatenate([rows, ahead], axis=1), index)
-        return self._inputs(scaled[:, :self.lookback], observed), scaled[:, self.lookback:]
+        return self._inputs(scaled[:, :self.lookback], observed, index), scaled[:, self.lookback:]
 
     def predict_at(self, panel: Panel, cutoffs: int, step: int | None = None,
                    horizon: int | None = None) -> Forecast:
@@ -407,8 +412,9 @@ class Forecaster:
         while len(chunks) * H < K:
             new = ahead[:, (len(chunks) - 1) * H:len(chunks) * H].clone()  # (B, H, C)
             new[..., 0] = chunks[-1][..., self.median]  # the forecast, observed from now on
-            if self.window_cfg.mask:
-                new = torch.cat([new, torch.ones_like(new[..., :1])], dim=-1)
+            # the columns after the data's (the mask, the series' index) as in the window's
+            # last row: observed, and the same series
+            new = torch.cat([new, x[:, -1:, new.shape[-1]:].expand(-1, H, -1)], dim=-1)
             x = torch.cat([x, new], dim=1)[:, -L:]
             chunks.append(self._quantiles(x, future(len(chunks))))
             tick()
@@ -569,7 +575,7 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
     def kept(pick: dict[str, str]) -> tuple:
         fc, result, windows, mase, data = fitted(pick)
         if windows is None:
-            windows = make_windows(data, fc.window_cfg)[0]
+            windows = make_windows(data, fc.window_cfg, fc.model_cfg.series_embedding)[0]
         return fc, result, windows, mase, data
 
     pick = {name: options[0] for name, options in choices.items()}

@@ -25,14 +25,14 @@ from .gru import FusedGRU
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                 season: int = 1, known: tuple[int, ...] = (),
                 ahead_only: tuple[int, ...] = (), observed_scale: bool = False,
-                wide: tuple[int, ...] = ()) -> GRURegressor | Ensemble:
+                wide: tuple[int, ...] = (), n_series: int = 1) -> GRURegressor | Ensemble:
     """The network for these shapes: one regressor, or an ensemble of `cfg.ensemble`."""
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
     members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide,
-                            reads=reads)
+                            reads=reads, n_series=n_series)
                for reads in cfg.member_lookbacks(lookback, season)]
     return members[0] if k == 1 else Ensemble(members)
 
@@ -87,6 +87,10 @@ class GRURegressor(nn.Module):
     `reads`: the member reads only the last `reads` steps of each window it is given (an
     ensemble's members, `--lookback-spread`: `ModelConfig.member_lookbacks`); it is then
     exactly the regressor of that lookback, the steps before ignored.
+    `series_embedding=True` learns each training series' own initial GRU state (`n_series`
+    of them, zero at the start: the model starts as the one without); the windows then
+    carry one more column after the others, the index of their series (`train.gather`,
+    `Forecaster._inputs`), which the model takes off before anything else reads them.
     `by_season=True` makes the GRU read the window a season per step: a 168-hour window
     of a 24-hour season is 7 steps of 24 values (each step all channels of a season's
     points, the oldest L mod m points dropped). Seven recurrent steps instead of 168 (the
@@ -96,7 +100,8 @@ class GRURegressor(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                  season: int = 1, known: tuple[int, ...] = (), ahead_only: tuple[int, ...] = (),
-                 observed_scale: bool = False, wide: tuple[int, ...] = (), reads: int | None = None) -> None:
+                 observed_scale: bool = False, wide: tuple[int, ...] = (), reads: int | None = None,
+                 n_series: int = 1) -> None:
         super().__init__()
         self.cfg, self.season, self.horizon = cfg, season, horizon
         # The last `reads` steps of each window are this member's (`ModelConfig.member_lookbacks`).
@@ -135,6 +140,11 @@ class GRURegressor(nn.Module):
                 self.known_path = _zeroed(nn.Linear(2 * len(self.narrow), 1))
             if self.wide:
                 self.wide_path = _zeroed(nn.Linear(2 * len(self.wide) * horizon, horizon))
+        self.series_state = None  # (S, layers x hidden): each series' initial state
+        if cfg.series_embedding:
+            with torch.random.fork_rng(devices=[]):
+                self.series_state = nn.Embedding(n_series, cfg.num_layers * cfg.hidden_size)
+            nn.init.zeros_(self.series_state.weight)
         qs = cfg.output_quantiles
         self.quantiles, self.median = qs, qs.index(0.5)
         self.spread = None  # zeroed: the increments start softplus(0) = 0.69 window units apart
@@ -157,29 +167,38 @@ class GRURegressor(nn.Module):
             self.register_buffer("is_median", torch.tensor([j == m for j in range(Q)]), persistent=False)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C), (B, H, F) -> (B, H, Q)
-        x = x[:, -self.reads:]
-        point, h = self._point(x, future)
+        x, h0 = self._series(x[:, -self.reads:])
+        point, h = self._point(x, future, h0)
         if self.spread is None:
             return point.unsqueeze(-1)
         steps = nn.functional.softplus(self.spread(h.detach())).view(x.shape[0], self.horizon, -1)
         offsets = steps @ self.cumulate  # (B, H, Q): cumulative, so ordered
         point = point.unsqueeze(-1)
-        quantiles = point.detach() + self.window_scale_of(x).unsqueeze(-1) * offsets
+        quantiles = point.detach() + self._scale(x).unsqueeze(-1) * offsets
         return torch.where(self.is_median, point, quantiles)  # the median keeps its gradient
 
     def point(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C) -> (B, H)
-        return self._point(x[:, -self.reads:], future)[0]
+        x, h0 = self._series(x[:, -self.reads:])
+        return self._point(x, future, h0)[0]
 
-    def _point(self, x: Tensor, future: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def _series(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The window without its series column, and the GRU's initial state (layers, B,
+        hidden) of each window's series; (x, None) without `series_embedding`."""
+        if self.series_state is None:
+            return x, None
+        h0 = self.series_state(x[:, -1, -1].long())  # (B, layers x hidden)
+        return x[..., :-1], h0.view(x.shape[0], self.cfg.num_layers, -1).transpose(0, 1).contiguous()
+
+    def _point(self, x: Tensor, future: Tensor | None = None, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, H) the point forecast and (B, hidden) the GRU's last state."""
         if self.cfg.window_norm == "none":
-            _, h = self.gru(self._steps(x[..., self.read]))
+            _, h = self.gru(self._steps(x[..., self.read]), h0)
             in_window, in_series = self._ahead(x, future)  # no window scale: the same units
             return self.head(h[-1]) + self._linear(x[..., 0]) + in_window + in_series, h[-1]
         last = x[:, -1:, 0]  # (B, 1)
-        scale = self.window_scale_of(x)  # (B, 1)
+        scale = self._scale(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
-        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)[..., self.read]))  # h: (layers, B, hidden)
+        _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)[..., self.read]), h0)  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
         in_window, in_series = self._ahead(x, future)
         return base + scale * (self.head(h[-1]) + self._linear(z) + in_window) + in_series, h[-1]
@@ -241,6 +260,10 @@ class GRURegressor(nn.Module):
         return 0.0 if self.linear is None else self.linear(z)
 
     def window_scale_of(self, x: Tensor) -> Tensor:
+        """(B, 1): the amplitude each window (as the model is given it) is divided by."""
+        return self._scale(x if self.series_state is None else x[..., :-1])
+
+    def _scale(self, x: Tensor) -> Tensor:
         """(B, 1): the amplitude each window is divided by; ones without window scaling.
 
         The mean absolute difference at the lag of the base forecast (the season for

@@ -428,6 +428,7 @@ class Flat:
     values: torch.Tensor
     offsets: torch.Tensor
     mask: bool = False
+    series_index: bool = False  # windows carry their series' index last (`--series-embedding`)
     known: torch.Tensor | None = None
     calendar: torch.Tensor | None = None  # (G, D)
     to_calendar: torch.Tensor | None = None  # (S,) a series' calendar row minus its flat row
@@ -438,7 +439,7 @@ class Flat:
         own = [c for c in windows.known if c < C]  # the derived columns come after the file's
         known = torch.tensor(own, dtype=torch.int64, device=device) if own else None
         flat = cls(torch.from_numpy(windows.values).to(device),
-                   torch.from_numpy(windows.offsets).to(device), windows.mask, known)
+                   torch.from_numpy(windows.offsets).to(device), windows.mask, windows.series_index, known)
         if windows.calendar is not None:
             flat.calendar = torch.from_numpy(windows.calendar).to(device)
             flat.to_calendar = torch.from_numpy(windows.calendar_at - windows.offsets[:-1]).to(device)
@@ -447,10 +448,11 @@ class Flat:
 
 def gather(flat: Flat, origins: torch.Tensor, lookback: int,
            horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Cut the windows of a batch: inputs (B, L, C[+1]), targets (B, H) of column 0, and
+    """Cut the windows of a batch: inputs (B, L, C[+2]), targets (B, H) of column 0, and
     the known-future columns over the horizon (B, H, F), None without any.
     Input rows before the start of their series repeat its first row (padding), and the
-    mask channel says which rows were observed: `windows.window_rows`, on the device.
+    mask channel says which rows were observed: `windows.window_rows`, on the device;
+    the series' index comes last (`flat.series_index`).
     Inputs are the rows before the origin only; from the origin on, only the target (as
     the label) and the known columns are read: a past feature cannot leak."""
     steps_in = torch.arange(-lookback, 0, device=origins.device)
@@ -470,4 +472,6 @@ def gather(flat: Flat, origins: torch.Tensor, lookback: int,
         future = ahead_calendar if future is None else torch.cat([future, ahead_calendar], dim=-1)
     if flat.mask:
         x = torch.cat([x, (idx >= start).unsqueeze(-1).to(x.dtype)], dim=-1)
+    if flat.series_index:
+        x = torch.cat([x, series[:, None, None].expand(-1, lookback, 1).to(x.dtype)], dim=-1)
     return x, y, future

@@ -311,6 +311,7 @@ class Windows:
     lookback: int
     horizon: int
     mask: bool = False  # windows reaching before their series' start are padded, with a mask
+    series_index: bool = False  # windows carry their series' index last (`--series-embedding`)
     known: tuple[int, ...] = ()  # columns known in advance, read over the horizon too
     # The derived columns, after `values`' (all known in advance): the grids' tables
     # (G, D) float32, and the table's row of each series' first value (S,).
@@ -330,8 +331,9 @@ class Windows:
         return [p - self.offsets[k] for k, p in enumerate(np.split(part[order], cuts))]
 
 
-def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
-    """Split each series by time, fit its scaler on its training part, list the windows."""
+def make_windows(panel: Panel, cfg: WindowConfig, series_index: bool = False) -> tuple[Windows, Scaling]:
+    """Split each series by time, fit its scaler on its training part, list the windows
+    (`series_index`: they carry their series' index, for `--series-embedding`)."""
     check_lengths(panel, cfg)
     L, H = cfg.lookback, cfg.horizon
     lengths = [cfg.part_lengths(len(s)) for s in panel.series]
@@ -358,7 +360,7 @@ def make_windows(panel: Panel, cfg: WindowConfig) -> tuple[Windows, Scaling]:
         values=values, offsets=offsets,
         n_train=np.array([n for n, _, _ in lengths]), train=train,
         val=np.asarray(val), test=np.asarray(test), lookback=L, horizon=H,
-        mask=cfg.mask, known=spec.known, **_calendars(panel),
+        mask=cfg.mask, series_index=series_index, known=spec.known, **_calendars(panel),
     )
     return windows, scaling
 

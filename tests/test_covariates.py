@@ -93,6 +93,11 @@ def test_training_windows_carry_the_same_rows_as_the_forecast_path():
         np.testing.assert_array_equal(x[k * 2: k * 2 + 2].numpy(), scaling.apply(rows, k))
         np.testing.assert_array_equal(future[k * 2: k * 2 + 2].numpy(), scaling.apply(ahead, k)[..., list(SPEC_KNOWN)])
         np.testing.assert_array_equal(y[k * 2: k * 2 + 2].numpy(), scaling.apply(ahead, k)[..., 0])
+    # with `--series-embedding`, each window's series index after the other columns
+    indexed = make_windows(panel, WindowConfig(lookback=24, horizon=H), series_index=True)[0]
+    x_indexed = gather(Flat.of(indexed), torch.from_numpy(origins), 24, H)[0]
+    np.testing.assert_array_equal(x_indexed[..., :-1], x)
+    np.testing.assert_array_equal(x_indexed[..., -1], np.repeat([[0.0], [0.0], [1.0], [1.0]], 24, axis=1))
 
 def test_no_past_feature_or_target_is_read_at_or_after_an_origin(trained):
     frame, panel, fc = trained
@@ -567,3 +572,54 @@ def test_batch_reads_the_future_key_with_its_date(tmp_path):
     assert len(pd.read_csv(tmp_path / "out-2026-12-02.csv")) == 2 * H
     result = run_job(job, lambda *a: None, today=date(2026, 12, 3))  # no future file for that day
     assert result.status == "failed" and "f-2026-12-03.csv" in result.error
+
+
+def test_a_series_embedding_starts_as_the_model_without_and_learns_each_series_own_state():
+    import torch
+
+    from gruforecast.config import ModelConfig
+    from gruforecast.model import build_model
+
+    x = torch.randn(4, 24, 1, dtype=torch.float64)
+    series = torch.tensor([0.0, 2.0, 2.0, 1.0], dtype=torch.float64)[:, None, None].expand(-1, 24, 1)
+    torch.manual_seed(0)
+    without = build_model(ModelConfig(level=()), 1, 24, H, season=6).double()
+    torch.manual_seed(0)
+    with_states = build_model(ModelConfig(level=(), series_embedding=True), 1, 24, H, season=6, n_series=3).double()
+    # the other layers draw as without it, and the states start at zero: the same function
+    torch.testing.assert_close(with_states(torch.cat([x, series], -1)), without(x), atol=0, rtol=0)
+    torch.testing.assert_close(with_states.window_scale_of(torch.cat([x, series], -1)), without.window_scale_of(x))
+    with_states(torch.cat([x, series], -1)).sum().backward()
+    moved = with_states.series_state.weight.grad.abs().sum(1)
+    assert moved[0] > 0 and moved[1] > 0 and moved[2] > 0
+    with_states.series_state.weight.grad = None
+    with_states(torch.cat([x[1:3], series[1:3]], -1)).sum().backward()  # series 2 alone
+    moved = with_states.series_state.weight.grad.abs().sum(1)
+    assert moved[0] == 0 and moved[1] == 0 and moved[2] > 0
+
+
+def test_a_series_embedding_forecasts_each_series_from_its_own_state(tmp_path):
+    frame = _frame(ids=("a", "b", "c"))
+    panel = build_panel(frame, DataSpec(target="y", time_col="time", id_col="id", calendar="none"))
+    fc = train_run(panel, horizon=H, lookback=24, epochs=3, hidden_size=8, seed=0, level=(), ensemble=2,
+                   series_embedding=True).forecaster
+    states = [m.series_state.weight.detach() for m in fc.model.members]
+    assert all(s.shape == (3, 8) and (s.abs().sum(1) > 0).all() for s in states)
+    full = fc.predict(horizon=2 * H).frame  # the second H steps rolled on the first
+    # one series given alone is forecast with its own state (its index in the model, not
+    # in the data given): the same numbers as among the others
+    c = frame.loc[frame.id == "c", ["id", "time", "y"]]
+    alone = fc.predict(build_panel(c, fc.data_spec), horizon=2 * H).frame
+    np.testing.assert_allclose(alone.forecast, full[full.id == "c"].forecast, rtol=1e-6)
+    # the rolled steps too: the first H forecasts taken as data, the next H from them
+    first = full[full.id == "c"].head(H).rename(columns={"forecast": "y"})
+    rolled = fc.predict(build_panel(pd.concat([c, first]), fc.data_spec)).frame
+    np.testing.assert_allclose(rolled.forecast, full[full.id == "c"].forecast[H:], rtol=1e-5)
+    saved = artifact.load(artifact.save(fc, tmp_path / "e.gruf"))
+    np.testing.assert_allclose(saved.predict(horizon=2 * H).frame.forecast, full.forecast, rtol=1e-6)
+    # each series reads its own state: a's zeroed, a's forecasts move and no other's
+    for m in fc.model.members:
+        m.series_state.weight.data[0] = 0.0
+    moved = fc.predict(horizon=2 * H).frame
+    assert not np.allclose(moved[moved.id == "a"].forecast, full[full.id == "a"].forecast, rtol=1e-4)
+    np.testing.assert_allclose(moved[moved.id != "a"].forecast, full[full.id != "a"].forecast, rtol=1e-6)
