@@ -15,7 +15,11 @@
 
 Each row: MAE over the test rows (the protocols of ../shared/data/README.md, as in
 benchmarks/suite.py, whose loaders this reuses), its ratio to the row without the
-covariates, and the training seconds and their ratio. MSTL (statsforecast, the `bench`
+covariates, the training seconds and their ratio, and the seconds per epoch of the
+model kept (metrics.json: its fit's seconds over its epochs) and their ratio: the
+covariates' own cost, apart from the candidate fits the defaults make to choose
+(`--transform`, `--known-map`, `--known-units`, `--calendar auto`) and from the number
+of epochs early stopping runs. MSTL (statsforecast, the `bench`
 extra) on the same origins, unless --no-references. Nothing reads a test part before
 the forecasts are made.
 """
@@ -23,6 +27,7 @@ the forecasts are made.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -74,20 +79,22 @@ def run_case(name: str, threads: int, tmp: Path, with_refs: bool) -> list[tuple]
         future = ["--future", future_csv] if "--future-features" in options else []
         seconds, _ = run_cli("train", history_csv, *reading, *options, *EXTRA, *future, "--horizon", proto.h, "--out", model,
                              "--report-dir", tmp, threads=threads)
+        fit = json.loads((tmp / "metrics.json").read_text())["training"]
+        per_epoch = fit["seconds"] / max(1, fit["epochs_run"])
         run_cli("predict", model, "--data", full_csv, "--cutoffs", proto.origins, "--step", proto.step,
                 "--out", out, threads=threads)
         fc = pd.read_csv(out).rename(columns={id_col: "id", time_col: "time"})
         fc["time"], fc["id"] = _times(fc["time"]), fc["id"].astype(str)
         mae = _mae(actual.merge(fc[["id", "time", "forecast"]], on=["id", "time"]), "forecast")
-        base = base or (mae, seconds)
-        rows.append((label, mae, mae / base[0], seconds, seconds / base[1]))
+        base = base or (mae, seconds, per_epoch)
+        rows.append((label, mae, mae / base[0], seconds, seconds / base[1], per_epoch, per_epoch / base[2]))
     if with_refs:
         full_std = _filled(full.rename(columns={id_col: "unique_id", time_col: "time", target: "y"})
                            [["unique_id", "time", "y"]].assign(time=lambda d: pd.to_datetime(d.time)), "h")
         ref, seconds = references(proto, None, full_std, "h")
         ref["time"], ref["id"] = _times(ref["time"]), ref["id"].astype(str)
         on = actual.merge(ref, on=["id", "time"])
-        rows += [(m, _mae(on, m), _mae(on, m) / base[0], seconds, np.nan) for m in ("MSTL", "SeasonalNaive")]
+        rows += [(m, _mae(on, m), _mae(on, m) / base[0], seconds, np.nan, np.nan, np.nan) for m in ("MSTL", "SeasonalNaive")]
     return rows
 
 
@@ -115,14 +122,17 @@ def main() -> None:
     print(f"threads {args.threads} (torch {torch.__version__})", flush=True)
     extra = (f", train {args.extra}" if args.extra else "") + (f", DEVELOPMENT split (--dev {args.dev})" if args.dev else "")
     header = (f"\n## run of {time.strftime('%Y-%m-%d %H:%M')} ({args.threads} thread(s){extra})\n\n"
-              "| set | method | MAE | MAE / without | train seconds | seconds / without |\n|---|---|---|---|---|---|\n")
+              "| set | method | MAE | MAE / without | train seconds | seconds / without | s / epoch | per epoch / without |\n"
+              "|---|---|---|---|---|---|---|---|\n")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a") as out:
         out.write(header)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
-            for label, mae, ratio, secs, secs_ratio in run_case(name, args.threads, Path(tmp), not args.no_references):
-                line = f"| {name} | {label} | {mae:.4g} | {ratio:.3f} | {secs:.1f} | {secs_ratio:.2f} |".replace("| nan |", "|  |")
+            for label, mae, ratio, secs, secs_ratio, epoch, epoch_ratio in run_case(name, args.threads, Path(tmp),
+                                                                                    not args.no_references):
+                line = (f"| {name} | {label} | {mae:.4g} | {ratio:.3f} | {secs:.1f} | {secs_ratio:.2f} | {epoch:.2f} "
+                        f"| {epoch_ratio:.2f} |").replace(" nan ", " ")
                 print(line, flush=True)
                 with args.results.open("a") as out:
                     out.write(line + "\n")
