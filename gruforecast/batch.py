@@ -122,6 +122,10 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         raise ConfigError(f"{path.name} line {_line(text, key)}: unknown table or key {key!r}; use [defaults] and [[jobs]]")
     defaults = doc.get("defaults", {})
     _check_keys(defaults, text, path.name, "[defaults]", None)
+    for key, value in (overrides or {}).items():  # --set: checked as the file's keys are
+        problem = _key_problem(key, value)
+        if problem:
+            raise ConfigError(f"--set {problem}")
     entries = doc.get("jobs", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path.name}: no [[jobs]]; add at least one job")
@@ -155,13 +159,19 @@ def _check_keys(table: dict, text: str, file: str, where: str, job_index: int | 
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: {where} must be a table")
     for key, value in table.items():
-        line = _line(text, key, job_index)
-        if key not in _TYPES:
-            close = _closest(key, list(_TYPES))
-            hint = f"; did you mean {close!r}?" if close else ""
-            raise ConfigError(f"{file} line {line}: unknown key {key!r} in {where}{hint}")
-        if not _type_ok(value, _TYPES[key]):
-            raise ConfigError(f"{file} line {line}: {key} = {value!r} in {where} has the wrong type; expected {_type_name(_TYPES[key])}")
+        problem = _key_problem(key, value, f" in {where}")
+        if problem:
+            raise ConfigError(f"{file} line {_line(text, key, job_index)}: {problem}")
+
+
+def _key_problem(key: str, value, where: str = "") -> str | None:
+    """What is wrong with the job key `key = value` (unknown, or of the wrong type), or None."""
+    if key not in _TYPES:
+        close = _closest(key, list(_TYPES))
+        return f"unknown key {key!r}{where}" + (f"; did you mean {close!r}?" if close else "")
+    if not _type_ok(value, _TYPES[key]):
+        return f"{key} = {value!r}{where} has the wrong type; expected {_type_name(_TYPES[key])}"
+    return None
 
 
 def _type_name(tp) -> str:

@@ -108,6 +108,22 @@ def test_bad_config_names_the_key_and_line(folder):
     assert not (folder / "out").exists()
 
 
+@pytest.mark.parametrize("pair, message", [
+    ("epochz=20", "--set unknown key 'epochz'; did you mean 'epochs'?"),
+    ("epochs=abc", "--set epochs = 'abc' has the wrong type; expected int"),
+    ("series_embedding=maybe", "--set series_embedding = 'maybe' has the wrong type; expected bool"),
+])
+def test_set_keys_are_checked_as_the_files_are(folder, monkeypatch, capsys, pair, message):
+    """`--set` once went past the checks: an unknown key was ignored, a word for a bool
+    was stored in the model, a word for a number failed every job with exit 1."""
+    from conftest import run_main
+
+    monkeypatch.chdir(folder)
+    code, _, err = run_main(monkeypatch, capsys, "batch", "jobs.toml", "--set", pair)
+    assert code == 2 and err.strip() == f"gruforecast: error: {message}"
+    assert not (folder / "out").exists() and not (folder / "models").exists()
+
+
 def _start(folder, *args, pause=None):
     env = {**os.environ}
     if pause:
