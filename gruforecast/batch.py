@@ -139,6 +139,7 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
         try:
             job = Job.from_keys(merged)
             output_path(job), future_path(job)  # the templates are checked now, so --dry-run sees their errors
+            _check_extensions(job)
         except ConfigError as exc:
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: {exc}") from None
         except InputError as exc:  # a config's own check (horizon = 0, scaler = "bogus", ...)
@@ -255,6 +256,14 @@ def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
         yield lock_path
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def _check_extensions(job: Job) -> None:
+    """The output and the model file by their extensions, as `train --out` and
+    `predict --out` take them: found when the job file is read, not by the job's run."""
+    for key, path, suffixes in (("output", job.output, (".csv", ".parquet")), ("model", job.model, (".gruf", ".pt"))):
+        if Path(path).suffix.lower() not in suffixes:
+            raise ConfigError(f"job {job.name!r}: {key} {path!r} has an unknown extension; use {' or '.join(suffixes)}")
 
 
 def output_path(job: Job, today: date | None = None) -> Path:

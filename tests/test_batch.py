@@ -112,6 +112,11 @@ def test_bad_config_names_the_key_and_line(folder):
     ("epochz=20", "--set unknown key 'epochz'; did you mean 'epochs'?"),
     ("epochs=abc", "--set epochs = 'abc' has the wrong type; expected int"),
     ("series_embedding=maybe", "--set series_embedding = 'maybe' has the wrong type; expected bool"),
+    # the extensions `train --out` and `predict --out` take, found when the file is read
+    ("output='out/{job}.txt'", "jobs.toml line 11: job 'macro': output 'out/{job}.txt' has an unknown extension; "
+                               "use .csv or .parquet"),
+    ("model='models/{job}.txt'", "jobs.toml line 11: job 'macro': model 'models/{job}.txt' has an unknown "
+                                 "extension; use .gruf or .pt"),
 ])
 def test_set_keys_are_checked_as_the_files_are(folder, monkeypatch, capsys, pair, message):
     """`--set` once went past the checks: an unknown key was ignored, a word for a bool
