@@ -312,7 +312,7 @@ class Forecaster:
         """Forecasts from the last `cutoffs` origins of each series, `step` apart (default
         the horizon), the last window ending at the end of the data; one row per (series,
         cutoff, time) with `cutoff` (the last time seen) and `actual` columns."""
-        K, step = self._checked_horizon(horizon), step or self.horizon
+        K, step = self._checked_horizon(horizon), self.horizon if step is None else step
         positions = cutoff_positions(panel, cutoffs, step, K)
         for s, pos in zip(panel.series, positions):  # the first window must fit: say why not
             if pos[0] < self.min_history:

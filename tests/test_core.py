@@ -192,6 +192,10 @@ def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", folder / "data.csv",
                             "--cutoffs", 100, "--out", out)
     assert code == 2 and "too few for 100 cutoffs 4 steps apart" in err
+    out.unlink()
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", folder / "data.csv",
+                            "--cutoffs", 2, "--step", 0, "--out", out)  # once read as "the horizon"
+    assert code == 2 and "--cutoffs (2) and --step (0) must be >= 1" in err and not out.exists()
 
 
 def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
