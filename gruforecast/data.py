@@ -285,8 +285,8 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
-    if len(frame.columns) == 1 and spec.sep == ",":
-        for sep in (";", "\t", "|"):
+    if len(frame.columns) == 1:  # one column whose name holds another separator
+        for sep in (sep for sep in (",", ";", "\t", "|") if sep != spec.sep):
             if sep in str(frame.columns[0]):
                 shown = "\\t" if sep == "\t" else sep
                 raise InputError(f"{str(path)!r} looks {shown!r}-separated; pass --sep {shown!r}")

@@ -49,6 +49,7 @@ CASES = [
     ("csv.gz works", "data.csv.gz", gzip.compress(csv(series())), FAST, 0, None),
     ("utf-8 BOM works", "data.csv", b"\xef\xbb\xbf" + csv(series()), FAST, 0, None),
     ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
+    ("comma with --sep ';'", "data.csv", csv(series()), ["--sep", ";"], 2, "looks ','-separated; pass --sep ','"),
     ("semicolon and decimal comma with options", "data.csv", csv(series(), sep=";", decimal=","),
      ["--sep", ";", "--decimal", ","] + FAST, 0, None),
     ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
