@@ -22,6 +22,9 @@ from .errors import InputError
 from .gru import FusedGRU
 
 
+MAX_EMBEDDED_SERIES = 2 ** 24  # float32 holds every integer up to it
+
+
 def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
                 season: int = 1, known: tuple[int, ...] = (),
                 ahead_only: tuple[int, ...] = (), observed_scale: bool = False,
@@ -30,6 +33,10 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
     if (cfg.second_season or 0) > lookback:
         raise InputError(f"--second-season ({cfg.second_season}) needs a lookback of at least "
                          f"{cfg.second_season} steps (now {lookback}); raise --lookback")
+    if cfg.series_embedding and n_series > MAX_EMBEDDED_SERIES:
+        raise InputError(f"--series-embedding learns a state per series, and a window carries its series' "
+                         f"index as a float32, exact up to {MAX_EMBEDDED_SERIES:,} series (now {n_series:,}); "
+                         "drop --series-embedding")
     k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
     members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide,
                             reads=reads, n_series=n_series)

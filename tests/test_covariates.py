@@ -596,6 +596,10 @@ def test_a_series_embedding_starts_as_the_model_without_and_learns_each_series_o
     with_states(torch.cat([x[1:3], series[1:3]], -1)).sum().backward()  # series 2 alone
     moved = with_states.series_state.weight.grad.abs().sum(1)
     assert moved[0] == 0 and moved[1] == 0 and moved[2] > 0
+    with torch.device("meta"), pytest.raises(InputError, match="exact up to 16,777,216 series"):
+        build_model(ModelConfig(series_embedding=True), 1, 24, H, n_series=2 ** 24 + 1)
+    with torch.device("meta"):
+        build_model(ModelConfig(series_embedding=True), 1, 24, H, n_series=2 ** 24)
 
 
 def test_a_series_embedding_forecasts_each_series_from_its_own_state(tmp_path):
