@@ -21,7 +21,6 @@ from .config import ModelConfig
 from .errors import InputError
 from .gru import FusedGRU
 
-
 MAX_EMBEDDED_SERIES = 2 ** 24  # float32 holds every integer up to it
 
 
