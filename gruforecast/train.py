@@ -422,8 +422,9 @@ def evaluate_loss(model: Model, values: Flat, origins: torch.Tensor,
 @dataclass
 class Flat:
     """The scaled panel on the device: values (N, C) of the file's columns, series offsets
-    (S + 1,), whether windows carry the mask channel, the file's columns known in advance
-    (`DataSpec.future`), and the derived columns (`Windows.calendar`, all known)."""
+    (S + 1,), whether windows carry the mask channel and their series' index, the file's
+    columns known in advance (`DataSpec.future`), and the derived columns
+    (`Windows.calendar`, all known)."""
 
     values: torch.Tensor
     offsets: torch.Tensor
