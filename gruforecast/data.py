@@ -286,8 +286,8 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
     if len(frame.columns) == 1:  # one column whose name holds another separator
-        for sep in (sep for sep in (",", ";", "\t", "|") if sep != spec.sep):
-            if sep in str(frame.columns[0]):
+        for sep in (",", ";", "\t", "|"):
+            if sep != spec.sep and sep in str(frame.columns[0]):
                 shown = "\\t" if sep == "\t" else sep
                 raise InputError(f"{str(path)!r} looks {shown!r}-separated; pass --sep {shown!r}")
     return frame
