@@ -279,6 +279,10 @@ class ModelConfig:
         "windows show it too narrow (conformalised quantile regression, outward only; the head "
         "alone when there are no validation windows); model: the quantile head as trained",
         absent="model")
+    # Not an option: a window whose observed values are all equal (a run of zero sales)
+    # takes its series' scale rather than `scale_floor` (`GRURegressor.window_scale_of`).
+    # Files written before it used the floor, and forecast as they did.
+    flat_scale: bool = field(default=True, metadata={"absent": False})
 
     def __post_init__(self) -> None:
         check_range(self)

@@ -276,7 +276,11 @@ class GRURegressor(nn.Module):
         `seasonal`, 1 for `last`): the denominator of MASE, measured on the window alone.
         Floored at a tenth of the window's spread (mean absolute deviation), so a window
         that repeats its season exactly is not blown up, and at `scale_floor` (values are
-        already scaled per series; default 1e-3) so a flat one stays finite. A padded
+        already scaled per series; default 1e-3) so a nearly flat one stays finite. A flat
+        one (every observed value equal) takes its series' scale, 1 (`flat_scale`): at
+        the floor, a run of zeros in intermittent counts weighed 1,000 times a normal
+        window in the loss and in the conformal scores, and the 95% conformal shift made
+        from them widened every other window's band a thousandfold. A padded
         window (a short series: its padding repeats the first value) is measured on its
         observed points alone (the mask channel): measured with the padding's zero
         differences it weighed up to 1 / scale_floor times a normal window in the loss and
@@ -299,8 +303,13 @@ class GRURegressor(nn.Module):
         scale = torch.maximum(diff, 0.1 * spread).clamp_min(self.cfg.scale_floor)
         # A window with no observed pair at the lag has no amplitude of its own: 1, the
         # series' standard deviation under the default scaler (one data unit with
-        # `--scaler none`; before observed scales, the floor).
-        return torch.where(n_pairs > 0, scale, torch.ones_like(scale))
+        # `--scaler none`; before observed scales, the floor). Nor has a flat one (every
+        # observed value the same, to the bit: a run of zeros in intermittent counts).
+        own = n_pairs > 0
+        if self.cfg.flat_scale:
+            top = torch.where(seen > 0, v, -torch.inf).amax(1, keepdim=True)
+            own = own & (top > torch.where(seen > 0, v, torch.inf).amin(1, keepdim=True))
+        return torch.where(own, scale, torch.ones_like(scale))
 
     def base(self, x: Tensor) -> Tensor:
         """The forecast the head corrects: the last value, or the mean of the last

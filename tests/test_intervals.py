@@ -115,6 +115,40 @@ def test_trained_conformal_intervals_cover_on_held_out_windows():
     assert run.report["choices"]["intervals"].startswith("conformal")
 
 
+def test_a_flat_window_takes_its_series_scale_and_old_models_the_floor():
+    """A window whose observed values are all equal has no amplitude of its own: scale 1,
+    its series' own (values are scaled per series); files written before this used the
+    floor (`flat_scale` absent: False) and keep it. Nearly flat windows keep the floor."""
+    from gruforecast.config import from_stored
+    from gruforecast.model import GRURegressor
+
+    cfg = ModelConfig(hidden_size=4, by_season=False)
+    x = torch.full((3, 14, 1), -0.3, dtype=torch.float64)  # a run of zeros, standardised
+    x[1, 5, 0] += 1e-6  # nearly flat: the floor, 1e-3, as before
+    x[2, :4, 0] = 2.0  # padded: these rows are padding, and the observed ones are flat
+    mask = torch.ones(3, 14, 1, dtype=torch.float64)
+    mask[2, :4] = 0.0
+    new = GRURegressor(cfg, 2, 14, 7, season=7, observed_scale=True).double()
+    assert new.window_scale_of(torch.cat([x, mask], -1)).flatten().tolist() == pytest.approx([1.0, 1e-3, 1.0])
+    stored = {k: v for k, v in vars(cfg).items() if k != "flat_scale"}
+    old = GRURegressor(from_stored(ModelConfig, stored), 2, 14, 7, season=7, observed_scale=True).double()
+    assert old.window_scale_of(torch.cat([x, mask], -1)).flatten().tolist() == pytest.approx([1e-3, 1e-3, 1e-3])
+
+
+def test_intermittent_counts_get_bands_of_their_own_size():
+    """Counts that are mostly zero: windows of zeros once took the floor's scale, so their
+    conformal scores were a thousandfold and the 95% shift made from them gave every
+    other window a band of hundreds (an upper 95% bound of 2,108 on counts of rate 0.1)."""
+    rng = np.random.default_rng(0)
+    frame = pd.concat([pd.DataFrame({"id": f"s{k}", "t": np.arange(300), "y": rng.poisson(0.1, 300).astype(float)})
+                       for k in range(8)])
+    run = train_run(build_panel(frame, DataSpec(target="y", time_col="t", id_col="id")), lookback=14, horizon=7,
+                    season=7, hidden_size=8, epochs=3, ensemble=1, transform="none", full_refit=False)
+    fc = run.forecaster.predict().frame
+    assert fc["hi-95"].max() < 10 and fc["hi-80"].max() < 5, fc.describe()
+    assert run.report["test"]["scores"]["model"]["msis_95"] < 50
+
+
 def test_pinball_and_interval_score_by_hand():
     y, f = np.array([10.0, 10.0]), np.array([8.0, 13.0])
     # q = 0.9: e = 2 -> 0.9 * 2 = 1.8; e = -3 -> 0.1 * 3 = 0.3; mean 1.05
