@@ -380,7 +380,9 @@ class Forecaster:
             for x, a in zip(torch.from_numpy(inputs).split(BATCH), torch.from_numpy(ahead).split(BATCH)):
                 scaled = self._roll(x, a, K, tick).double().numpy()
                 rows = index[start:start + len(x)]
-                out.append(np.stack([self.scaling.invert(scaled[..., j], rows) for j in range(scaled.shape[-1])], -1))
+                values = np.stack([self.scaling.invert(scaled[..., j], rows) for j in range(scaled.shape[-1])], -1)
+                # data that never went below zero is not forecast below it (clipping keeps the order)
+                out.append(np.maximum(values, 0.0) if self.window_cfg.non_negative else values)
                 start += len(x)
         return np.concatenate(out) if out else np.zeros((0, K, len(self.quantiles)))
 

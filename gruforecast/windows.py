@@ -54,6 +54,9 @@ class WindowConfig:
     # Resolved: the window scale of a padded window is measured on its observed points
     # (`GRURegressor.window_scale_of`); files written before it measured the padding too.
     observed_scale: bool = field(default=True, metadata={"absent": False})
+    # Resolved: the target is never below zero in the training parts (counts, sales,
+    # demand), so forecasts and their bands are clipped at zero (`Forecaster._forecast`).
+    non_negative: bool = field(default=False, metadata={"absent": False})
 
     def __post_init__(self) -> None:
         check_range(self)
@@ -165,6 +168,9 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     padded = sum(cfg.first_origin(cfg.part_lengths(len(s))[0]) < cfg.lookback or len(s) < cfg.lookback
                  for s in panel.series) if cfg.padded else 0
     cfg = replace(cfg, mask=padded > 0)
+    if all((s.values[:cfg.part_lengths(len(s))[0], 0] >= 0).all() for s in panel.series):
+        cfg = replace(cfg, non_negative=True)
+        why["non_negative"] = "forecasts and bands clipped at 0: the target is never negative in the training parts"
     if padded:
         why["short_series"] = (f"pad: {padded} of {len(panel.series)} series are shorter than lookback + "
                                "horizon after their held-out parts; their windows are padded, with a mask")

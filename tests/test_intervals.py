@@ -147,6 +147,29 @@ def test_intermittent_counts_get_bands_of_their_own_size():
     fc = run.forecaster.predict().frame
     assert fc["hi-95"].max() < 10 and fc["hi-80"].max() < 5, fc.describe()
     assert run.report["test"]["scores"]["model"]["msis_95"] < 50
+    # counts never went below zero, so neither do their forecasts and bands
+    assert run.forecaster.window_cfg.non_negative and "clipped at 0" in run.report["choices"]["non_negative"]
+    assert (fc[["forecast", "lo-95", "lo-80"]] >= 0).all().all() and (fc["lo-95"] == 0).any()
+
+
+def test_only_data_that_never_went_below_zero_is_clipped_and_old_files_are_not():
+    from gruforecast.config import from_stored
+    from gruforecast.windows import WindowConfig
+
+    signed = train_run(_signed_panel(), season=12, second_season=0, **SMALL)
+    assert not signed.forecaster.window_cfg.non_negative and "non_negative" not in signed.report["choices"]
+    assert (signed.forecaster.predict().frame["lo-95"] < 0).any()  # a band may go below zero here
+    stored = {k: v for k, v in vars(WindowConfig(lookback=24, horizon=6, season=12)).items() if k != "non_negative"}
+    assert not from_stored(WindowConfig, stored).non_negative  # files written before: no clipping
+
+
+def _signed_panel():
+    """Series around zero: the target goes below zero in the training parts."""
+    rng = np.random.default_rng(3)
+    t = np.arange(200)
+    frame = pd.concat([pd.DataFrame({"id": i, "t": t, "y": np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.5, 200)})
+                       for i in ("a", "b")])
+    return build_panel(frame, DataSpec(target="y", time_col="t", id_col="id"))
 
 
 def test_pinball_and_interval_score_by_hand():
