@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 DEMO    := demo_out
 THREADS ?= 1
 
-.PHONY: help install demo test bench bench-accuracy bench-suite bench-covariates docs lint clean
+.PHONY: help install demo test bench bench-accuracy bench-suite bench-covariates bench-intermittent docs lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench-suite: .venv-bench/.installed  ## the development suite: defaults on every
 
 bench-covariates: .venv-bench/.installed  ## covariates with and without, beside MSTL (benchmarks/covariates.py)
 	.venv-bench/bin/python benchmarks/covariates.py --threads $(THREADS)
+
+bench-intermittent: $(STAMP)  ## sparse counts drawn from a seed: scores and band sizes (benchmarks/intermittent.py)
+	$(PY) benchmarks/intermittent.py --threads $(THREADS)
 
 docs: $(STAMP)  ## regenerate the options table of docs/cli.md from the config fields
 	$(PY) -c "from gruforecast.config import update_options_doc; update_options_doc('docs/cli.md')"
