@@ -138,7 +138,7 @@ def test_a_flat_window_takes_its_series_scale_and_old_models_the_floor():
 def test_intermittent_counts_get_bands_of_their_own_size():
     """Counts that are mostly zero: windows of zeros once took the floor's scale, so their
     conformal scores were a thousandfold and the 95% shift made from them gave every
-    other window a band of hundreds (an upper 95% bound of 2,108 on counts of rate 0.1)."""
+    other window a band of hundreds (an upper 95% bound of 2,109 on counts of rate 0.1)."""
     rng = np.random.default_rng(0)
     frame = pd.concat([pd.DataFrame({"id": f"s{k}", "t": np.arange(300), "y": rng.poisson(0.1, 300).astype(float)})
                        for k in range(8)])
