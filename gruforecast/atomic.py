@@ -104,6 +104,10 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+MODEL_SUFFIXES = (".gruf", ".pt")  # what `train --out` and a batch job's `model` may be named
+FORECAST_SUFFIXES = (".csv", ".parquet")  # a forecast's output, wherever it is written
+
+
 def check_output_path(path: str | Path, suffixes: tuple[str, ...], create: bool = False,
                       inputs: tuple = ()) -> Path:
     """Fail before any work when an output path cannot be written, or is one of the

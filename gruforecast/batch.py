@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import all_or_nothing, check_output_path
+from .atomic import FORECAST_SUFFIXES, MODEL_SUFFIXES, all_or_nothing, check_output_path
 from .config import ModelConfig, TrainConfig, build_configs, key_types
 from .data import DataSpec
 from .errors import ConfigError, GruForecastError, InputError, LockedError
@@ -261,7 +261,7 @@ def config_lock(config: Path, wait: float | None) -> Iterator[Path]:
 def _check_extensions(job: Job) -> None:
     """The output and the model file by their extensions, as `train --out` and
     `predict --out` take them: found when the job file is read, not by the job's run."""
-    for key, path, suffixes in (("output", job.output, (".csv", ".parquet")), ("model", job.model, (".gruf", ".pt"))):
+    for key, path, suffixes in (("output", job.output, FORECAST_SUFFIXES), ("model", job.model, MODEL_SUFFIXES)):
         if Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"job {job.name!r}: {key} {path!r} has an unknown extension; use {' or '.join(suffixes)}")
 
@@ -355,7 +355,7 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
 
     on_event(job.name, "started", {})
     out, future = output_path(job, today), future_path(job, today)
-    check_output_path(out, (".csv", ".parquet"), create=True,
+    check_output_path(out, FORECAST_SUFFIXES, create=True,
                       inputs=(job.data, job.model, *((future,) if future else ())))
     retrain = needs_retrain(job)
     if retrain:

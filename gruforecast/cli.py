@@ -114,14 +114,20 @@ def train(
     (`torchrun --nproc-per-node N -m gruforecast train ...`) one model is trained over
     the N processes and rank 0 alone writes (docs/scale.md)."""
     from . import parallel
-    from .atomic import all_or_nothing, check_output_folder, check_output_path
+    from .atomic import (
+        FORECAST_SUFFIXES,
+        MODEL_SUFFIXES,
+        all_or_nothing,
+        check_output_folder,
+        check_output_path,
+    )
     from .data import data_files
     from .train import pick_device
 
     inputs = tuple(data_files(data)) + ((future,) if future else ())
-    model_path = check_output_path(out_path, (".gruf", ".pt"), inputs=inputs)
+    model_path = check_output_path(out_path, MODEL_SUFFIXES, inputs=inputs)
     forecast_path = check_output_path(
-        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), (".csv", ".parquet"),
+        forecast_out or model_path.with_name(model_path.stem + "-forecast.csv"), FORECAST_SUFFIXES,
         inputs=(*inputs, model_path))
     check_output_folder(report_dir or model_path.parent)
     panel, wcfg, mcfg, tcfg = _setup({**config, "data": data, "device": device, "threads": threads})
@@ -259,11 +265,11 @@ def predict(
     threads: Threads = 1,
 ) -> None:
     """Forecast from the end of the stored data, or of --data, to a CSV or Parquet file."""
-    from .atomic import check_output_path
+    from .atomic import FORECAST_SUFFIXES, check_output_path
     from .data import data_files
 
     inputs = (model, *(data_files(data) if data else ()), *((future,) if future else ()))
-    path = check_output_path(out_path, (".csv", ".parquet"), inputs=inputs)
+    path = check_output_path(out_path, FORECAST_SUFFIXES, inputs=inputs)
     if cutoffs is not None and future is not None:
         raise InputError("--future is for forecasts after the data's end; with --cutoffs the future "
                          "features come from --data itself: drop --future")

@@ -439,8 +439,8 @@ class Flat:
         C = windows.values.shape[1]
         own = [c for c in windows.known if c < C]  # the derived columns come after the file's
         known = torch.tensor(own, dtype=torch.int64, device=device) if own else None
-        flat = cls(torch.from_numpy(windows.values).to(device),
-                   torch.from_numpy(windows.offsets).to(device), windows.mask, windows.series_index, known)
+        flat = cls(torch.from_numpy(windows.values).to(device), torch.from_numpy(windows.offsets).to(device),
+                   mask=windows.mask, series_index=windows.series_index, known=known)
         if windows.calendar is not None:
             flat.calendar = torch.from_numpy(windows.calendar).to(device)
             flat.to_calendar = torch.from_numpy(windows.calendar_at - windows.offsets[:-1]).to(device)
