@@ -233,7 +233,7 @@ class ModelConfig:
         None, "a second season M (e.g. 168 hours, a week; <= the lookback): the network blends "
         "its naive forecast into the base, window by window; 0: none (default: the week of "
         "sub-daily data, the year of daily data, or detected for integer steps, where the "
-        "history holds two)", absent=0, least=0, most=100_000)
+        "history holds two and the lookback covers it)", absent=0, least=0, most=100_000)
     by_season: bool = option(
         True, "the GRU reads the window a season per step (a week of hours: 7 steps of 24 "
         "values); 5-8x faster to train here; needs a season of 2 or more that fits the "

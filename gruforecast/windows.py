@@ -27,6 +27,7 @@ from .seasons import detect_season, season_of, second_season_of
 
 SHORT_SERIES = ("pad", "fail", "skip")
 MIN_HISTORY = 1  # observed points a padded window needs before its origin
+MAX_LOOKBACK = 100_000  # --lookback's limit (a default lookback stays within it too)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class WindowConfig:
     Stored in the model artifact, resolved (no `None` left)."""
 
     lookback: int | None = option(None, "input window L (default: 2 seasons, 2 horizons or the "
-                                        "second season, whichever is longest)", least=1, most=100_000)
+                                        "second season, whichever is longest)", least=1, most=MAX_LOOKBACK)
     horizon: int | None = option(None, "forecast horizon H (default: one season)", least=1, most=100_000)
     season: int | None = option(None, "season length (default: from the frequency; detected from "
                                       "the training data for integer steps)", least=1, most=100_000)
@@ -129,7 +130,8 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     the series' training parts (`seasons.detect_season`; the validation and test parts
     are never read). The horizon is one season (at least 1); the second season (the week
     of sub-daily data, the year of daily data) is used where the median series' training
-    part holds two of them; the lookback is the longest of 2 seasons, 2 horizons and the
+    part holds two of them and the lookback (given, or within the shortest series) covers
+    it; the lookback is the longest of 2 seasons, 2 horizons and the
     second season (without padding, shortened to fit the shortest series). A target that
     is never negative in the training parts is never forecast below zero (`non_negative`)."""
     mcfg, tcfg = mcfg or ModelConfig(), tcfg or TrainConfig()
@@ -156,7 +158,8 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
             why["second_season"] = (f"0: {second} found, but the median training part ({median:g} points) "
                                     f"holds fewer than two of it and a horizon")
             second = 0
-    mcfg = replace(mcfg, second_season=second) if mcfg.second_season is None else mcfg
+    chosen = mcfg.second_season is None  # the defaults' second season, not the user's
+    mcfg = replace(mcfg, second_season=second) if chosen else mcfg
     auto = cfg.lookback is None
     if auto:
         cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
@@ -166,6 +169,10 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
         panel = drop_short(panel, cfg)
         if auto:  # the shortest series left sets the room
             cfg = replace(cfg, lookback=_default_lookback(panel, cfg, mcfg.second_season))
+    if chosen and cfg.lookback < mcfg.second_season:  # a window shorter than it cannot read it
+        why["second_season"] = (f"0: {mcfg.second_season} found, but the lookback ({cfg.lookback}) is "
+                                "shorter than it")
+        mcfg = replace(mcfg, second_season=0)
     padded = sum(cfg.first_origin(cfg.part_lengths(len(s))[0]) < cfg.lookback or len(s) < cfg.lookback
                  for s in panel.series) if cfg.padded else 0
     cfg = replace(cfg, mask=padded > 0)
@@ -209,7 +216,7 @@ def _seasons(panel: Panel, cfg: WindowConfig) -> tuple[int, int]:
 
 def _default_lookback(panel: Panel, cfg: WindowConfig, second: int) -> int:
     H, m = cfg.horizon, cfg.season
-    wanted = max(2 * m, 2 * H, second)
+    wanted = min(max(2 * m, 2 * H, second), MAX_LOOKBACK)  # beyond it check_lengths names the horizon
     if cfg.padded:
         return wanted
     probe = replace(cfg, lookback=1)

@@ -104,6 +104,8 @@ CASES = [
      ["--id-col", "id", "--short-series", "fail"] + FAST, 2, "series 'b' has 1 points, fewer than lookback"),
     ("no series long enough to train", "data.csv", csv(series(n=5)), ["--horizon", "7"] + FAST, 2,
      "no series holds a training window: the longest has 5 points, and horizon 7 needs at least 8"),
+    ("horizon beyond the lookback limit", "data.csv", csv(series()), ["--horizon", "60000"], 2,  # not a --lookback never given
+     "no series holds a training window: the longest has 120 points, and horizon 60000 needs at least 60001"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,

@@ -71,6 +71,19 @@ def test_second_season_needs_the_history():
     assert (wcfg.season, mcfg.second_season, wcfg.lookback) == (24, 0, 48)
 
 
+def test_a_given_lookback_shorter_than_the_default_second_season_drops_it():
+    """`--lookback 48` on hourly data: the week the defaults would add cannot be read, so
+    it is left out (and the choice says why) instead of refusing an option never given;
+    a second season the user gives still needs the lookback (test_bad_input)."""
+    t = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+    panel = build_panel(pd.DataFrame({"ds": t, "y": np.sin(np.arange(len(t)) / 3.8)}), DataSpec(target="y"))
+    _, wcfg, mcfg = resolve(panel, WindowConfig(lookback=48, horizon=24))
+    assert (wcfg.lookback, mcfg.second_season) == (48, 0)
+    assert panel.choices["second_season"] == "0: 168 found, but the lookback (48) is shorter than it"
+    _, wcfg, mcfg = resolve(panel, WindowConfig(lookback=168, horizon=24))
+    assert (wcfg.lookback, mcfg.second_season) == (168, 168)
+
+
 def test_nixtla_long_format_and_a_lone_text_column_are_read_as_panels():
     t = np.tile(pd.date_range("2024-01-01", periods=30, freq="D").astype(str), 2)
     frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 30), "ds": t, "y": np.arange(60.0)})
