@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import sys
 from datetime import UTC
 from pathlib import Path
@@ -349,7 +350,6 @@ def batch(
 ) -> None:
     """Run the forecasting jobs of a TOML file; exit 0 only if every job succeeded."""
     import json
-    import os
 
     from . import batch as b
     from .report import jsonable
@@ -502,8 +502,6 @@ class _PassProgress:
 
 
 def _log(message: str) -> None:
-    import os
-
     # under torchrun, rank 0 speaks for all (parallel.is_main, without importing torch)
     if int(os.environ.get("WORLD_SIZE", "1")) < 2 or os.environ.get("RANK", "0") == "0":
         print(f"gruforecast: {message}", file=sys.stderr, flush=True)
@@ -516,6 +514,10 @@ def _threads(n: int) -> None:
 
     if n < 1:
         raise InputError(f"--threads ({n}) must be >= 1")
+    cores = os.cpu_count() or 1
+    if n > cores:  # as batch refuses --jobs x --threads beyond the cores
+        raise InputError(f"--threads {n} is more than the {cores} cores; oversubscribed torch threads "
+                         f"slow a GRU step 100x: use --threads {cores} or fewer")
     torch.set_num_threads(n)
     if not gc.isenabled():
         gc.freeze()

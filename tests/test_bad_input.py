@@ -110,6 +110,9 @@ CASES = [
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
      "the series has 120 points, fewer than lookback 500 + horizon 7; use --short-series pad, lower --lookback or --horizon, or give more data"),
+    ("threads beyond the cores", "data.csv", csv(series()), ["--threads", "100000"], 2,
+     f"--threads 100000 is more than the {os.cpu_count()} cores; oversubscribed torch threads slow a GRU step 100x: "
+     f"use --threads {os.cpu_count()} or fewer"),
     ("epochs 0", "data.csv", csv(series()), ["--epochs", "0"], 2, "--epochs (0) must be >= 1"),
     ("batch size 0", "data.csv", csv(series()), ["--batch-size", "0"], 2, "--batch-size (0) must be >= 1"),
     ("learning rate NaN", "data.csv", csv(series()), ["--lr", "nan"], 2, "--lr (nan) must be > 0"),
