@@ -158,11 +158,12 @@ def holiday_calendar(code: str, years: tuple[int, ...]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in days))
 
 
-def read_future(path: str | Path, spec, ids: list[str], times: list[pd.Index]) -> np.ndarray:
+def read_future(path: str | Path, spec, ids: list[str], times: list[pd.Index], daily: bool = False) -> np.ndarray:
     """(S, K, F) the `--future-features` of series `ids` at the forecast times `times[i]`
     from a future file (id, time and those columns). Every (series, time) must be there
     once; rows of the file before or after the forecast steps are ignored, rows between
-    them off the forecast's grid or of series not forecast are refused, each with one line."""
+    them off the forecast's grid or of series not forecast are refused, each with one line.
+    `daily`: the data steps a day or more, so zoned times are read as local dates."""
     from .data import _missing_column, _numeric, _parse_time, read_table
 
     path = Path(path)
@@ -172,7 +173,8 @@ def read_future(path: str | Path, spec, ids: list[str], times: list[pd.Index]) -
         if col not in frame.columns:
             raise _missing_column(col, "--future", list(frame.columns))
     frame = frame[need].copy()
-    frame[spec.time_col] = _parse_time(frame[spec.time_col], spec.time_col, spec.dayfirst)[0]
+    # Zoned times as the data's were read (`data._naive`), which a file of one step cannot tell
+    frame[spec.time_col] = _parse_time(frame[spec.time_col], spec.time_col, spec.dayfirst, daily)[0]
     for col in spec.future_features:
         frame[col] = _numeric(frame[col], col)
     key = frame[spec.id_col].astype(str) if spec.id_col else pd.Series("", index=frame.index)

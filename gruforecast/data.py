@@ -725,7 +725,10 @@ def _codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[ids.cat.codes.to_numpy()], names[order]
 
 
-def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None) -> tuple[pd.Series, str, list[str]]:
+def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
+                local: bool | None = None) -> tuple[pd.Series, str, list[str]]:
+    """(times, "datetime" or "integer", notes). Timestamps with a zone lose it (`_naive`);
+    `local` forces their local times (True) or UTC (False) instead of the rule there."""
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise InputError(f"time column {col!r} is empty at row {row + 2}; fill or drop that row")
@@ -739,8 +742,8 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None) -> tu
         raise InputError(f"time column {col!r} holds fractional numbers; give dates or integer steps")
     if pd.api.types.is_datetime64_any_dtype(values):
         if getattr(values.dt, "tz", None) is not None:
-            return values.dt.tz_convert("UTC").dt.tz_localize(None), "datetime", [
-                f"time column {col!r} converted from {values.dt.tz} to UTC"]
+            return _naive(values.dt.tz_convert("UTC").dt.tz_localize(None), values.dt.tz_localize(None),
+                          col, f"converted from {values.dt.tz} to UTC", local)
         return values, "datetime", []
     text = values.astype(str)
     has_zone = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
@@ -758,9 +761,26 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None) -> tu
             f"time column {col!r} holds {text.iloc[row]!r} at row {row + 2}, neither a date nor an integer step; fix it or pass another --time-col"
         )
     if has_zone.any():
-        parsed = parsed.dt.tz_localize(None)  # UTC: offsets that change with DST line up
-        notes.append(f"time column {col!r}: timestamps with UTC offsets converted to UTC")
+        utc = parsed.dt.tz_localize(None)
+        parts = text.str.extract(r"([+-])(\d\d):?(\d\d)$")  # no match: Z, offset 0
+        minutes = parts[1].astype(float).fillna(0) * 60 + parts[2].astype(float).fillna(0)
+        offset = pd.to_timedelta(minutes.where(parts[0] != "-", -minutes), unit="min")
+        parsed, _, more = _naive(utc, utc + offset, col, "timestamps with UTC offsets converted to UTC", local)
+        notes += more
     return parsed, "datetime", notes
+
+
+def _naive(utc: pd.Series, wall: pd.Series, col: str, converted: str,
+           local: bool | None = None) -> tuple[pd.Series, str, list[str]]:
+    """Timestamps that carried a zone, without it: in UTC, where offsets that change with
+    DST line up (sub-daily data); but where every local time of day is the same (daily
+    and coarser data: local midnights) the local ones, the dates the file means: in UTC a
+    midnight moves to 23:00 or 22:00 with DST and the days fall off their grid. `local`
+    (a future file, read on its model's grid) overrides the rule."""
+    if local if local is not None else (wall - wall.dt.normalize()).nunique() == 1:
+        return wall, "datetime", [f"time column {col!r}: local dates kept (every timestamp at the same local "
+                                  "time of day; in UTC, DST would move them off the grid)"]
+    return utc, "datetime", [f"time column {col!r} {converted}"]
 
 
 def _day_order(text: pd.Series, col: str, dayfirst: bool | None) -> tuple[bool, list[str]]:

@@ -49,6 +49,7 @@ from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model
 from .scaling import Scaling
+from .seasons import at_least_daily
 from .windows import MIN_HISTORY, WindowConfig, window_rows, with_mask
 
 BATCH = 1024  # windows per forward pass when forecasting: memory bounded by the batch
@@ -251,7 +252,7 @@ class Forecaster:
                     f"the model reads the future features {', '.join(spec.future_features)} over the forecast "
                     f"steps; pass --future FILE with the id, time and those columns for the {K} steps "
                     "after each series' end")
-            ahead[..., list(spec.future)] = read_future(future, spec, ids, times)
+            ahead[..., list(spec.future)] = read_future(future, spec, ids, times, at_least_daily(self.freq))
         elif future is not None:
             raise InputError("--future gives the values of future features, and this model has none; drop --future")
         if spec.derived and K:

@@ -50,6 +50,14 @@ def _session(freq: str):
     return Session.parse(freq)
 
 
+def at_least_daily(freq: str | None) -> bool:
+    """Whether a step of `freq` spans a day or more (its timestamps share a time of day)."""
+    if freq is None or _session(freq) is not None:
+        return False
+    seconds = _parts(freq)[2]
+    return seconds is None or seconds >= 86400
+
+
 def season_of(freq: str | None) -> int:
     """The season implied by a pandas frequency alias; 1 for integer steps or no rhythm."""
     if freq is None:

@@ -392,6 +392,29 @@ def test_predict_from_the_stored_data_with_the_future_file(model_dir, monkeypatc
     assert code == 2 and "future features driver" in err and not (model_dir / "q.csv").exists()
 
 
+@pytest.mark.parametrize("freq, step, written, on_grid", [
+    ("D", "2024-10-27 00:00", "2024-10-27T00:00:00+0200", True),  # a local date, as the data's
+    ("h", "2024-01-15 20:00", "2024-01-15T21:00:00+0100", True),  # an hour: UTC, as the data's
+    ("h", "2024-01-15 00:00", "2024-01-15T00:00:00+0100", False),  # midnight on an hourly grid is UTC too
+    ("D", "2024-10-27 00:00", "2024-10-26T22:00:00Z", False),  # a daily grid's UTC time is not its date
+])
+def test_a_zoned_future_file_of_one_step_is_read_as_its_models_data(tmp_path, freq, step, written, on_grid):
+    """One row cannot say whether the file is daily or hourly, so the model's frequency
+    does: zoned daily data is read as local dates (`data._naive`), hourly data in UTC."""
+    from gruforecast.covariates import read_future
+    from gruforecast.seasons import at_least_daily
+
+    (tmp_path / "f.csv").write_text(f"date,x\n{written},1.5\n")
+    spec, times = DataSpec(time_col="date", target="y", future_features=("x",)), [pd.DatetimeIndex([step])]
+    daily = at_least_daily(freq)
+    if on_grid:
+        assert read_future(tmp_path / "f.csv", spec, [""], times, daily).tolist() == [[[1.5]]]
+    else:
+        with pytest.raises(InputError, match="lacks 1 of the 1 rows the forecast needs"):  # its row is elsewhere
+            read_future(tmp_path / "f.csv", spec, [""], times, daily)
+    assert [at_least_daily(f) for f in ("D", "B", "W-MON", "MS", "h", "30min", None)] == [True] * 4 + [False] * 3
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.drop(index=f.index[3]), "lacks 1 of the 12 rows the forecast needs (or has empty cells in them); "
                                           "the first is series 'a' at 2024-01-15 21:00:00"),

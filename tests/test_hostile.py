@@ -95,6 +95,21 @@ def test_day_first_dates_are_read_as_written_or_refused(dates, dayfirst, first, 
     assert str(panel.series[0].time[0].date()) == first
 
 
+@pytest.mark.parametrize("freq,kind,local", [("D", "text", True), ("D", "dtype", True), ("W-MON", "text", True),
+                                              ("h", "text", False), ("h", "dtype", False)])
+def test_zoned_dates_keep_their_local_days_and_zoned_hours_go_to_utc(freq, kind, local):
+    """Daily data written at local midnight with DST offsets (+01:00 in winter, +02:00 in
+    summer) is read as its local dates: in UTC its midnights move to 23:00 and 22:00 and it
+    was refused as off its grid. Hourly data goes to UTC, where DST offsets line up."""
+    t = pd.date_range("2024-03-01", periods=24 * 40 if freq == "h" else 60, freq=freq, tz="Europe/Paris")
+    frame = pd.DataFrame({"date": t.strftime("%Y-%m-%dT%H:%M:%S%z") if kind == "text" else t,
+                          "y": np.sin(np.arange(len(t)) / 3.0)})
+    panel = build_panel(frame, DataSpec())
+    want = t.tz_localize(None) if local else t.tz_convert("UTC").tz_localize(None)
+    assert panel.freq == ("W-MON" if freq == "W-MON" else freq)
+    assert (pd.DatetimeIndex(panel.series[0].time) == want).all()
+
+
 OPTION_CASES = [  # (id, extra train args, message): every size has a bound, every role one column
     ("seed negative", "--seed -1", "--seed (-1) must be >= 0"),
     ("seed past 2**32", "--seed 18446744073709551616", "--seed (18446744073709551616) must be <= 4,294,967,295"),
