@@ -52,6 +52,7 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "suite.md"
 EXTRA: list[str] = []  # --extra: options added to every train, to compare a candidate default
 DEV = False  # --dev: the development split, every set cut before its test part (see main)
+KEEP: Path | None = None  # --keep: where each set's scored forecasts are written
 
 
 @dataclass
@@ -344,6 +345,11 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
                      seconds if label.startswith("gru") else np.nan, setting if label.startswith("gru") else ""))
         if label.startswith("gru"):
             first = merged
+            if KEEP is not None:  # the scored rows and their scales, for offline comparisons
+                merged.to_csv(KEEP / f"{proto.name}.csv", index=False)
+                (KEEP / f"{proto.name}.json").write_text(json.dumps({
+                    "metric": proto.metric, "h": proto.h, "step": proto.step,
+                    "point": {"series": 1.0} if t_std is None else scales, "msis": msis_scales}))
     if with_refs:
         scales = {"series": 1.0} if t_std is None else scales
         rows += [(m, p, s, np.nan, np.nan, np.nan, np.nan, np.nan, secs, note)
@@ -430,13 +436,17 @@ def main() -> None:
     parser.add_argument("--no-references", action="store_true", help="gruforecast rows only")
     parser.add_argument("--extra", default="", help="train options to try beside the defaults, e.g. '--transform log'")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the table is appended")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder: write each set's scored forecasts (with the actuals) and scales there")
     parser.add_argument("--dev", action="store_true",
                         help="the development split, for choosing defaults: every set is cut before its test "
                              "part and scored on the h points (or origins) before it, so no choice reads a test part")
     args = parser.parse_args()
     EXTRA.extend(args.extra.split())
-    global DEV
-    DEV = args.dev
+    global DEV, KEEP
+    DEV, KEEP = args.dev, args.keep
+    if KEEP is not None:
+        KEEP.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.set_num_threads(args.threads)
