@@ -12,6 +12,7 @@ prints: events go to a callback.
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import re
 import stat
@@ -148,6 +149,7 @@ def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None 
             raise ConfigError(f"{path.name} line {_job_line(text, i)}: two jobs are named {job.name!r}; names must differ")
         names.add(job.name)
         jobs.append(_resolve_paths(job, path.parent))
+    _check_writes(jobs, path.name)
     if only:
         missing = sorted(set(only) - names)
         if missing:
@@ -264,6 +266,36 @@ def _check_extensions(job: Job) -> None:
     for key, path, suffixes in (("output", job.output, FORECAST_SUFFIXES), ("model", job.model, MODEL_SUFFIXES)):
         if Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"job {job.name!r}: {key} {path!r} has an unknown extension; use {' or '.join(suffixes)}")
+
+
+def _check_writes(jobs: list[Job], file: str) -> None:
+    """No file written twice, and no job's data overwritten or read back: two jobs writing
+    one forecast (or two retraining one model) keep only the last one's, and an output
+    under a job's data glob would be read as data by the next run."""
+    writers: dict[str, str] = {}
+    for job in jobs:
+        written = [("output", output_path(job))] + ([("model", Path(job.model))] if job.retrain != "never" else [])
+        for key, target in written:
+            target = Path(os.path.normpath(target))
+            if str(target) in writers:
+                raise ConfigError(f"{file}: jobs {writers[str(target)]!r} and {job.name!r} both write "
+                                  f"{str(target)!r}; give each job its own {key} (e.g. with {{job}} in the path)")
+            writers[str(target)] = job.name
+            reader = next((other for other in jobs if _reads(other, target)), None)
+            if reader is not None:
+                raise ConfigError(f"{file}: job {job.name!r} writes its {key} {str(target)!r} where job "
+                                  f"{reader.name!r} reads its data {reader.data!r}; write it elsewhere")
+
+
+def _reads(job: Job, path: Path) -> bool:
+    """Whether the job's `data` reads `path`: the file, a match of its glob, or a Parquet
+    part under its folder (`data.data_files`)."""
+    data = os.path.normpath(job.data)
+    if glob.has_magic(data):
+        return path.match(data)
+    if os.path.isdir(data):
+        return path.suffix == ".parquet" and Path(data) in path.parents
+    return str(path) == data
 
 
 def output_path(job: Job, today: date | None = None) -> Path:

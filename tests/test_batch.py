@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from conftest import SAMPLE, run_cli
 
+from gruforecast.batch import load_jobs
+
 JOBS = """
 [defaults]
 horizon = 4
@@ -223,3 +225,14 @@ def test_dry_run_runs_nothing(folder):
     assert proc.returncode == 0, proc.stderr
     assert "macro: retrain" in proc.stdout
     assert not (folder / "out").exists() and not (folder / "models").exists()
+
+
+def test_jobs_may_share_a_model_they_only_read_and_write_apart(tmp_path):
+    """The write checks (`batch._check_writes`) refuse only what loses a file: jobs that
+    never retrain may forecast from one model, into outputs told apart by {job}, beside
+    a data glob that does not match them."""
+    (tmp_path / "jobs.toml").write_text(
+        '[defaults]\ndata = "in/*.csv"\nmodel = "shared.gruf"\nretrain = "never"\n'
+        'output = "out/{job}.csv"\ntarget = "y"\n[[jobs]]\nname = "a"\n[[jobs]]\nname = "b"\n')
+    jobs = load_jobs(tmp_path / "jobs.toml")
+    assert [Path(j.output).name for j in jobs] == ["{job}.csv"] * 2 and jobs[0].model == jobs[1].model

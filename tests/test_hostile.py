@@ -143,6 +143,15 @@ BATCH_CASES = [  # (id, the job's extra keys, message) refused at load time, so 
     ("attribute in a template", 'output = "o/{{job.__class__}}.csv"', "has the placeholder {job.__class__}"),
     ("unmatched brace", 'output = "o/{{job.csv"', "has an unmatched brace"),
     ("timeout not a duration", 'timeout = "soon"', "timeout 'soon' is not a duration"),
+    # files that two jobs write, or that a job writes over data (relative to the job file)
+    ("two jobs write one forecast", 'output = "o.csv"\n[[jobs]]\nname = "b"\noutput = "o.csv"',
+     "jobs 'a' and 'b' both write"),
+    ("two retraining jobs write one model", '[[jobs]]\nname = "b"',
+     "jobs 'a' and 'b' both write"),
+    ("a forecast over its data", 'data = "in.csv"\noutput = "in.csv"',
+     "job 'a' writes its output"),
+    ("a forecast under a data glob", 'data = "in/*.csv"\noutput = "in/{{job}}.csv"',
+     "where job 'a' reads its data"),
 ]
 
 
