@@ -754,7 +754,13 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
             f"{text.iloc[row]!r}); give every timestamp an offset or none"
         )
     dayfirst, notes = _day_order(text, col, dayfirst)
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=bool(has_zone.any()), dayfirst=dayfirst)
+    utc = bool(has_zone.any())
+    # Year-first dates (2024-04-10, 2024/04/10) are never day-first: pandas with dayfirst
+    # reads them year-day-month, so --dayfirst turned monthly ISO dates into days.
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc, dayfirst=dayfirst)
+    year_first = text.str.match(r"\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}") if dayfirst else None
+    if year_first is not None and year_first.any():
+        parsed = parsed.where(~year_first, pd.to_datetime(text, errors="coerce", format="mixed", utc=utc))
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(

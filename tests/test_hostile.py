@@ -81,6 +81,9 @@ def test_ids_are_text(tmp_path):
     (["01/02/2024", "01/03/2024", "01/04/2024"], False, "2024-01-02", None),
     (["30/01/2024", "31/01/2024", "01/02/2024"], None, "2024-01-30", None),  # 30 can only be a day
     (["01/30/2024", "01/31/2024", "02/01/2024"], None, "2024-01-30", None),  # 30 can only be a day
+    # year-first dates are never day-first: with --dayfirst pandas read 2024-02-01 as January 2
+    (["2024-01-01", "2024-01-02", "2024-01-03"], True, "2024-01-01", None),
+    (["2024-01-30", "31/01/2024", "01/02/2024"], None, "2024-01-30", None),  # ISO, then the day first
 ])
 def test_day_first_dates_are_read_as_written_or_refused(dates, dayfirst, first, message):
     from gruforecast.errors import InputError
@@ -93,6 +96,14 @@ def test_day_first_dates_are_read_as_written_or_refused(dates, dayfirst, first, 
     panel = build_panel(frame, DataSpec(dayfirst=dayfirst))
     assert panel.freq == "D"
     assert str(panel.series[0].time[0].date()) == first
+
+
+def test_dayfirst_leaves_year_first_dates_as_written():
+    """Monthly ISO dates read with --dayfirst: 120 months, not days with gaps."""
+    frame = pd.DataFrame({"date": pd.date_range("2015-01-01", periods=120, freq="MS").strftime("%Y-%m-%d"),
+                          "y": np.arange(120.0)})
+    panel = build_panel(frame, DataSpec(dayfirst=True))
+    assert panel.freq == "MS" and str(panel.series[0].time[-1].date()) == "2024-12-01"
 
 
 @pytest.mark.parametrize("freq,kind,local", [("D", "text", True), ("D", "dtype", True), ("W-MON", "text", True),
