@@ -14,6 +14,7 @@ import functools
 import gc
 import os
 import sys
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated
@@ -262,6 +263,7 @@ def predict(
     cutoffs: Annotated[int | None, typer.Option(help="forecast from the last N origins of --data instead of its end, with the actual values beside (a `cutoff` column)")] = None,
     step: Annotated[int | None, typer.Option(help="with --cutoffs: steps between origins (default: the horizon)")] = None,
     level: Annotated[str | None, typer.Option(help="none: the point forecast alone, which may go past the trained horizon (default: the model's intervals)")] = None,
+    fill: Annotated[str | None, typer.Option(help="fill missing values and gaps of --data: interpolate, ffill or zero (default: as the model was trained)")] = None,
     future: Future = None,
     threads: Threads = 1,
 ) -> None:
@@ -290,7 +292,10 @@ def predict(
     art = art.points_only() if level is not None else art
     bar = _PassProgress()
     art.on_progress = bar.update
-    panel = load_panel(data, art.data_spec) if data is not None else None
+    if fill is not None and data is None:
+        raise InputError("--fill fills the gaps of --data; pass --data FILE (the stored history has none)")
+    spec = art.data_spec if fill is None else replace(art.data_spec, fill=fill)
+    panel = load_panel(data, spec) if data is not None else None
     with bar:
         fc = (art.predict_at(panel, cutoffs, step, horizon) if cutoffs is not None
               else art.predict(panel, horizon, future=future))

@@ -198,6 +198,29 @@ def test_predict_at_cutoffs(small_model, tmp_path, monkeypatch, capsys):
     assert code == 2 and "--cutoffs (2) and --step (0) must be >= 1" in err and not out.exists()
 
 
+def test_predict_fills_the_gaps_of_fresh_data_when_asked(small_model, tmp_path, monkeypatch, capsys):
+    """The gaps message names --fill, and predict takes it (it did not: the hint named an
+    option only train had); --fill ffill forecasts as if the last value had been repeated."""
+    folder, model, fc = small_model
+    frame = pd.read_csv(folder / "data.csv")
+    gappy = frame.assign(y=frame.y.where(frame.t < 118))  # each series' last two values missing
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    out = tmp_path / "p.csv"
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "gappy.csv", "--out", out)
+    assert code == 2 and "pass --fill interpolate|ffill|zero" in err and not out.exists()
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "gappy.csv",
+                            "--fill", "ffill", "--out", out)
+    assert code == 0, err
+    filled = frame.assign(y=frame.y.where(frame.t < 118, frame.groupby("id").y.transform(lambda v: v.iloc[117])))
+    filled.to_csv(tmp_path / "filled.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "filled.csv",
+                            "--out", tmp_path / "q.csv")
+    assert code == 0, err
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(tmp_path / "q.csv"))
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--fill", "zero", "--out", out)
+    assert code == 2 and "--fill fills the gaps of --data" in err
+
+
 def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
     """forecast_origins cuts its inputs into blocks of BATCH rows across series (the
     forward batches of one big block), each row in place: the same forecasts with blocks of
