@@ -466,7 +466,7 @@ def _series_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
     series, holes = _series(ids, starts, ends, pos, rows.values, grid)
     if holes and spec.fill is None:
         raise InputError(_holes_message(holes, series, spec))
-    series = [_fill(s, spec.fill) for s in series]
+    series = [_fill(s, spec.fill, spec.value_columns) for s in series]
     if spec.static_features:
         check_static(series, spec.static_features, slice(spec.static[0], spec.static[-1] + 1))
     return Panel(spec=spec, series=series, freq=freq, step=step, time_dtype=time_dtype,
@@ -1035,7 +1035,7 @@ def _holes_message(holes: list[tuple[int, int]], series: list[Series], spec: Dat
             "pass --fill interpolate|ffill|zero")
 
 
-def _fill(s: Series, method: str | None) -> Series:
+def _fill(s: Series, method: str | None, names: tuple[str, ...]) -> Series:
     if method is None or not np.isnan(s.values).any():
         return s
     frame = pd.DataFrame(s.values)
@@ -1046,7 +1046,9 @@ def _fill(s: Series, method: str | None) -> Series:
     else:
         frame = frame.fillna(0.0)
     if frame.isna().any().any():
-        raise InputError(f"series {s.id!r} has a column with no values at all; drop it or the series")
+        col = names[int(np.flatnonzero(frame.isna().any().to_numpy())[0])]
+        raise InputError(f"series {s.id!r} has no value at all in column {col!r}, so nothing to fill from; "
+                         "drop the column or the series")
     return replace(s, values=frame.to_numpy(dtype="float64"))
 
 

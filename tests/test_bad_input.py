@@ -106,6 +106,10 @@ CASES = [
      "no series holds a training window: the longest has 5 points, and horizon 7 needs at least 8"),
     ("horizon beyond the lookback limit", "data.csv", csv(series()), ["--horizon", "60000"], 2,  # not a --lookback never given
      "no series holds a training window: the longest has 120 points, and horizon 60000 needs at least 60001"),
+    ("a series with no value in a column to fill", "data.csv",
+     csv(pd.concat([series(x=1.0).assign(id="a"), series(x=np.nan).assign(id="b")])),
+     ["--id-col", "id", "--features", "x", "--fill", "ffill"] + FAST, 2,
+     "series 'b' has no value at all in column 'x', so nothing to fill from; drop the column or the series"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
