@@ -702,7 +702,7 @@ def _typed_frame(frame: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str
     times, time_dtype, notes = _parse_time(out[spec.time_col], spec.time_col, spec.dayfirst)
     out[spec.time_col] = times
     for col in spec.value_columns:
-        out[col] = _numeric(out[col], col)
+        out[col] = _numeric(out[col], col, category_hint=col != spec.target)
     if spec.id_col is not None:
         if out[spec.id_col].isna().any():
             raise InputError(f"id column {spec.id_col!r} has empty cells; fill or drop those rows")
@@ -818,7 +818,9 @@ def _clip(value, n: int = 60) -> str:
 FLOAT32_SAFE = 1e30  # magnitudes the float32 network computes with after scaling, and back
 
 
-def _numeric(values: pd.Series, col: str) -> pd.Series:
+def _numeric(values: pd.Series, col: str, category_hint: bool = True) -> pd.Series:
+    """The column as float64, or one line naming the first cell that is not a number; a
+    covariate of text alone (`category_hint`: not the target) is taken for categories."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     if pd.api.types.is_numeric_dtype(values):
@@ -828,10 +830,12 @@ def _numeric(values: pd.Series, col: str) -> pd.Series:
         bad = out.isna() & values.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"column {col!r} is not numeric: row {row + 2} holds {_clip(values.iloc[row])!r}; clean the "
-                "column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"
-            )
+            cell = _clip(values.iloc[row])
+            if category_hint and not out.notna().any():  # no number at all: categories, not typos
+                raise InputError(f"column {col!r} is not numeric: row {row + 2} holds {cell!r}; the model reads "
+                                 "numbers: encode a category as 0/1 columns (one per value), or choose another")
+            raise InputError(f"column {col!r} is not numeric: row {row + 2} holds {cell!r}; clean the column or "
+                             "choose another (a decimal comma or thousands separator? see --decimal, --thousands)")
         out = out.astype("float64")
     arr = out.to_numpy()
     if np.isinf(arr).any():

@@ -65,6 +65,10 @@ CASES = [
      "column 'store' (--id-col) is not in the file; its columns are date, y"),
     ("target not numeric", "data.csv", csv(series(y=["a"] * N)), ["--target", "y"], 2,
      "column 'y' is not numeric: row 2 holds 'a'; clean the column or choose another"),
+    ("a feature of categories", "data.csv", csv(series(region=["north", "south"] * (N // 2))),
+     ["--features", "region"] + FAST, 2,
+     "column 'region' is not numeric: row 2 holds 'north'; the model reads numbers: encode a category as 0/1 "
+     "columns (one per value), or choose another"),
     ("booleans work", "data.csv", csv(series(y=[i % 3 == 0 for i in range(N)])), ["--target", "y"] + FAST, 0, None),
     ("all-NaN target", "data.csv", csv(series(y=[np.nan] * N)), ["--target", "y"], 2,
      "column 'y' has no values at all; choose another column"),
