@@ -279,7 +279,7 @@ def plot_forecasts(records: pd.DataFrame, panel: Panel, evaluation: dict, max_fo
             ax.plot(f["time"], f["seasonal_naive"], color="C1", lw=1, ls="--",
                     label="seasonal naive" if i == 0 else None)
         mase = evaluation["per_series"][sid]["model"]["mase"]
-        ax.set_title(f"{label}: {sid} (MASE {fmt(mase)})")
+        ax.set_title(f"{label}: {sid} (MASE {fmt(mase)})", parse_math=False)  # an id may hold "$": not TeX
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return _png(fig)
@@ -320,7 +320,7 @@ def plot_future(future: pd.DataFrame, panel: Panel, evaluation: dict | None) -> 
             ax.fill_between(f[spec.time_col], f[lo], f[hi], color="C0", alpha=0.15 + 0.1 * j, lw=0,
                             label=f"{level:g}%")
         ax.plot(f[spec.time_col], f["forecast"], color="C0", lw=1.5, label="forecast")
-        ax.set_title(f"{label}: {sid}" if len(picks) > 1 else str(sid))
+        ax.set_title(f"{label}: {sid}" if len(picks) > 1 else str(sid), parse_math=False)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return _png(fig)

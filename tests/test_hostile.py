@@ -67,6 +67,19 @@ def test_hostile_paths(folder, monkeypatch, capsys, case, args, message):
     assert _snapshot(folder) == before  # nothing replaced, nothing new
 
 
+def test_ids_that_read_as_tex_are_drawn_as_written(tmp_path, monkeypatch, capsys):
+    """A series id with dollar signs is a title in the report's plots: matplotlib read it
+    as TeX and the whole train failed with exit 1 ("Expected \\frac{num}{den}")."""
+    t = np.arange(60)
+    pd.concat([pd.DataFrame({"id": sid, "t": t, "y": np.sin(t / 2.0) + k}) for k, sid in
+               enumerate(["cost $5 and $", r"$\frac{a}{$"])]).to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "d.csv", "--id-col", "id", "--time-col", "t",
+                            "--horizon", "4", "--epochs", "1", "--ensemble", "1", "--transform", "none",
+                            "--out", tmp_path / "m.gruf", "--report-dir", tmp_path / "r")
+    assert code == 0, err
+    assert "cost $5 and $" in (tmp_path / "r" / "report.html").read_text()
+
+
 def test_ids_are_text(tmp_path):
     """Leading zeros are kept, and 007 and 7 are two series, in CSV and back out."""
     (tmp_path / "d.csv").write_text("id,t,y\n" + "".join(f"{i},{t},{t}\n" for i in ("007", "7", "02134")
