@@ -687,7 +687,8 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             candidates.append(col)
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             sample = values.dropna().head(200)
-            if len(sample) and pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().all():
+            if len(sample) and (_iso_weeks(sample.astype(str)) is not None or
+                                pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().all()):
                 candidates.append(col)
     if len(candidates) != 1:
         found = f"{len(candidates)} date columns ({', '.join(map(str, candidates))})" if candidates else "no date column"
@@ -753,6 +754,9 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
             f"time column {col!r} mixes timestamps with and without a time zone (row {row + 2}: "
             f"{text.iloc[row]!r}); give every timestamp an offset or none"
         )
+    weeks = _iso_weeks(text)
+    if weeks is not None:
+        return weeks, "datetime", [f"time column {col!r}: ISO weeks (2020-W02) read as the dates of their Mondays"]
     dayfirst, notes = _day_order(text, col, dayfirst)
     utc = bool(has_zone.any())
     # Year-first dates (2024-04-10, 2024/04/10) are never day-first: pandas with dayfirst
@@ -774,6 +778,15 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
         parsed, _, more = _naive(utc, utc + offset, col, "timestamps with UTC offsets converted to UTC", local)
         notes += more
     return parsed, "datetime", notes
+
+
+def _iso_weeks(text: pd.Series) -> pd.Series | None:
+    """ISO week labels (2020-W02, 2020W02), which pandas does not parse, as the dates of
+    their Mondays; None unless every value is one."""
+    if not text.str.fullmatch(r"\s*\d{4}-?W\d{2}\s*").all():
+        return None
+    days = pd.to_datetime(text.str.replace(r"\s|-", "", regex=True) + "1", format="%GW%V%u", errors="coerce")
+    return days if days.notna().all() else None
 
 
 def _naive(utc: pd.Series, wall: pd.Series, col: str, converted: str,

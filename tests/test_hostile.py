@@ -111,6 +111,16 @@ def test_day_first_dates_are_read_as_written_or_refused(dates, dayfirst, first, 
     assert str(panel.series[0].time[0].date()) == first
 
 
+def test_iso_week_labels_are_read_as_their_mondays():
+    """2020-W02 (retail's weeks): pandas parses none of them, so the file had no time
+    column; now each is its week's Monday, found without --time-col, and 2020-W53 exists."""
+    weeks = pd.date_range("2020-01-06", periods=60, freq="W-MON")
+    frame = pd.DataFrame({"week": weeks.strftime("%G-W%V"), "y": np.arange(60.0)})
+    panel = build_panel(frame, DataSpec())
+    assert panel.freq == "W-MON" and (pd.DatetimeIndex(panel.series[0].time) == weeks).all()
+    assert "2020-W53" in set(frame.week) and any("ISO weeks" in n for n in panel.notes)
+
+
 def test_dayfirst_leaves_year_first_dates_as_written():
     """Monthly ISO dates read with --dayfirst: 120 months, not days with gaps."""
     frame = pd.DataFrame({"date": pd.date_range("2015-01-01", periods=120, freq="MS").strftime("%Y-%m-%d"),
