@@ -256,11 +256,6 @@ class ModelConfig:
         "they tell it only the window's phase); --no-read-repeating leaves them to the "
         "forecast steps (better on 2 of 4 dated sets, 1% worse on electricity prices)",
         absent=True)
-    known_once: bool = option(
-        False, "when the GRU reads a season per step, it reads the calendar and holiday columns "
-        "once per step (their value at the step's last point) instead of at each of its points: "
-        "a day step of hourly data reads 24 target values and one weekday, not 24 of each",
-        absent=False)
     series_embedding: bool = option(
         False, "learn an embedding of each series seen in training: the GRU's initial state, "
         "one per series, starting at zero (the model without it)", absent=False)

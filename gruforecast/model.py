@@ -118,11 +118,7 @@ class GRURegressor(nn.Module):
         self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
         self.known = list(known)
         self.read = [c for c in range(n_inputs) if c not in ahead_only]  # the GRU's input columns
-        # `known_once`: of the read columns, the calendar's and holidays' (the known ones the
-        # GRU reads) enter once per season step; the target, past features and mask at each point.
-        once = [j for j, c in enumerate(self.read) if c in known] if cfg.known_once and self.by_season else []
-        self.each, self.once = [j for j in range(len(self.read)) if j not in once], once
-        width = (len(self.each) * season + len(once)) if self.by_season else len(self.read)  # per GRU step
+        width = len(self.read) * (season if self.by_season else 1)  # the GRU's input: a season of points per step
         self.gru = FusedGRU(width, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, batch_first=True)
         self.head = nn.Linear(cfg.hidden_size, horizon)
         # Both start at zero: no linear contribution, equal weights for the bases.
@@ -249,14 +245,10 @@ class GRURegressor(nn.Module):
         if not self.by_season:
             return seq
         B, L, C = seq.shape
-        n, m = L // self.season, self.season
+        n = L // self.season
         if n < 1:
-            raise ValueError(f"reading by season needs a window of at least {m} steps, not {L}")
-        seq = seq[:, L - n * m:]
-        if not self.once:
-            return seq.reshape(B, n, m * C)
-        each = seq[..., self.each].reshape(B, n, m * len(self.each))
-        return torch.cat([each, seq[:, m - 1::m][..., self.once]], dim=-1)  # each step's last row
+            raise ValueError(f"reading by season needs a window of at least {self.season} steps, not {L}")
+        return seq[:, L - n * self.season:].reshape(B, n, self.season * C)
 
     def _at_base(self, x: Tensor) -> Tensor:
         """(B, H, C): the window's row each step's base forecast comes from (the same point

@@ -143,36 +143,6 @@ def test_the_known_path_starts_at_zero_and_learns_a_real_driver():
     assert scores["with"] < 0.8 * scores["without"], scores
 
 
-def test_known_once_reads_the_calendar_at_each_steps_last_point_and_the_target_at_every_point():
-    """`--known-once`: a day step of hourly data reads the 24 target values and the
-    calendar's value at its last hour, so a calendar value at any other hour is not read
-    (its change over the horizon still is, through the known map), a target value is."""
-    import torch
-
-    from gruforecast.config import ModelConfig
-    from gruforecast.model import GRURegressor
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(hidden_size=4, known_once=True, second_season=0, level=())
-    # column 1 a future feature (never read over the lookback), column 2 a calendar column
-    model = GRURegressor(cfg, n_inputs=3, lookback=48, horizon=H, season=24, known=(1, 2), ahead_only=(1,))
-    assert model.gru.input_size == 24 * 1 + 1  # the target's day and the calendar's last hour
-    x, future = torch.randn(2, 48, 3), torch.randn(2, H, 2)
-
-    def moved(row: int, col: int) -> torch.Tensor:
-        y = x.clone()
-        y[:, row, col] += 1.0
-        with torch.no_grad():
-            return (model(y, future) - model(x, future)).abs().amax()
-
-    assert moved(10, 2) == 0 and moved(30, 2) == 0  # not a step's last hour (23, 47)
-    assert moved(23, 2) > 0 and moved(10, 0) > 0 and moved(46, 0) > 0
-    # without the option every hour of the calendar is read
-    plain = GRURegressor(replace(cfg, known_once=False), n_inputs=3, lookback=48, horizon=H, season=24,
-                         known=(1, 2), ahead_only=(1,))
-    assert plain.gru.input_size == 24 * 2
-
-
 @pytest.mark.parametrize("known_map", ["step", "horizon"])
 @pytest.mark.parametrize("column", ["future feature", "calendar"])
 def test_the_known_map_reads_its_own_step_or_the_whole_horizon(known_map, column):
