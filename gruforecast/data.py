@@ -16,6 +16,7 @@ import difflib
 import glob
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -674,6 +675,10 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
         target = numeric[0]
     if target == time_col or target == spec.id_col or target in spec.covariates:
         raise InputError(f"column {target!r} is used twice; give the target, time, id and features distinct columns")
+    for flag, col in (("--id-col", spec.id_col), ("--time-col", time_col)):  # both are written beside the forecast
+        if col is not None and OUTPUT_COLUMNS.fullmatch(str(col)):
+            raise InputError(f"column {col!r} ({flag}) has the name of a forecast column (forecast, lo-80, "
+                             "hi-95, q0.1, cutoff, actual), which would overwrite it in the output; rename it")
     return replace(spec, target=target, time_col=time_col), notes
 
 
@@ -828,6 +833,8 @@ def _clip(value, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+# The columns a forecast file adds beside the id and time (`Forecaster._frame`, cutoffs)
+OUTPUT_COLUMNS = re.compile(r"forecast|cutoff|actual|(?:lo|hi)-.+|q[0-9.]+")
 FLOAT32_SAFE = 1e30  # magnitudes the float32 network computes with after scaling, and back
 
 

@@ -114,6 +114,12 @@ CASES = [
      csv(pd.concat([series(x=1.0).assign(id="a"), series(x=np.nan).assign(id="b")])),
      ["--id-col", "id", "--features", "x", "--fill", "ffill"] + FAST, 2,
      "series 'b' has no value at all in column 'x', so nothing to fill from; drop the column or the series"),
+    ("an id column named like an output column", "data.csv",  # its ids were overwritten by the forecast
+     csv(pd.concat([series().assign(forecast="a"), series().assign(forecast="b")])), ["--id-col", "forecast"] + FAST, 2,
+     "column 'forecast' (--id-col) has the name of a forecast column (forecast, lo-80, hi-95, q0.1, cutoff, actual), "
+     "which would overwrite it in the output; rename it"),
+    ("a time column named like an output column", "data.csv", csv(series().rename(columns={"date": "cutoff"})),
+     FAST, 2, "column 'cutoff' (--time-col) has the name of a forecast column"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
