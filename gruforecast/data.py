@@ -763,19 +763,19 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
     if weeks is not None:
         return weeks, "datetime", [f"time column {col!r}: ISO weeks (2020-W02) read as the dates of their Mondays"]
     dayfirst, notes = _day_order(text, col, dayfirst)
-    utc = bool(has_zone.any())
+    zoned = bool(has_zone.any())
     # Year-first dates (2024-04-10, 2024/04/10) are never day-first: pandas with dayfirst
     # reads them year-day-month, so --dayfirst turned monthly ISO dates into days.
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc, dayfirst=dayfirst)
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=zoned, dayfirst=dayfirst)
     year_first = text.str.match(r"\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}") if dayfirst else None
     if year_first is not None and year_first.any():
-        parsed = parsed.where(~year_first, pd.to_datetime(text, errors="coerce", format="mixed", utc=utc))
+        parsed = parsed.where(~year_first, pd.to_datetime(text, errors="coerce", format="mixed", utc=zoned))
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(
             f"time column {col!r} holds {text.iloc[row]!r} at row {row + 2}, neither a date nor an integer step; fix it or pass another --time-col"
         )
-    if has_zone.any():
+    if zoned:
         utc = parsed.dt.tz_localize(None)
         parts = text.str.extract(r"([+-])(\d\d):?(\d\d)$")  # no match: Z, offset 0
         minutes = parts[1].astype(float).fillna(0) * 60 + parts[2].astype(float).fillna(0)
@@ -788,8 +788,9 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
 def _iso_weeks(text: pd.Series) -> pd.Series | None:
     """ISO week labels (2020-W02, 2020W02), which pandas does not parse, as the dates of
     their Mondays; None unless every value is one."""
-    if not text.str.fullmatch(r"\s*\d{4}-?W\d{2}\s*").all():
-        return None
+    week = r"\s*\d{4}-?W\d{2}\s*"
+    if not len(text) or not re.fullmatch(week, text.iloc[0]) or not text.str.fullmatch(week).all():
+        return None  # the first value alone rules out nearly every file
     days = pd.to_datetime(text.str.replace(r"\s|-", "", regex=True) + "1", format="%GW%V%u", errors="coerce")
     return days if days.notna().all() else None
 
@@ -801,7 +802,9 @@ def _naive(utc: pd.Series, wall: pd.Series, col: str, converted: str,
     and coarser data: local midnights) the local ones, the dates the file means: in UTC a
     midnight moves to 23:00 or 22:00 with DST and the days fall off their grid. `local`
     (a future file, read on its model's grid) overrides the rule."""
-    if local if local is not None else (wall - wall.dt.normalize()).nunique() == 1:
+    if local is None:
+        local = (wall - wall.dt.normalize()).nunique() == 1
+    if local:
         return wall, "datetime", [f"time column {col!r}: local dates kept (every timestamp at the same local "
                                   "time of day; in UTC, DST would move them off the grid)"]
     return utc, "datetime", [f"time column {col!r} {converted}"]
