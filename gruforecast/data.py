@@ -280,13 +280,17 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
         # first column's name.
         # Ids are text: "007" and "7" are two series, and "02134" stays "02134".
         ids = {c: str for c in (spec.id_col, "unique_id") if c is not None}
+        # skipinitialspace: "date, y" (a space after each comma) names the columns date and y.
         frame = pd.read_csv(source, sep=spec.sep, decimal=spec.decimal, thousands=spec.thousands,
-                            encoding="utf-8-sig", dtype=ids)
+                            encoding="utf-8-sig", dtype=ids, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
-    if len(frame.columns) == 1:  # one column whose name holds another separator
+    if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
+        if str(frame.columns[0]).startswith("#"):
+            raise InputError(f"{str(path)!r} starts with a comment line ({_clip(frame.columns[0], 40)!r}), read as "
+                             "the header; remove the lines above the header")
         for sep in (",", ";", "\t", "|"):
             if sep != spec.sep and sep in str(frame.columns[0]):
                 shown = "\\t" if sep == "\t" else sep

@@ -120,6 +120,11 @@ CASES = [
      "which would overwrite it in the output; rename it"),
     ("a time column named like an output column", "data.csv", csv(series().rename(columns={"date": "cutoff"})),
      FAST, 2, "column 'cutoff' (--time-col) has the name of a forecast column"),
+    ("spaces after the commas work", "data.csv",  # "date, y": the target was ' y'
+     series().to_csv(index=False, sep=",").replace(",", ", ").encode(), ["--target", "y"] + FAST, 0, None),
+    ("a comment line above the header", "data.csv", b"# exported from the shop\n" + csv(series()), FAST, 2,
+     "data.csv' starts with a comment line ('# exported from the shop'), read as the header; remove the lines "
+     "above the header"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
