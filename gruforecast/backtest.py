@@ -24,7 +24,7 @@ from .errors import InputError
 from .evaluate import records_at, summarize
 from .forecaster import cutoff_positions, train
 from .train import EpochLog
-from .windows import WindowConfig, check_lengths
+from .windows import MIN_HISTORY, WindowConfig, check_lengths
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,12 @@ def run_backtest(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: Trai
     H = wcfg.horizon
     fold_wcfg = replace(wcfg, test_frac=0.0)
     starts = cutoff_positions(panel, cfg.folds, cfg.step or H, H)  # (S, K)
+    short = np.flatnonzero(starts[:, 0] < MIN_HISTORY)  # the first origin leaves it no history
+    if len(short):
+        s = panel.series[short[0]]
+        raise InputError(f"series {s.id!r} has {len(s)} points, too few for {cfg.folds} folds {cfg.step or H} steps "
+                         f"apart with horizon {H} ({len(short)} such series); lower --folds or --step, or leave "
+                         "them out")
     try:
         check_lengths(cut(panel, starts[:, 0]), fold_wcfg)
     except InputError as exc:

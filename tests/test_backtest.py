@@ -64,6 +64,21 @@ def test_too_many_folds_is_a_clear_error():
                      TrainConfig(epochs=1), BacktestConfig(folds=9))  # 6 points before the first
 
 
+def test_a_series_too_short_for_the_folds_is_named_not_cut_from_its_end():
+    """A 12-point series with 3 folds of 6: its first origin is -6. It was cut with
+    values[:-6] (its first 6 points, as if from origin 6) and then failed with "-6 points
+    before a forecast origin"; now the series is named with the fix."""
+    from gruforecast.errors import InputError
+
+    frame = pd.concat([pd.DataFrame({"id": i, "t": np.arange(n), "y": np.sin(np.arange(n) / 2.0)})
+                       for i, n in (("long", 200), ("short", 12))])
+    panel = build_panel(frame, DataSpec(target="y", time_col="t", id_col="id"))
+    with pytest.raises(InputError, match=r"series 'short' has 12 points, too few for 3 folds 6 steps apart with "
+                                         r"horizon 6 \(1 such series\); lower --folds or --step"):
+        run_backtest(panel, WindowConfig(horizon=6, season=1), ModelConfig(hidden_size=4), TrainConfig(epochs=1),
+                     BacktestConfig(folds=3))
+
+
 @pytest.fixture(scope="module")
 def cli_backtest(tmp_path_factory):
     out = tmp_path_factory.mktemp("bt")
