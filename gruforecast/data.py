@@ -938,7 +938,13 @@ class _Rows:
 
 
 def _id_hint(given: pd.DataFrame, spec: DataSpec) -> str:
-    """' (many series? pass --id-col COLUMN)' naming a column that makes (it, time) unique."""
+    """' (many series? pass --id-col COLUMN)' naming a column that makes (it, time) unique;
+    for the hours local clocks repeat when DST ends, the fix for that instead."""
+    repeated = given.loc[given.duplicated(spec.time_col, keep=False), spec.time_col]
+    t = pd.to_datetime(repeated.astype(str), errors="coerce", format="mixed")
+    if len(t) and t.notna().all() and t.dt.hour.isin((1, 2, 3)).all() and t.dt.month.isin((3, 4, 9, 10, 11)).all():
+        return (" (local times that repeat when the clocks go back for DST? write them with their UTC offsets, "
+                "or in UTC)")
     for col in given.columns:
         if col in (spec.time_col, spec.target) or col in spec.covariates:
             continue

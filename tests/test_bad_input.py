@@ -125,6 +125,11 @@ CASES = [
     ("a comment line above the header", "data.csv", b"# exported from the shop\n" + csv(series()), FAST, 2,
      "data.csv' starts with a comment line ('# exported from the shop'), read as the header; remove the lines "
      "above the header"),
+    ("local times repeated when DST ends", "data.csv",  # the hint said "many series? pass --id-col"
+     csv(pd.DataFrame({"date": pd.date_range("2021-10-25", periods=24 * 10, freq="h", tz="Europe/Berlin")
+                       .tz_localize(None).astype(str), "y": np.arange(240.0)})), FAST, 2,
+     "1 duplicate timestamps, first at 2021-10-31 02:00:00; remove or aggregate them (local times that repeat "
+     "when the clocks go back for DST? write them with their UTC offsets, or in UTC)"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
