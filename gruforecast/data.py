@@ -988,7 +988,7 @@ def _time_grid(t: np.ndarray, freq: str, detect: bool) -> tuple[pd.DatetimeIndex
     (a given session frequency, or one detected when `detect`) on its open days."""
     session, notes = Session.parse(freq), []
     if session is None:
-        grid, pos = _grid_positions(t, freq)
+        grid, pos = _grid_positions(t, freq, given=not detect)
         filled = np.count_nonzero(np.bincount(pos, minlength=len(grid)))  # O(n): grid steps with data
         found = _detect_session(t, freq) if detect and filled < 0.9 * len(grid) else None
         if found is None:
@@ -1010,15 +1010,18 @@ def _time_grid(t: np.ndarray, freq: str, detect: bool) -> tuple[pd.DatetimeIndex
     return grid, pos, str(session), notes
 
 
-def _grid_positions(t: np.ndarray, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """One regular grid at `freq` over all series, and the position of every timestamp on
-    it; a timestamp off the grid is an error."""
+def _grid_positions(t: np.ndarray, freq: str, given: bool = False) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """One regular grid at `freq` (`given`: the user's --freq) over all series, and the
+    position of every timestamp on it; a timestamp off the grid is an error."""
     grid = pd.date_range(t.min(), t.max(), freq=freq)
     if len(grid) > 50_000_000:
         raise InputError(f"the timestamps span {len(grid)} steps of {freq}; check --freq and the time column")
     pos = grid.get_indexer(pd.DatetimeIndex(t))
     if (pos < 0).any():
         bad = t[np.flatnonzero(pos < 0)[0]]
+        if given:  # finer data than the frequency asked for: it is not resampled here
+            raise InputError(f"timestamp {pd.Timestamp(bad)} is off the grid of --freq {freq}; aggregate the data "
+                             f"to {freq} first, or drop --freq to read it at its own frequency")
         raise InputError(
             f"timestamp {pd.Timestamp(bad)} is off the {freq} grid (irregular spacing); pass --freq or align the times"
         )

@@ -130,6 +130,9 @@ CASES = [
                        .tz_localize(None).astype(str), "y": np.arange(240.0)})), FAST, 2,
      "1 duplicate timestamps, first at 2021-10-31 02:00:00; remove or aggregate them (local times that repeat "
      "when the clocks go back for DST? write them with their UTC offsets, or in UTC)"),
+    ("a --freq coarser than the data", "data.csv", csv(series()), ["--freq", "W-MON"] + FAST, 2,
+     "timestamp 2021-01-01 00:00:00 is off the grid of --freq W-MON; aggregate the data to W-MON first, or drop "
+     "--freq to read it at its own frequency"),
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
