@@ -696,7 +696,7 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             candidates.append(col)
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             sample = values.dropna().head(200)
-            if len(sample) and (_iso_weeks(sample.astype(str)) is not None or
+            if len(sample) and (_period_labels(sample.astype(str)) is not None or
                                 pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().all()):
                 candidates.append(col)
     if len(candidates) != 1:
@@ -763,9 +763,9 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
             f"time column {col!r} mixes timestamps with and without a time zone (row {row + 2}: "
             f"{text.iloc[row]!r}); give every timestamp an offset or none"
         )
-    weeks = _iso_weeks(text)
-    if weeks is not None:
-        return weeks, "datetime", [f"time column {col!r}: ISO weeks (2020-W02) read as the dates of their Mondays"]
+    labels = _period_labels(text)
+    if labels is not None:
+        return labels[0], "datetime", [f"time column {col!r}: {labels[1]}"]
     dayfirst, notes = _day_order(text, col, dayfirst)
     zoned = bool(has_zone.any())
     # Year-first dates (2024-04-10, 2024/04/10) are never day-first: pandas with dayfirst
@@ -789,14 +789,24 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
     return parsed, "datetime", notes
 
 
-def _iso_weeks(text: pd.Series) -> pd.Series | None:
-    """ISO week labels (2020-W02, 2020W02), which pandas does not parse, as the dates of
-    their Mondays; None unless every value is one."""
-    week = r"\s*\d{4}-?W\d{2}\s*"
-    if not len(text) or not re.fullmatch(week, text.iloc[0]) or not text.str.fullmatch(week).all():
-        return None  # the first value alone rules out nearly every file
-    days = pd.to_datetime(text.str.replace(r"\s|-", "", regex=True) + "1", format="%GW%V%u", errors="coerce")
-    return days if days.notna().all() else None
+def _period_labels(text: pd.Series) -> tuple[pd.Series, str] | None:
+    """Period labels pandas does not parse, as dates, with what they were read as: ISO
+    weeks (2020-W02, 2020W02) as their Mondays, quarters written Q1 2000 or 2000 Q1 as
+    their first days (2000Q1 and 2000-Q1 pandas reads itself). None unless every value is
+    one kind."""
+    if not len(text):
+        return None
+    first = text.iloc[0]
+    if re.fullmatch(r"\s*\d{4}-?W\d{2}\s*", first) and text.str.fullmatch(r"\s*\d{4}-?W\d{2}\s*").all():
+        days = pd.to_datetime(text.str.replace(r"\s|-", "", regex=True) + "1", format="%GW%V%u", errors="coerce")
+        return (days, "ISO weeks (2020-W02) read as the dates of their Mondays") if days.notna().all() else None
+    quarter = r"\s*(?:Q([1-4])\s+(\d{4})|(\d{4})\s+Q([1-4]))\s*"
+    if re.fullmatch(quarter, first) and text.str.fullmatch(quarter).all():
+        parts = text.str.extract(quarter)
+        years, quarters = parts[1].fillna(parts[2]).astype(int), parts[0].fillna(parts[3]).astype(int)
+        days = pd.to_datetime(pd.DataFrame({"year": years, "month": 3 * quarters - 2, "day": 1}))
+        return days, "quarters (Q1 2000) read as the dates of their first days"
+    return None
 
 
 def _naive(utc: pd.Series, wall: pd.Series, col: str, converted: str,

@@ -121,6 +121,15 @@ def test_iso_week_labels_are_read_as_their_mondays():
     assert "2020-W53" in set(frame.week) and any("ISO weeks" in n for n in panel.notes)
 
 
+@pytest.mark.parametrize("label", ["Q{q} {y}", "{y} Q{q}"])
+def test_quarter_labels_are_read_as_their_first_days(label):
+    """Q1 2000 and 2000 Q1 (spreadsheets' quarters) were 'no date column'."""
+    quarters = pd.period_range("2000Q1", periods=40, freq="Q")
+    frame = pd.DataFrame({"quarter": [label.format(q=p.quarter, y=p.year) for p in quarters], "y": np.arange(40.0)})
+    panel = build_panel(frame, DataSpec())
+    assert panel.freq == "QS-JAN" and (pd.DatetimeIndex(panel.series[0].time) == quarters.to_timestamp()).all()
+
+
 def test_dayfirst_leaves_year_first_dates_as_written():
     """Monthly ISO dates read with --dayfirst: 120 months, not days with gaps."""
     frame = pd.DataFrame({"date": pd.date_range("2015-01-01", periods=120, freq="MS").strftime("%Y-%m-%d"),
