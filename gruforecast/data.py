@@ -791,9 +791,9 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
 
 def _period_labels(text: pd.Series) -> tuple[pd.Series, str] | None:
     """Period labels pandas does not parse, as dates, with what they were read as: ISO
-    weeks (2020-W02, 2020W02) as their Mondays, quarters written Q1 2000 or 2000 Q1 as
-    their first days (2000Q1 and 2000-Q1 pandas reads itself). None unless every value is
-    one kind."""
+    weeks (2020-W02, 2020W02) as their Mondays, quarters written Q1 2000 or 2000 Q1 and
+    months written 2000M01 as their first days (2000Q1, 2000-Q1 and 2000-01 pandas reads
+    itself). None unless every value is one kind."""
     if not len(text):
         return None
     first = text.iloc[0]
@@ -806,6 +806,11 @@ def _period_labels(text: pd.Series) -> tuple[pd.Series, str] | None:
         years, quarters = parts[1].fillna(parts[2]).astype(int), parts[0].fillna(parts[3]).astype(int)
         days = pd.to_datetime(pd.DataFrame({"year": years, "month": 3 * quarters - 2, "day": 1}))
         return days, "quarters (Q1 2000) read as the dates of their first days"
+    month = r"\s*(\d{4})M(\d{2})\s*"  # Eurostat's and the IMF's 2000M01
+    if re.fullmatch(month, first) and text.str.fullmatch(month).all():
+        parts = text.str.extract(month).astype(int)
+        days = pd.to_datetime(pd.DataFrame({"year": parts[0], "month": parts[1], "day": 1}), errors="coerce")
+        return (days, "months (2000M01) read as the dates of their first days") if days.notna().all() else None
     return None
 
 

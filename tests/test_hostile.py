@@ -121,13 +121,16 @@ def test_iso_week_labels_are_read_as_their_mondays():
     assert "2020-W53" in set(frame.week) and any("ISO weeks" in n for n in panel.notes)
 
 
-@pytest.mark.parametrize("label", ["Q{q} {y}", "{y} Q{q}"])
-def test_quarter_labels_are_read_as_their_first_days(label):
-    """Q1 2000 and 2000 Q1 (spreadsheets' quarters) were 'no date column'."""
-    quarters = pd.period_range("2000Q1", periods=40, freq="Q")
-    frame = pd.DataFrame({"quarter": [label.format(q=p.quarter, y=p.year) for p in quarters], "y": np.arange(40.0)})
+@pytest.mark.parametrize("freq,label,alias", [("Q", "Q{q} {y}", "QS-JAN"), ("Q", "{y} Q{q}", "QS-JAN"),
+                                              ("M", "{y}M{m:02d}", "MS")])
+def test_quarter_and_month_labels_are_read_as_their_first_days(freq, label, alias):
+    """Q1 2000, 2000 Q1 (spreadsheets' quarters) and 2000M01 (Eurostat's months) were
+    'no date column'."""
+    periods = pd.period_range("2000-01", periods=40, freq=freq)
+    frame = pd.DataFrame({"when": [label.format(q=p.quarter, y=p.year, m=p.month) for p in periods],
+                          "y": np.arange(40.0)})
     panel = build_panel(frame, DataSpec())
-    assert panel.freq == "QS-JAN" and (pd.DatetimeIndex(panel.series[0].time) == quarters.to_timestamp()).all()
+    assert panel.freq == alias and (pd.DatetimeIndex(panel.series[0].time) == periods.to_timestamp()).all()
 
 
 def test_dayfirst_leaves_year_first_dates_as_written():
