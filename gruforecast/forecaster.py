@@ -379,8 +379,8 @@ class Forecaster:
                 pad = np.repeat(ahead[:, -1:], rounds * self.horizon - ahead.shape[1], axis=1)
                 ahead = np.concatenate([ahead, pad], axis=1)
             for x, a in zip(torch.from_numpy(inputs).split(BATCH), torch.from_numpy(ahead).split(BATCH)):
-                scaled = self._roll(x, a, K, tick).double().numpy()
                 rows = index[start:start + len(x)]
+                scaled = self._roll(x, a, K, tick, self._zero(rows)).double().numpy()
                 values = np.stack([self.scaling.invert(scaled[..., j], rows) for j in range(scaled.shape[-1])], -1)
                 # data that never went below zero is not forecast below it (clipping keeps the order)
                 out.append(np.maximum(values, 0.0) if self.window_cfg.non_negative else values)
@@ -403,10 +403,19 @@ class Forecaster:
         above = out[..., med:].cummax(-1).values
         return torch.cat([below[..., :med], out[..., med:med + 1], above[..., 1:]], dim=-1)
 
-    def _roll(self, x: torch.Tensor, ahead: torch.Tensor, K: int, tick: Callable[[], None]) -> torch.Tensor:
+    def _zero(self, rows: np.ndarray) -> torch.Tensor | None:
+        """(B,) zero in model units for series `rows` when forecasts are clipped at zero
+        (`non_negative`; the log never reaches it), else None."""
+        if not self.window_cfg.non_negative or self.scaling.transform == "log":
+            return None
+        return torch.from_numpy(-self.scaling.loc[rows, 0] / self.scaling.scale[rows, 0])
+
+    def _roll(self, x: torch.Tensor, ahead: torch.Tensor, K: int, tick: Callable[[], None],
+              zero: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, C'), (B, >= K, C) -> (B, K, Q): the direct H steps, then (points only)
         recursively on its own output, the rows after the window taking the forecast as
-        their target; `tick` after each pass."""
+        their target, clipped at `zero` (B,) where it is given, as the forecast written is;
+        `tick` after each pass."""
         H, L = self.horizon, self.lookback
         known = list(self.data_spec.known)
         future = (lambda j: ahead[:, j * H:(j + 1) * H][..., known]) if known else (lambda j: None)
@@ -415,6 +424,8 @@ class Forecaster:
         while len(chunks) * H < K:
             new = ahead[:, (len(chunks) - 1) * H:len(chunks) * H].clone()  # (B, H, C)
             new[..., 0] = chunks[-1][..., self.median]  # the forecast, observed from now on
+            if zero is not None:
+                new[..., 0] = torch.maximum(new[..., 0], zero.to(new.dtype)[:, None])
             # the columns after the data's (the mask, the series' index) as in the window's
             # last row: observed, and the same series
             new = torch.cat([new, x[:, -1:, new.shape[-1]:].expand(-1, H, -1)], dim=-1)

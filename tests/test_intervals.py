@@ -152,6 +152,25 @@ def test_intermittent_counts_get_bands_of_their_own_size():
     assert (fc[["forecast", "lo-95", "lo-80"]] >= 0).all().all() and (fc["lo-95"] == 0).any()
 
 
+def test_a_rolled_forecast_feeds_back_the_clipped_median():
+    """Past the horizon (points only) the forecast is fed back as data: on data that never
+    goes below zero it is fed back clipped, as it is written (zero in the model's units),
+    not as the negative median the network gave."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"t": np.arange(200), "y": rng.poisson(3.0, 200).astype(float)})
+    run = train_run(build_panel(frame, DataSpec(target="y", time_col="t")), lookback=14, horizon=7, season=7,
+                    hidden_size=4, epochs=1, ensemble=1, transform="none", full_refit=False, level=())
+    fc, seen = run.forecaster, []
+    with torch.no_grad():
+        fc.model.head.bias.fill_(-50.0)  # every step far below zero before clipping
+    network = fc.model.forward
+    fc.model.forward = lambda x, future=None: seen.append(x.clone()) or network(x, future)
+    full = fc.predict(horizon=14).frame
+    assert (full.forecast == 0).all() and len(seen) == 2
+    zero = -fc.scaling.loc[0, 0] / fc.scaling.scale[0, 0]
+    np.testing.assert_allclose(seen[1][0, -7:, 0].numpy(), zero, rtol=1e-6)  # the second pass read zeros
+
+
 def test_only_data_that_never_went_below_zero_is_clipped_and_old_files_are_not():
     from gruforecast.config import from_stored
     from gruforecast.windows import WindowConfig
