@@ -322,6 +322,9 @@ def _parquet_frame(source: str | list[str], spec: DataSpec) -> pd.DataFrame:
     text = [c for c in dict.fromkeys((spec.id_col, "unique_id")) if c in schema.names
             and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
     table = pq.read_table(source, read_dictionary=text)
+    for i, f in enumerate(table.schema):  # money from databases and Spark: Decimal objects in pandas
+        if pa.types.is_decimal(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()

@@ -42,6 +42,7 @@ CASES = [
      "'data.txt' has an unknown extension; use a .csv, .csv.gz or .parquet file"),
     ("parquet truncated", "data.parquet", lambda p: _truncated_parquet(p), [], 2,
      "is not a readable Parquet file"),
+    ("parquet decimals work", "data.parquet", lambda p: _decimal_parquet(p), FAST, 0, None),  # no numeric column found
     ("parquet really csv", "data.parquet", csv(series()), [], 2,
      "is not a Parquet file (no PAR1 header); it looks like text: rename it to .csv"),
     ("csv really binary", "data.csv", bytes(range(256)) * 8, [], 2, "holds binary data, not CSV text; check the file"),
@@ -159,6 +160,18 @@ CASES = [
     ("output in a missing folder", "data.csv", csv(series()), ["--forecast-out", "/nonexistent/f.csv"], 2,
      "cannot write '/nonexistent/f.csv': folder '/nonexistent' does not exist; create it first"),
 ]
+
+
+def _decimal_parquet(path: Path) -> None:
+    """A target of decimal128 (money from a database): pandas gets Decimal objects."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = series()
+    values = [decimal.Decimal(f"{v:.2f}") for v in frame.y]
+    pq.write_table(pa.table({"date": frame.date, "y": pa.array(values, pa.decimal128(10, 2))}), path)
 
 
 def _truncated_parquet(path: Path) -> None:
