@@ -301,6 +301,9 @@ def predict(
               else art.predict(panel, horizon, future=future))
     if fc.recursive:
         _log(f"horizon {horizon} > trained horizon {art.horizon}: rolled forward recursively")
+    if fc.unseen:
+        _log(f"{len(fc.unseen)} series not in training (first: {fc.unseen[0]!r}) forecast in units of their own "
+             "history")
     write_forecast(fc, path)
     print(f"forecast: {path} ({len(fc.frame)} rows)")
 

@@ -86,6 +86,7 @@ class Forecast:
     frame: pd.DataFrame  # id column (if any), time column, "forecast", intervals (+ "cutoff", "actual")
     recursive: bool  # True when K > H rolled the model forward on its own forecasts
     columns: tuple[str, ...] = ()  # the interval columns beside "forecast"
+    unseen: tuple[str, ...] = ()  # series not in training, scaled on their own history (`with_unseen`)
 
 
 @dataclass
@@ -288,7 +289,10 @@ class Forecaster:
             values = self._forecast(blocks, np.arange(len(ids)), K)
         else:
             panel = conform(panel, self.data_spec)
-            self._index_of(panel)  # unknown series and frequencies first, before the future file
+            fc, unseen = self.with_unseen(panel)
+            if unseen:
+                return replace(fc.predict(panel, horizon, future), unseen=unseen)
+            self._index_of(panel)  # unknown frequencies first, before the future file
             ids, last = [s.id for s in panel.series], [s.last for s in panel.series]
             times = self.times_after(last, K)
             ahead = self._ahead(np.stack([s.rows(-1)[0] for s in panel.series]), ids, times, future)
@@ -296,6 +300,34 @@ class Forecaster:
                                            ahead=[a[None] for a in ahead])
         frame = self._frame(ids, times, values)
         return Forecast(frame, K > self.horizon, self.interval_columns)
+
+    def with_unseen(self, panel: Panel) -> tuple[Forecaster, tuple[str, ...]]:
+        """This forecaster and (), or, when `panel` holds series it was not trained on (a
+        new store in tonight's data), a copy that knows them too, each scaled on its own
+        history as given (the network is one for all series, in each series' own units:
+        NeuralForecast and Darts forecast new series so), and their ids. Static features
+        keep the training panel's scaler. Refused where the model holds something per
+        series it cannot have: a learned state (`--series-embedding`)."""
+        known = set(self.series_ids)
+        unseen = [s for s in panel.series if s.id not in known]
+        if not unseen:
+            return self, ()
+        if self.model_cfg.series_embedding:
+            raise InputError(f"series {unseen[0].id!r} is not in the model, which learned a state for each series "
+                             "it was trained on (--series-embedding); retrain with it or drop it from --data")
+        below = next((s for s in unseen if (s.values[:, 0] < 0).any()), None)
+        if below is not None and self.window_cfg.non_negative:
+            raise InputError(f"series {below.id!r} is not in the model and goes below zero, and the model clips "
+                             "its forecasts at zero (its training data never did); retrain with it")
+        spec, old = self.data_spec, self.scaling
+        ids = [s.id if spec.id_col else None for s in unseen]
+        own = Scaling.fit([s.values for s in unseen], self.window_cfg.scaler, old.transform, ids,
+                          derived=len(spec.derived), whole=[s.values for s in unseen])
+        static = list(spec.static)  # one scaler across the series: the training panel's
+        own.loc[:, static], own.scale[:, static] = old.loc[0, static], old.scale[0, static]
+        scaling = Scaling(np.vstack([old.loc, own.loc]), np.vstack([old.scale, own.scale]), old.transform)
+        return replace(self, scaling=scaling, series_ids=[*self.series_ids, *(s.id for s in unseen)]), \
+            tuple(s.id for s in unseen)
 
     def _tail_inputs(self, index: np.ndarray, ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stored tails of series `index` as the model reads them, and the rows after
@@ -358,7 +390,9 @@ class Forecaster:
         index = []
         for s in panel.series:
             if s.id not in known:
-                raise InputError(f"series {s.id!r} is not in the model; retrain with it or drop it from --data")
+                raise InputError(f"series {s.id!r} is not in the model, and forecasts at cutoffs take only trained "
+                                 "series (a new one's scaler would read its values after the cutoffs); retrain with "
+                                 "it or drop it from --data")
             index.append(known[s.id])
         return np.array(index, dtype=np.int64)
 

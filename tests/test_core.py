@@ -221,6 +221,35 @@ def test_predict_fills_the_gaps_of_fresh_data_when_asked(small_model, tmp_path, 
     assert code == 2 and "--fill fills the gaps of --data" in err
 
 
+def test_predict_forecasts_series_it_was_not_trained_on_in_their_own_units(small_model, tmp_path, monkeypatch,
+                                                                            capsys):
+    """A new series in --data (a store opened since training) is forecast, scaled on its
+    own history, where it was refused: c, a copy of a under a new name, and d, three times
+    it, get forecasts in the ratio 3 (scaling is per series, and 3x is a shift after the
+    log too); the trained series forecast as without them. At cutoffs it is refused."""
+    folder, model, fc = small_model
+    frame = pd.read_csv(folder / "data.csv", dtype={"id": str})
+    a = frame[frame.id == "a"]
+    pd.concat([frame, a.assign(id="c"), a.assign(id="d", y=3 * a.y)]).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "new.csv",
+                            "--out", tmp_path / "p.csv")
+    assert code == 0 and "2 series not in training (first: 'c') forecast in units of their own history" in err
+    p = pd.read_csv(tmp_path / "p.csv", dtype={"id": str})
+    c, d = p[p.id == "c"], p[p.id == "d"]
+    for col in ("forecast", "lo-95", "hi-80"):
+        np.testing.assert_allclose(d[col].to_numpy(), 3 * c[col].to_numpy(), rtol=1e-5)
+    known = fc.predict(build_panel(frame, fc.data_spec)).frame
+    pd.testing.assert_frame_equal(p[p.id.isin(["a", "b"])].reset_index(drop=True),
+                                  known.assign(t=known.t.astype("int64")).reset_index(drop=True), check_dtype=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "new.csv", "--cutoffs", 2,
+                            "--out", tmp_path / "q.csv")
+    assert code == 2 and "series 'c' is not in the model, and forecasts at cutoffs take only trained series" in err
+    pd.concat([frame, a.assign(id="e", y=-a.y)]).to_csv(tmp_path / "neg.csv", index=False)  # the model clips at 0
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "neg.csv",
+                            "--out", tmp_path / "q.csv")
+    assert code == 2 and "series 'e' is not in the model and goes below zero" in err
+
+
 def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
     """forecast_origins cuts its inputs into blocks of BATCH rows across series (the
     forward batches of one big block), each row in place: the same forecasts with blocks of

@@ -638,6 +638,8 @@ def test_a_series_embedding_forecasts_each_series_from_its_own_state(tmp_path):
     c = frame.loc[frame.id == "c", ["id", "time", "y"]]
     alone = fc.predict(build_panel(c, fc.data_spec), horizon=2 * H).frame
     np.testing.assert_allclose(alone.forecast, full[full.id == "c"].forecast, rtol=1e-6)
+    with pytest.raises(InputError, match="learned a state for each series it was trained on"):  # no state for it
+        fc.predict(build_panel(c.assign(id="new"), fc.data_spec))
     # the rolled steps too: the first H forecasts taken as data, the next H from them
     first = full[full.id == "c"].head(H).rename(columns={"forecast": "y"})
     rolled = fc.predict(build_panel(pd.concat([c, first]), fc.data_spec)).frame

@@ -93,8 +93,6 @@ def test_schema_mismatch_on_predict(tmp_path, model):
     data = pd.read_csv(SAMPLE / "us_macro_quarterly.csv")
     cases = {
         "renamed": (data.rename(columns={"value": "val"}), "column 'value' (--target) is not in the file; did you mean 'val'?"),
-        "new id": (data.replace({"series": {"realgdp": "nominalgdp"}}),
-                   "series 'nominalgdp' is not in the model; retrain with it or drop it from --data"),
         "monthly": (data.assign(quarter=pd.date_range("1990-01-01", periods=len(data) // 5, freq="MS").strftime("%Y-%m-%d").tolist() * 5),
                     "the data's frequency MS differs from the model's QS-JAN; give data at the model's frequency"),
     }
