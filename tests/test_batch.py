@@ -236,3 +236,17 @@ def test_jobs_may_share_a_model_they_only_read_and_write_apart(tmp_path):
         'output = "out/{job}.csv"\ntarget = "y"\n[[jobs]]\nname = "a"\n[[jobs]]\nname = "b"\n')
     jobs = load_jobs(tmp_path / "jobs.toml")
     assert [Path(j.output).name for j in jobs] == ["{job}.csv"] * 2 and jobs[0].model == jobs[1].model
+
+
+def test_an_output_among_the_parquet_parts_a_job_reads_is_refused(tmp_path):
+    """data = a folder of Parquet parts reads every .parquet under it, so a forecast
+    written there as .parquet would be read as data by the next run; a .csv there is not."""
+    from gruforecast.errors import ConfigError
+
+    (tmp_path / "parts").mkdir()
+    text = '[[jobs]]\nname = "a"\ndata = "parts"\nmodel = "m.gruf"\ntarget = "y"\noutput = "parts/{job}.%s"\n'
+    (tmp_path / "jobs.toml").write_text(text % "parquet")
+    with pytest.raises(ConfigError, match="where job 'a' reads its data"):
+        load_jobs(tmp_path / "jobs.toml")
+    (tmp_path / "jobs.toml").write_text(text % "csv")
+    assert [j.name for j in load_jobs(tmp_path / "jobs.toml")] == ["a"]
