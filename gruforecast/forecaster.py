@@ -319,6 +319,10 @@ class Forecaster:
         if below is not None and self.window_cfg.non_negative:
             raise InputError(f"series {below.id!r} is not in the model and goes below zero, and the model clips "
                              "its forecasts at zero (its training data never did); retrain with it")
+        zero = next((s for s in unseen if (s.values[:, 0] <= 0).any()), None)
+        if zero is not None and self.scaling.transform == "log":
+            raise InputError(f"series {zero.id!r} is not in the model and is not above zero everywhere, and the "
+                             "model reads the log of the target; retrain with it or drop it from --data")
         spec, old = self.data_spec, self.scaling
         ids = [s.id if spec.id_col else None for s in unseen]
         own = Scaling.fit([s.values for s in unseen], self.window_cfg.scaler, old.transform, ids,

@@ -250,6 +250,19 @@ def test_predict_forecasts_series_it_was_not_trained_on_in_their_own_units(small
     assert code == 2 and "series 'e' is not in the model and goes below zero" in err
 
 
+def test_a_new_series_the_models_log_cannot_read_is_refused_with_its_name():
+    """A log model meets a new series with a zero: one line naming it, not the training
+    hint '--transform none', which predict has no use for."""
+    from gruforecast.errors import InputError
+
+    frame, panel = _panel()
+    fc = train_run(panel, lookback=12, horizon=4, season=6, hidden_size=4, epochs=1, transform="log").forecaster
+    new = frame[frame.id == "a"].assign(id="z")
+    new.loc[new.index[3], "y"] = 0.0
+    with pytest.raises(InputError, match="series 'z' is not in the model and is not above zero everywhere"):
+        fc.predict(build_panel(pd.concat([frame, new]), fc.data_spec))
+
+
 def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
     """forecast_origins cuts its inputs into blocks of BATCH rows across series (the
     forward batches of one big block), each row in place: the same forecasts with blocks of
