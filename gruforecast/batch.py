@@ -272,6 +272,7 @@ def _check_writes(jobs: list[Job], file: str) -> None:
     """No file written twice, and no job's data overwritten or read back: two jobs writing
     one forecast (or two retraining one model) keep only the last one's, and an output
     under a job's data glob would be read as data by the next run."""
+    readers = [(job, _reader(job.data)) for job in jobs]  # each data path looked at once
     writers: dict[str, str] = {}
     for job in jobs:
         written = [("output", output_path(job))] + ([("model", Path(job.model))] if job.retrain != "never" else [])
@@ -281,21 +282,21 @@ def _check_writes(jobs: list[Job], file: str) -> None:
                 raise ConfigError(f"{file}: jobs {writers[str(target)]!r} and {job.name!r} both write "
                                   f"{str(target)!r}; give each job its own {key} (e.g. with {{job}} in the path)")
             writers[str(target)] = job.name
-            reader = next((other for other in jobs if _reads(other, target)), None)
+            reader = next((other for other, reads in readers if reads(target)), None)
             if reader is not None:
                 raise ConfigError(f"{file}: job {job.name!r} writes its {key} {str(target)!r} where job "
                                   f"{reader.name!r} reads its data {reader.data!r}; write it elsewhere")
 
 
-def _reads(job: Job, path: Path) -> bool:
-    """Whether the job's `data` reads `path`: the file, a match of its glob, or a Parquet
-    part under its folder (`data.data_files`)."""
-    data = os.path.normpath(job.data)
+def _reader(data: str) -> Callable[[Path], bool]:
+    """Whether a job whose `data` is this reads a path: the file, a match of its glob, or
+    a Parquet part under its folder (`data.data_files`)."""
+    data = os.path.normpath(data)
     if glob.has_magic(data):
-        return path.match(data)
+        return lambda path: path.match(data)
     if os.path.isdir(data):
-        return path.suffix == ".parquet" and Path(data) in path.parents
-    return str(path) == data
+        return lambda path: path.suffix == ".parquet" and Path(data) in path.parents
+    return lambda path: str(path) == data
 
 
 def output_path(job: Job, today: date | None = None) -> Path:

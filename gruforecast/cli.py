@@ -280,6 +280,8 @@ def predict(
         raise InputError("--step spaces the origins of --cutoffs; pass --cutoffs N too or drop --step")
     if cutoffs is not None and data is None:
         raise InputError("--cutoffs needs --data: the model stores only the last lookback points of each series")
+    if fill is not None and data is None:
+        raise InputError("--fill fills the gaps of --data; pass --data FILE (the stored history has none)")
     from . import artifact
     from .data import load_panel
     from .forecaster import write_forecast
@@ -292,8 +294,6 @@ def predict(
     art = art.points_only() if level is not None else art
     bar = _PassProgress()
     art.on_progress = bar.update
-    if fill is not None and data is None:
-        raise InputError("--fill fills the gaps of --data; pass --data FILE (the stored history has none)")
     spec = art.data_spec if fill is None else replace(art.data_spec, fill=fill)
     panel = load_panel(data, spec) if data is not None else None
     with bar:

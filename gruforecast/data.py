@@ -792,28 +792,32 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
     return parsed, "datetime", notes
 
 
+def _first_days(years: pd.Series, months: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.DataFrame({"year": years.astype(int), "month": months.astype(int), "day": 1}),
+                          errors="coerce")
+
+
+# Period labels pandas does not parse (2000Q1, 2000-Q1 and 2000-01 it reads itself): the
+# pattern, its groups to dates, and what they were read as.
+PERIOD_LABELS = (
+    (r"\s*(\d{4})-?W(\d{2})\s*",
+     lambda g: pd.to_datetime(g[0] + "W" + g[1] + "1", format="%GW%V%u", errors="coerce"),
+     "ISO weeks (2020-W02) read as the dates of their Mondays"),
+    (r"\s*(?:Q([1-4])\s+(\d{4})|(\d{4})\s+Q([1-4]))\s*",
+     lambda g: _first_days(g[1].fillna(g[2]), 3 * g[0].fillna(g[3]).astype(int) - 2),
+     "quarters (Q1 2000) read as the dates of their first days"),
+    (r"\s*(\d{4})M(\d{2})\s*", lambda g: _first_days(g[0], g[1]),  # Eurostat's and the IMF's
+     "months (2000M01) read as the dates of their first days"),
+)
+
+
 def _period_labels(text: pd.Series) -> tuple[pd.Series, str] | None:
-    """Period labels pandas does not parse, as dates, with what they were read as: ISO
-    weeks (2020-W02, 2020W02) as their Mondays, quarters written Q1 2000 or 2000 Q1 and
-    months written 2000M01 as their first days (2000Q1, 2000-Q1 and 2000-01 pandas reads
-    itself). None unless every value is one kind."""
-    if not len(text):
-        return None
-    first = text.iloc[0]
-    if re.fullmatch(r"\s*\d{4}-?W\d{2}\s*", first) and text.str.fullmatch(r"\s*\d{4}-?W\d{2}\s*").all():
-        days = pd.to_datetime(text.str.replace(r"\s|-", "", regex=True) + "1", format="%GW%V%u", errors="coerce")
-        return (days, "ISO weeks (2020-W02) read as the dates of their Mondays") if days.notna().all() else None
-    quarter = r"\s*(?:Q([1-4])\s+(\d{4})|(\d{4})\s+Q([1-4]))\s*"
-    if re.fullmatch(quarter, first) and text.str.fullmatch(quarter).all():
-        parts = text.str.extract(quarter)
-        years, quarters = parts[1].fillna(parts[2]).astype(int), parts[0].fillna(parts[3]).astype(int)
-        days = pd.to_datetime(pd.DataFrame({"year": years, "month": 3 * quarters - 2, "day": 1}))
-        return days, "quarters (Q1 2000) read as the dates of their first days"
-    month = r"\s*(\d{4})M(\d{2})\s*"  # Eurostat's and the IMF's 2000M01
-    if re.fullmatch(month, first) and text.str.fullmatch(month).all():
-        parts = text.str.extract(month).astype(int)
-        days = pd.to_datetime(pd.DataFrame({"year": parts[0], "month": parts[1], "day": 1}), errors="coerce")
-        return (days, "months (2000M01) read as the dates of their first days") if days.notna().all() else None
+    """(dates, what they were read as) when every value is one kind of `PERIOD_LABELS`
+    (the first value rules out nearly every file before a regex over the column), else None."""
+    for pattern, to_dates, what in PERIOD_LABELS:
+        if len(text) and re.fullmatch(pattern, text.iloc[0]) and text.str.fullmatch(pattern).all():
+            days = to_dates(text.str.extract(pattern))
+            return (days, what) if days.notna().all() else None
     return None
 
 

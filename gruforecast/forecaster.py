@@ -330,6 +330,7 @@ class Forecaster:
         static = list(spec.static)  # one scaler across the series: the training panel's
         own.loc[:, static], own.scale[:, static] = old.loc[0, static], old.scale[0, static]
         scaling = Scaling(np.vstack([old.loc, own.loc]), np.vstack([old.scale, own.scale]), old.transform)
+        # for this panel's forecast only: the stored tails and last times stay the trained series'
         return replace(self, scaling=scaling, series_ids=[*self.series_ids, *(s.id for s in unseen)]), \
             tuple(s.id for s in unseen)
 
@@ -446,7 +447,7 @@ class Forecaster:
         (`non_negative`; the log never reaches it), else None."""
         if not self.window_cfg.non_negative or self.scaling.transform == "log":
             return None
-        return torch.from_numpy(-self.scaling.loc[rows, 0] / self.scaling.scale[rows, 0])
+        return torch.from_numpy(self.scaling.apply(np.zeros((len(rows), 1, 1)), rows)[:, 0, 0])
 
     def _roll(self, x: torch.Tensor, ahead: torch.Tensor, K: int, tick: Callable[[], None],
               zero: torch.Tensor | None = None) -> torch.Tensor:

@@ -131,9 +131,9 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     are never read). The horizon is one season (at least 1); the second season (the week
     of sub-daily data, the year of daily data) is used where the median series' training
     part holds two of them and the lookback (given, or within the shortest series) covers
-    it; the lookback is the longest of 2 seasons, 2 horizons and the
-    second season (without padding, shortened to fit the shortest series). A target that
-    is never negative in the training parts is never forecast below zero (`non_negative`)."""
+    it; the lookback is the longest of 2 seasons, 2 horizons and the second season
+    (without padding, shortened to fit the shortest series). A target that is never
+    negative in the training parts is never forecast below zero (`non_negative`)."""
     mcfg, tcfg = mcfg or ModelConfig(), tcfg or TrainConfig()
     season, second = cfg.season, mcfg.second_season
     why = panel.choices
