@@ -285,7 +285,10 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
                             encoding="utf-8-sig", dtype=ids, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputError(f"{str(path)!r} is empty; give a file with a header and rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, EOFError) as exc:
+    except UnicodeDecodeError as exc:  # Excel's "CSV" on Windows writes the ANSI code page
+        raise InputError(f"{str(path)!r} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+                         f"offset {exc.start}); save it as CSV UTF-8") from None
+    except (pd.errors.ParserError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
     if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
         if str(frame.columns[0]).startswith("#"):
@@ -328,7 +331,9 @@ def _parquet_frame(source: str | list[str], spec: DataSpec) -> pd.DataFrame:
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()
-    return frame
+    # A frame written with its time (and id) as the index (`df.set_index("date").to_parquet()`)
+    # comes back with them as the index: they are columns here like any other.
+    return frame.reset_index() if any(n is not None for n in frame.index.names) else frame
 
 
 def _first_line(exc: Exception) -> str:

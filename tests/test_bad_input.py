@@ -43,12 +43,16 @@ CASES = [
     ("parquet truncated", "data.parquet", lambda p: _truncated_parquet(p), [], 2,
      "is not a readable Parquet file"),
     ("parquet decimals work", "data.parquet", lambda p: _decimal_parquet(p), FAST, 0, None),  # no numeric column found
+    ("parquet with the time as its index works", "data.parquet",  # was: no date column
+     lambda p: series().assign(date=lambda d: pd.to_datetime(d.date)).set_index("date").to_parquet(p), FAST, 0, None),
     ("parquet really csv", "data.parquet", csv(series()), [], 2,
      "is not a Parquet file (no PAR1 header); it looks like text: rename it to .csv"),
     ("csv really binary", "data.csv", bytes(range(256)) * 8, [], 2, "holds binary data, not CSV text; check the file"),
     ("gzip named csv", "data.csv", gzip.compress(csv(series())), [], 2, "is gzip-compressed; name it .csv.gz"),
     ("csv.gz works", "data.csv.gz", gzip.compress(csv(series())), FAST, 0, None),
     ("utf-8 BOM works", "data.csv", b"\xef\xbb\xbf" + csv(series()), FAST, 0, None),
+    ("not utf-8", "data.csv", csv(series(id="Zürich")).decode().encode("latin-1"), [], 2,  # was: "check the file"
+     "is not UTF-8 text (byte b'\\xfc' at offset 26); save it as CSV UTF-8"),
     ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
     ("comma with --sep ';'", "data.csv", csv(series()), ["--sep", ";"], 2, "looks ','-separated; pass --sep ','"),
     ("semicolon and decimal comma with options", "data.csv", csv(series(), sep=";", decimal=","),
