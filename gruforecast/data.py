@@ -995,8 +995,11 @@ def _infer_freq(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: DataS
     freq = _infer(idx)
     if freq is None:
         # Gaps break infer_freq; the most common spacing is the frequency the gaps break.
-        diffs = pd.Series(idx[1:] - idx[:-1])
-        freq = pd.tseries.frequencies.to_offset(diffs.mode().iloc[0]).freqstr
+        spacing = pd.Series(idx[1:] - idx[:-1]).mode().iloc[0]
+        # Business days with a few missing (holidays: a market's closed days): daily
+        # spacing and never a weekend is the business-day grid, not a day grid with gaps.
+        weekdays_only = spacing == pd.Timedelta(days=1) and (idx.day_of_week < 5).all() and len(idx) >= 10
+        freq = "B" if weekdays_only else pd.tseries.frequencies.to_offset(spacing).freqstr
     return freq
 
 
@@ -1049,10 +1052,24 @@ def _grid_positions(t: np.ndarray, freq: str, given: bool = False) -> tuple[pd.D
         if given:  # finer data than the frequency asked for: it is not resampled here
             raise InputError(f"timestamp {pd.Timestamp(bad)} is off the grid of --freq {freq}; aggregate the data "
                              f"to {freq} first, or drop --freq to read it at its own frequency")
-        raise InputError(
-            f"timestamp {pd.Timestamp(bad)} is off the {freq} grid (irregular spacing); pass --freq or align the times"
-        )
+        raise InputError(_monthly_hint(pd.DatetimeIndex(t)) or
+                         f"timestamp {pd.Timestamp(bad)} is off the {freq} grid (irregular spacing); pass --freq or "
+                         "align the times")
     return grid, pos
+
+
+def _monthly_hint(times: pd.DatetimeIndex) -> str | None:
+    """The message for monthly, quarterly or yearly times that all fall on one day of the
+    month other than the first or the last (the 15th): no pandas frequency marks that day,
+    so they read as irregular."""
+    days = (times[1:] - times[:-1]).days.to_numpy()
+    days = days[days > 0]
+    kind = next((k for k, lo, hi in (("monthly", 28, 31), ("quarterly", 89, 92), ("yearly", 365, 366))
+                 if len(days) and lo <= np.median(days) <= hi), None)
+    if kind is None or times.day.nunique() != 1 or times[0].day == 1 or times.is_month_end.all():
+        return None
+    return (f"the times are {kind} on day {times[0].day} of the month, which no pandas frequency marks; "
+            "date each row by the first day of its period (or the last) and run again")
 
 
 def _integer_step(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:

@@ -97,6 +97,14 @@ CASES = [
      csv(pd.DataFrame({"date": (pd.Timestamp("2021-01-01") + pd.to_timedelta(np.cumsum([0] + [1, 1, 1, 2.5] * 30), "D"))
                        .strftime("%Y-%m-%d %H:%M"), "y": np.arange(121.0)})),
      [], 2, "(irregular spacing); pass --freq or align the times"),
+    ("business days with holidays missing", "data.csv",  # was: read as days, every weekend a gap
+     csv(series(date=pd.bdate_range("2021-01-01", periods=N + 3).strftime("%Y-%m-%d")[[*range(10), *range(11, 50),
+                                                                                        *range(52, N + 3)]])),
+     [], 2, "3 missing values or gaps in the time index, first at 2021-01-15 00:00:00; pass --fill"),
+    ("monthly on the 15th", "data.csv",  # was: off the 744h grid (irregular spacing); pass --freq
+     csv(series(date=(pd.date_range("2010-01-01", periods=N, freq="MS") + pd.Timedelta(days=14)).strftime("%Y-%m-%d"))),
+     [], 2, "the times are monthly on day 15 of the month, which no pandas frequency marks; date each row by the "
+     "first day of its period (or the last) and run again"),
     ("gaps", "data.csv", csv(series().drop(index=[40, 41, 42])), [], 2,
      "3 missing values or gaps in the time index, first at 2021-02-10 00:00:00; pass --fill interpolate|ffill|zero"),
     ("short series in a panel", "data.csv",
