@@ -62,7 +62,9 @@ class Job:
         if self.retrain not in RETRAIN:
             raise ConfigError(f"job {self.name!r}: retrain {self.retrain!r} is not known; use {', '.join(RETRAIN)}")
         parse_age(self.max_age, self.name)
-        parse_age(self.timeout, self.name, "timeout")
+        if parse_age(self.timeout, self.name, "timeout") <= 0:  # setitimer(0) is no limit at all
+            raise ConfigError(f"job {self.name!r}: timeout {self.timeout!r} is no time at all; give the job a "
+                              "duration to run for, like \"2h\"")
         # A name is one plain path component ({job} in output paths): never "..", never "/".
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", self.name):
             raise ConfigError(f"job name {self.name!r} must start with a letter or digit, then letters, "

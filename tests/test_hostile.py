@@ -189,6 +189,7 @@ BATCH_CASES = [  # (id, the job's extra keys, message) refused at load time, so 
     ("attribute in a template", 'output = "o/{{job.__class__}}.csv"', "has the placeholder {job.__class__}"),
     ("unmatched brace", 'output = "o/{{job.csv"', "has an unmatched brace"),
     ("timeout not a duration", 'timeout = "soon"', "timeout 'soon' is not a duration"),
+    ("timeout of zero", 'timeout = "0s"', "timeout '0s' is no time at all"),  # was: run with no limit
     # files that two jobs write, or that a job writes over data (relative to the job file)
     ("two jobs write one forecast", 'output = "o.csv"\n[[jobs]]\nname = "b"\noutput = "o.csv"',
      "jobs 'a' and 'b' both write"),
