@@ -618,7 +618,10 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
                 positions = windows.positions(scored_sample(windows.val, tcfg.seed))
                 records = records_at(data, positions, fc.forecast_origins(data, positions), fc.season,
                                      train_ends=list(windows.n_train), quantiles=fc.quantiles)
-                mase = scores(records, "model")["mase"]
+                # Forecasts that are not finite (a fit that diverged: the log's exp overflows
+                # first) lose to any candidate; MASE would leave them out and score the rest.
+                finite = np.isfinite(records["model"].to_numpy(float)).all()
+                mase = scores(records, "model")["mase"] if finite else float("inf")
                 # Its windows (a scaled copy of the panel) are not held while the next
                 # candidate fits; the kept one's are made again (`kept`): the same windows.
                 windows = None
@@ -641,6 +644,9 @@ def _fit_candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: T
         nonlocal fits
         score = {option: fitted({**pick, name: option})[3] for option in choices[name]}
         best = min(score, key=score.get)
+        if score[best] == float("inf"):
+            raise InputError(f"training diverged: no candidate's validation forecasts are finite; lower --lr "
+                             f"(now {tcfg.lr}) or scale the data (--scaler standard); no model was written")
         other = next(o for o in choices[name] if o != best)
         panel.choices[name] = f"{best}: validation MASE {score[best]:.4g}, against {score[other]:.4g} with {other}"
         pick[name] = best

@@ -2,6 +2,7 @@
 each case exits 2 with one line naming the problem and the fix, and leaves every file in
 its folder as it was (nothing replaced, nothing written)."""
 
+import json
 import os
 
 import numpy as np
@@ -421,3 +422,17 @@ def test_ctrl_c_mid_training_exits_130_and_writes_nothing(folder, tmp_path):
     assert proc.returncode == 130, err
     assert "gruforecast: interrupted; outputs are written whole or not at all" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_candidate_whose_validation_forecasts_overflow_loses_instead_of_crashing(tmp_path, monkeypatch, capsys):
+    """--lr 1e9: the log candidate's forecasts overflow to inf (exp of a diverged output);
+    its MASE, which leaves non-finite forecasts out, was None, and comparing it crashed
+    (exit 1, a TypeError). It now loses to the candidate whose forecasts are finite."""
+    t = pd.date_range("2024-01-01", periods=200, freq="D")
+    pd.DataFrame({"date": t, "y": 100 + 10 * np.sin(np.arange(200) * 2 * np.pi / 7)}).to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "d.csv", "--horizon", "7", "--epochs", "1",
+                            "--ensemble", "1", "--calendar", "none", "--lr", "1e9", "--out", tmp_path / "m.gruf",
+                            "--report-dir", tmp_path)
+    assert code == 0, err
+    chose = json.loads((tmp_path / "metrics.json").read_text())["choices"]["transform"]
+    assert chose.startswith("none: validation MASE") and chose.endswith("against inf with log"), chose
