@@ -92,5 +92,6 @@ def run_backtest(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: Trai
         made = run.forecaster.forecast_origins(panel, list(starts[:, folds]))
         preds[:, folds] = made.reshape(len(panel.series), len(folds), H, -1)
     records = records_at(panel, list(starts), preds.reshape(-1, H, preds.shape[-1]), wcfg.season,
-                         folds=[np.arange(cfg.folds)] * len(panel.series), quantiles=mcfg.output_quantiles)
+                         folds=[np.arange(cfg.folds)] * len(panel.series), quantiles=mcfg.output_quantiles,
+                         second_season=run.forecaster.model_cfg.second_season or 0)
     return BacktestResult(records, summarize(records), logs, time.perf_counter() - start)

@@ -19,6 +19,8 @@ the CRPS approximated from the quantiles.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -30,22 +32,44 @@ BASELINES = ("naive", "seasonal_naive", "drift")
 METHODS = ("model", *BASELINES)
 
 
-def baselines_at(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+def second_naive(m: int) -> str:
+    """The name of the second season's naive forecast (`seasonal_naive_168` for the week of
+    hourly data): a baseline wherever the model has a second season."""
+    return f"seasonal_naive_{m}"
+
+
+def methods_of(records: pd.DataFrame) -> tuple[str, ...]:
+    """The model and the baselines the records hold: METHODS, and the second season's naive."""
+    second = [c for c in records.columns if re.fullmatch(r"seasonal_naive_\d+", c)]
+    return (*METHODS, *second)
+
+
+def baselines_at(y: np.ndarray, origins: np.ndarray, horizon: int, season: int,
+                 second_season: int = 0) -> dict[str, np.ndarray]:
     """Forecasts (n, H) of each baseline for the origins (positions of the first target)
     of one series y, from the values before each origin:
 
     naive: the last value. seasonal_naive: the last season repeated, f[h] = y[o - m + (h
     mod m)] (naive when less than a season precedes the origin). drift: the last value plus
     (h + 1) times the mean change over the history (naive for a history of one point).
+    With a `second_season` M > 1, its naive too (`second_naive(M)`): on half-hourly demand
+    last week's same half hour beats yesterday's by far, and a model that beats only the
+    daily naive may still lose to it.
     """
     o = np.asarray(origins)[:, None]
     h = np.arange(horizon)[None, :]
     last = y[o - 1]
     naive = np.broadcast_to(last, (len(origins), horizon)).astype(float)
-    seasonal = np.where(o >= season, y[np.maximum(o - season + h % season, 0)], naive)
+
+    def repeated(m: int) -> np.ndarray:
+        return np.where(o >= m, y[np.maximum(o - m + h % m, 0)], naive).astype(float)
+
     span = np.maximum(o - 1, 1)
     drift = np.where(o > 1, last + (h + 1) * (last - y[0]) / span, naive)
-    return {"naive": naive, "seasonal_naive": seasonal.astype(float), "drift": drift.astype(float)}
+    out = {"naive": naive, "seasonal_naive": repeated(season), "drift": drift.astype(float)}
+    if second_season > 1:
+        out[second_naive(second_season)] = repeated(second_season)
+    return out
 
 
 def baseline_forecasts(history: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
@@ -78,10 +102,11 @@ def quantile_column(method: str, q: float) -> str:
 
 def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray, season: int,
                train_ends: list[int] | None = None, folds: list[np.ndarray] | None = None,
-               quantiles: tuple[float, ...] = (0.5,)) -> pd.DataFrame:
+               quantiles: tuple[float, ...] = (0.5,), second_season: int = 0) -> pd.DataFrame:
     """Records of forecasts from origins of a panel (`positions[i]`: the origins of series
     i, as `Forecaster.forecast_origins` takes them; `forecasts` (n, H) or (n, H, Q) of
-    `quantiles`, in the same order).
+    `quantiles`, in the same order). With the model's `second_season`, its naive is a
+    baseline too (`baselines_at`).
 
     Each origin is one "fold" (`folds[i]`, default its running number). The MASE scale of
     an origin comes from the series' values before `train_ends[i]` (the training part of
@@ -107,7 +132,7 @@ def records_at(panel: Panel, positions: list[np.ndarray], forecasts: np.ndarray,
                  "step": np.tile(steps + 1, len(pos)), "time": s.time[idx.ravel()],
                  "actual": y[idx].ravel(), "model": forecasts[rows, :, med].ravel()}
         frame.update({quantile_column("model", q): forecasts[rows, :, j].ravel() for j, q in others})
-        base = baselines_at(y, pos, H, season)
+        base = baselines_at(y, pos, H, season, second_season)
         frame.update({k: v.ravel() for k, v in base.items()})
         ends = np.full(len(pos), train_ends[i]) if train_ends is not None else pos
         if others:
@@ -210,10 +235,11 @@ def summarize(records: pd.DataFrame, groups: tuple[str, ...] = ("series", "fold"
 
     `groups` picks the breakdowns (per series, per fold, per horizon step) to include.
     """
-    overall = {m: scores(records, m) for m in METHODS}
+    methods = methods_of(records)
+    overall = {m: scores(records, m) for m in methods}
     skill = {b: _clean({k: 1 - overall["model"][k] / overall[b][k]
                         if overall["model"][k] is not None and overall[b][k] else None
-                        for k in ("mae", "rmse", "smape", "mase")}) for b in BASELINES}
+                        for k in ("mae", "rmse", "smape", "mase")}) for b in methods[1:]}
     return {
         "series": int(records["series"].nunique()),
         "folds": int(records["fold"].nunique()),
@@ -227,8 +253,9 @@ def summarize(records: pd.DataFrame, groups: tuple[str, ...] = ("series", "fold"
 
 def _grouped(records: pd.DataFrame, key: str) -> dict:
     keys, groups = pd.factorize(records[key], sort=True)
-    by = {m: scores_by(records, m, keys, len(groups)) for m in METHODS}
-    return {str(k): {m: {name: v[i] for name, v in by[m].items()} for m in METHODS} for i, k in enumerate(groups)}
+    by = {m: scores_by(records, m, keys, len(groups)) for m in methods_of(records)}
+    return {str(k): {m: {name: v[i] for name, v in scored.items()} for m, scored in by.items()}
+            for i, k in enumerate(groups)}
 
 
 def _clean(d: dict) -> dict:

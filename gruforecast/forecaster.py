@@ -717,7 +717,7 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         positions = windows.positions(origins)
         preds = fc.forecast_origins(panel, positions)
         records = records_at(panel, positions, preds, fc.season, train_ends=list(windows.n_train),
-                             quantiles=fc.quantiles)
+                             quantiles=fc.quantiles, second_season=mcfg.second_season or 0)
         test = {"windows": len(origins), "season": fc.season,
                 **summarize(records, groups=("series", "step"))}
         if len(origins) < len(windows.test):

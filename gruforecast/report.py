@@ -27,7 +27,6 @@ import pandas as pd
 from .atomic import atomic_write, atomic_write_text
 from .config import interval_pairs
 from .data import Panel
-from .evaluate import BASELINES, METHODS
 
 COLUMNS = ("mae", "rmse", "mape", "smape", "mase")
 
@@ -98,7 +97,7 @@ def fmt(value) -> str:
 
 
 def score_rows(evaluation: dict) -> list[list[str]]:
-    return [[m, *(fmt(evaluation["scores"][m][c]) for c in COLUMNS)] for m in METHODS]
+    return [[m, *(fmt(scores[c]) for c in COLUMNS)] for m, scores in evaluation["scores"].items()]
 
 
 def interval_keys(evaluation: dict) -> list[str]:
@@ -113,12 +112,11 @@ def interval_rows(evaluation: dict) -> list[list[str]]:
 
 
 def skill_rows(evaluation: dict) -> list[list[str]]:
-    return [[b, *(fmt(evaluation["skill"][b][c]) for c in ("mae", "rmse", "smape", "mase"))]
-            for b in BASELINES]
+    return [[b, *(fmt(skill[c]) for c in ("mae", "rmse", "smape", "mase"))] for b, skill in evaluation["skill"].items()]
 
 
 def step_rows(evaluation: dict) -> list[list[str]]:
-    return [[step, *(fmt(by[m]["mae"]) for m in METHODS)] for step, by in evaluation["per_step"].items()]
+    return [[step, *(fmt(by[m]["mae"]) for m in evaluation["scores"])] for step, by in evaluation["per_step"].items()]
 
 
 def group_rows(evaluation: dict, key: str) -> list[list[str]]:
@@ -139,7 +137,7 @@ def _sections(evaluation: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         ("Scores", ["method", *metric_names], score_rows(evaluation)),
         ("Skill of the model against each baseline (1 - model / baseline)",
          ["baseline", "MAE", "RMSE", "sMAPE", "MASE"], skill_rows(evaluation)),
-        ("MAE by horizon step", ["step", *METHODS], step_rows(evaluation)),
+        ("MAE by horizon step", ["step", *evaluation["scores"]], step_rows(evaluation)),
     ]
     if interval_keys(evaluation):
         sections.insert(1, ("Intervals (coverage: share inside; MSIS and scaled pinball: scaled by the "
@@ -330,7 +328,7 @@ def plot_steps(evaluation: dict) -> bytes:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     steps = [int(s) for s in evaluation["per_step"]]
-    for m in METHODS:
+    for m in evaluation["scores"]:
         ax.plot(steps, [evaluation["per_step"][str(s)][m]["mae"] for s in steps], marker=".", label=m)
     ax.set_xlabel("horizon step")
     ax.set_ylabel("MAE")

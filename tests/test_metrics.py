@@ -75,6 +75,32 @@ def test_summary_of_records_by_hand():
     assert set(summary["per_fold"]) == {"0", "1"}
 
 
+def test_the_second_seasons_naive_is_a_baseline_where_the_model_has_one():
+    """Half-hourly demand (Taylor's England and Wales series, 2000): last week's same half
+    hour beat the model by far while the report compared it with yesterday's alone. With
+    a second season M the records, scores, skill and report carry its naive too."""
+    from gruforecast.report import markdown
+
+    # season 2, second season 4: the week (4 steps) repeats, the day (2 steps) does not
+    y = np.array([1.0, 5.0, 2.0, 8.0] * 4)
+    panel = Panel(spec=None, series=[Series("a", pd.RangeIndex(16), y[:, None])], freq=None)
+    forecasts = np.array([[1.5, 5.0, 2.0], [5.0, 2.0, 8.0]])  # origins 12 and 13, horizon 3
+    plain = records_at(panel, [np.array([12, 13])], forecasts, 2, train_ends=[12])
+    assert "seasonal_naive_4" not in plain.columns and set(summarize(plain)["scores"]) == {
+        "model", "naive", "seasonal_naive", "drift"}
+    records = records_at(panel, [np.array([12, 13])], forecasts, 2, train_ends=[12], second_season=4)
+    assert records["seasonal_naive_4"].tolist() == [1, 5, 2, 5, 2, 8]  # y[o - 4 + h]: exact here
+    assert records["seasonal_naive"].tolist() == [2, 8, 2, 8, 1, 8]  # y[o - 2 + h % 2]
+    summary = summarize(records)
+    assert summary["scores"]["seasonal_naive_4"]["mae"] == 0.0
+    assert summary["scores"]["model"]["mae"] == pytest.approx(0.5 / 6)
+    assert summary["skill"]["seasonal_naive_4"]["mae"] is None  # 1 - model / 0: undefined
+    assert summary["skill"]["seasonal_naive"]["mae"] == pytest.approx(1 - (0.5 / 6) / (8 / 6))
+    assert summary["per_step"]["1"]["seasonal_naive_4"]["mae"] == 0.0
+    text = markdown("t", {"data": {}}, {"windows": 2, **summary})
+    assert "| seasonal_naive_4 | 0 | 0 |" in text
+
+
 def test_grouped_scores_equal_the_scores_of_each_group_alone():
     """summarize's per-series, per-fold and per-step tables (one pass of array sums)
     hold what `scores` gives each group's records alone, None where it is undefined:
