@@ -451,6 +451,19 @@ def _print_scores(test: dict | None, title: str = "held-out test") -> None:
     for name, s in test["scores"].items():
         table.add_row(name, *("" if k not in s else "n/a" if s[k] is None else f"{s[k]:.4g}" for k in keys.values()))
     console().print(table)
+    _log_better_baselines(test["scores"], title)
+
+
+def _log_better_baselines(scores: dict, title: str) -> None:
+    """Say so when a baseline scores a lower MASE than the model: the table shows it, but a
+    nightly log is read for lines like this one."""
+    model = scores["model"]["mase"]
+    better = [(name, s["mase"]) for name, s in scores.items()
+              if name != "model" and model is not None and s["mase"] is not None and s["mase"] < model]
+    if better:
+        name, mase = min(better, key=lambda b: b[1])
+        _log(f"{name} beats the model on the {title} (MASE {mase:.4g} against {model:.4g}); "
+             "a backtest over more origins tells whether it does so in general")
 
 
 class _EpochProgress:

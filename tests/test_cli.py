@@ -207,3 +207,18 @@ def test_cuda_requested_without_a_gpu(tmp_path):
     proc = run_cli("train", data, "--device", "cuda", "--out", tmp_path / "m.gruf")
     assert proc.returncode == 2
     assert "--device cuda but no CUDA GPU is visible; use --device cpu or auto" in proc.stderr
+
+
+def test_a_baseline_that_beats_the_model_is_named_in_the_log(capsys):
+    """The scores table shows it; a nightly log is read for one line."""
+    from gruforecast.cli import _log_better_baselines
+
+    scores = {"model": {"mase": 0.6846}, "naive": {"mase": 3.457}, "seasonal_naive": {"mase": 2.418},
+              "seasonal_naive_336": {"mase": 0.5598}, "drift": {"mase": None}}
+    _log_better_baselines(scores, "held-out test")
+    assert capsys.readouterr().err.strip() == (
+        "gruforecast: seasonal_naive_336 beats the model on the held-out test (MASE 0.5598 against 0.6846); "
+        "a backtest over more origins tells whether it does so in general")
+    _log_better_baselines({**scores, "seasonal_naive_336": {"mase": 0.7}}, "backtest")
+    _log_better_baselines({"model": {"mase": None}, "naive": {"mase": 1.0}}, "backtest")  # undefined: silent
+    assert capsys.readouterr().err == ""
