@@ -409,6 +409,10 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     else:
         art = artifact.load(job.model)
         panel = load_panel(job.data, art.data_spec)
+    if job.window.short_series == "skip":  # as `predict --short-series skip`: a new series does not stop the job
+        panel, note = art.without_short(panel)
+        if note:
+            on_event(job.name, "skipped", {"note": note})
     fc = art.predict(panel, future=future)
     with all_or_nothing():  # the new model and its forecast, or neither
         if retrain and result.kept_old is None:

@@ -264,6 +264,7 @@ def predict(
     step: Annotated[int | None, typer.Option(help="with --cutoffs: steps between origins (default: the horizon)")] = None,
     level: Annotated[str | None, typer.Option(help="none: the point forecast alone, which may go past the trained horizon (default: the model's intervals)")] = None,
     fill: Annotated[str | None, typer.Option(help="fill missing values and gaps of --data: interpolate, ffill or zero (default: as the model was trained)")] = None,
+    short_series: Annotated[str, typer.Option(help="a series of --data with fewer points than the model reads: fail, or skip (forecast the others and name it)")] = "fail",
     future: Future = None,
     threads: Threads = 1,
 ) -> None:
@@ -282,6 +283,11 @@ def predict(
         raise InputError("--cutoffs needs --data: the model stores only the last lookback points of each series")
     if fill is not None and data is None:
         raise InputError("--fill fills the gaps of --data; pass --data FILE (the stored history has none)")
+    if short_series not in ("fail", "skip"):
+        raise InputError(f"predict --short-series {short_series!r} is not known; use fail or skip")
+    if short_series == "skip" and (data is None or cutoffs is not None):
+        raise InputError("predict --short-series skip leaves out short series of --data at its end; pass --data "
+                         "FILE, without --cutoffs")
     from . import artifact
     from .data import load_panel
     from .forecaster import write_forecast
@@ -296,6 +302,10 @@ def predict(
     art.on_progress = bar.update
     spec = art.data_spec if fill is None else replace(art.data_spec, fill=fill)
     panel = load_panel(data, spec) if data is not None else None
+    if short_series == "skip":
+        panel, note = art.without_short(panel)
+        if note:
+            _log(note)
     with bar:
         fc = (art.predict_at(panel, cutoffs, step, horizon) if cutoffs is not None
               else art.predict(panel, horizon, future=future))

@@ -260,6 +260,22 @@ class Forecaster:
             ahead[..., len(spec.value_columns):] = np.stack([spec.derived_values(t) for t in times])
         return ahead
 
+    def without_short(self, panel: Panel) -> tuple[Panel, str | None]:
+        """`predict --short-series skip`: the series with fewer points than a forecast
+        needs (`min_history`) left out, and a note naming them; the rest are forecast. A
+        nightly panel where a new store has a week of history then still gets its other
+        forecasts; refused when no series is left."""
+        keep = [s for s in panel.series if len(s) >= self.min_history]
+        dropped = [s for s in panel.series if len(s) < self.min_history]
+        if not keep:
+            raise InputError(f"every series has fewer points than the {self.min_history} this model needs (its "
+                             "lookback); give more history")
+        if not dropped:
+            return panel, None
+        return replace(panel, series=keep), (
+            f"skipped {len(dropped)} series too short to forecast (first: {dropped[0].id!r}, {len(dropped[0])} "
+            f"points; the model needs {self.min_history})")
+
     @property
     def min_history(self) -> int:
         """Observed points a forecast origin needs: the lookback, or one with padding."""

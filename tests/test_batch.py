@@ -250,3 +250,27 @@ def test_an_output_among_the_parquet_parts_a_job_reads_is_refused(tmp_path):
         load_jobs(tmp_path / "jobs.toml")
     (tmp_path / "jobs.toml").write_text(text % "csv")
     assert [j.name for j in load_jobs(tmp_path / "jobs.toml")] == ["a"]
+
+
+def test_a_job_with_short_series_skip_forecasts_the_others_when_a_new_series_is_short(tmp_path, monkeypatch, capsys):
+    """A model that reads 8 points meets a series of 3 (a new store): the job failed. With
+    `short_series = "skip"` it writes the others' forecasts and logs the skip."""
+    from conftest import run_main
+
+    macro = pd.read_csv(SAMPLE / "us_macro_quarterly.csv")
+    macro.to_csv(tmp_path / "macro.csv", index=False)
+    (tmp_path / "jobs.toml").write_text(
+        '[[jobs]]\nname = "m"\ndata = "macro.csv"\ntarget = "value"\nid_col = "series"\nmodel = "m.gruf"\n'
+        'output = "f.csv"\nretrain = "never"\nshort_series = "skip"\nhorizon = 4\nlookback = 8\nepochs = 1\n'
+        'ensemble = 1\ntransform = "none"\ncalendar = "none"\n')
+    code, _, err = run_main(monkeypatch, capsys, "train", tmp_path / "macro.csv", "--target", "value", "--id-col",
+                            "series", "--horizon", 4, "--lookback", 8, "--epochs", 1, "--ensemble", 1,
+                            "--transform", "none", "--calendar", "none", "--out", tmp_path / "m.gruf")
+    assert code == 0, err
+    pd.concat([macro, macro[macro.series == "realgdp"].tail(3).assign(series="new")]).to_csv(
+        tmp_path / "macro.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "batch", tmp_path / "jobs.toml")
+    assert code == 0, err
+    assert "m: skipped note=skipped 1 series too short to forecast (first: 'new', 3 points; the model needs 8)" in err
+    written = pd.read_csv(tmp_path / "f.csv")
+    assert set(written.series) == set(macro.series) and len(written) == 4 * macro.series.nunique()

@@ -250,6 +250,29 @@ def test_predict_forecasts_series_it_was_not_trained_on_in_their_own_units(small
     assert code == 2 and "series 'e' is not in the model and goes below zero" in err
 
 
+def test_predict_skips_a_series_too_short_to_forecast_when_asked(small_model, tmp_path, monkeypatch, capsys):
+    """A new store with a week of history stopped the whole night's forecast (exit 2).
+    With --short-series skip it is named on stderr and the others are forecast, exactly
+    as without it; by default it is still refused."""
+    folder, model, fc = small_model
+    frame = pd.read_csv(folder / "data.csv", dtype={"id": str})
+    new = frame[frame.id == "a"].tail(5).assign(id="new")  # the model reads 12
+    pd.concat([frame, new]).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "new.csv", "--out", tmp_path / "p.csv")
+    assert code == 2 and "series 'new' has 5 points before a forecast origin, fewer than the 12" in err
+    assert not (tmp_path / "p.csv").exists()
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "new.csv", "--out", tmp_path / "p.csv",
+                            "--short-series", "skip")
+    assert code == 0 and "skipped 1 series too short to forecast (first: 'new', 5 points; the model needs 12)" in err
+    p = pd.read_csv(tmp_path / "p.csv", dtype={"id": str})
+    known = fc.predict(build_panel(frame, fc.data_spec)).frame
+    pd.testing.assert_frame_equal(p.reset_index(drop=True), known.assign(t=known.t.astype("int64")).reset_index(drop=True),
+                                  check_dtype=False)
+    code, _, err = run_main(monkeypatch, capsys, "predict", model, "--data", tmp_path / "new.csv", "--out", tmp_path / "q.csv",
+                            "--short-series", "skip", "--cutoffs", 2)
+    assert code == 2 and "pass --data FILE, without --cutoffs" in err
+
+
 def test_a_new_series_the_models_log_cannot_read_is_refused_with_its_name():
     """A log model meets a new series with a zero: one line naming it, not the training
     hint '--transform none', which predict has no use for."""
