@@ -700,7 +700,8 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
         if col in (spec.target, spec.id_col) or col in spec.covariates:
             continue
         values = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(values):
+        if pd.api.types.is_datetime64_any_dtype(values) or (
+                pd.api.types.is_integer_dtype(values) and not values.isna().any() and _compact_dates(values.head(200)) is not None):
             candidates.append(col)
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             sample = values.dropna().head(200)
@@ -753,6 +754,9 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
     if pd.api.types.is_bool_dtype(values):
         raise InputError(f"time column {col!r} holds booleans; pass the column of dates or steps as --time-col")
     if pd.api.types.is_integer_dtype(values):
+        compact = _compact_dates(values)
+        if compact is not None:
+            return compact[0], "datetime", [f"time column {col!r}: {compact[1]}"]
         return values.astype("int64"), "integer", []
     if pd.api.types.is_float_dtype(values):
         if (values == values.round()).all():
@@ -795,6 +799,23 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
         parsed, _, more = _naive(utc, utc + offset, col, "timestamps with UTC offsets converted to UTC", local)
         notes += more
     return parsed, "datetime", notes
+
+
+def _compact_dates(values: pd.Series) -> tuple[pd.Series, str] | None:
+    """(dates, what they were read as) when every integer is a date written without
+    separators, as databases export them: 20240131 (YYYYMMDD) or 202401 (YYYYMM, the
+    month's first day); else None. Read as steps, 20240131 is followed by a gap of 70
+    to 20240201, and `--fill` would have filled it."""
+    v = values.to_numpy(dtype=np.int64)
+    if len(v) < 2:
+        return None
+    if v.min() >= 1000_01_01 and v.max() <= 2999_12_31:
+        days = pd.to_datetime(pd.Series(v.astype(str), index=values.index), format="%Y%m%d", errors="coerce")
+        return (days, "dates written 20240131 read as dates") if days.notna().all() else None
+    if v.min() >= 1000_01 and v.max() <= 2999_12 and ((v % 100 >= 1) & (v % 100 <= 12)).all():
+        years, months = pd.Series(v // 100, index=values.index), pd.Series(v % 100, index=values.index)
+        return _first_days(years, months), "months written 202401 read as the dates of their first days"
+    return None
 
 
 def _first_days(years: pd.Series, months: pd.Series) -> pd.Series:

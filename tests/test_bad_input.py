@@ -105,6 +105,12 @@ CASES = [
      csv(series(date=(pd.date_range("2010-01-01", periods=N, freq="MS") + pd.Timedelta(days=14)).strftime("%Y-%m-%d"))),
      [], 2, "the times are monthly on day 15 of the month, which no pandas frequency marks; date each row by the "
      "first day of its period (or the last) and run again"),
+    ("dates written 20240131 work", "data.csv",  # were steps: "209 gaps, first at 20240132; pass --fill"
+     csv(series(date=pd.date_range("2021-01-01", periods=N, freq="D").strftime("%Y%m%d").astype(int))), FAST, 0,
+     "time column 'date': dates written 20240131 read as dates"),
+    ("months written 202401 work", "data.csv",
+     csv(series(date=pd.date_range("2011-01-01", periods=N, freq="MS").strftime("%Y%m").astype(int))), FAST, 0,
+     "months written 202401 read as the dates of their first days"),
     ("gaps", "data.csv", csv(series().drop(index=[40, 41, 42])), [], 2,
      "3 missing values or gaps in the time index, first at 2021-02-10 00:00:00; pass --fill interpolate|ffill|zero"),
     ("short series in a panel", "data.csv",
