@@ -290,6 +290,10 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
                          f"offset {exc.start}); save it as CSV UTF-8") from None
     except (pd.errors.ParserError, OSError, ValueError, EOFError) as exc:
         raise InputError(f"{str(path)!r} is not a readable CSV file ({_first_line(exc)}); check the file") from None
+    # Spreadsheets export trailing separators ("date,y,,"): columns with no name and no
+    # value, which pandas names "Unnamed: 2"; they hold nothing, so they are not columns.
+    empty = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
+    frame = frame.drop(columns=empty) if empty else frame
     if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
         if str(frame.columns[0]).startswith("#"):
             raise InputError(f"{str(path)!r} starts with a comment line ({_clip(frame.columns[0], 40)!r}), read as "

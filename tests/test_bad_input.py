@@ -53,6 +53,8 @@ CASES = [
     ("utf-8 BOM works", "data.csv", b"\xef\xbb\xbf" + csv(series()), FAST, 0, None),
     ("not utf-8", "data.csv", csv(series(id="Zürich")).decode().encode("latin-1"), [], 2,  # was: "check the file"
      "is not UTF-8 text (byte b'\\xfc' at offset 26); save it as CSV UTF-8"),
+    ("empty unnamed columns from a spreadsheet work", "data.csv",  # was: 3 numeric columns; pass --target
+     b"date,y,,\n" + b"".join(f"{d},{v},,\n".encode() for d, v in zip(series().date, series().y)), FAST, 0, None),
     ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
     ("comma with --sep ';'", "data.csv", csv(series()), ["--sep", ";"], 2, "looks ','-separated; pass --sep ','"),
     ("semicolon and decimal comma with options", "data.csv", csv(series(), sep=";", decimal=","),
