@@ -709,8 +709,11 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             candidates.append(col)
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             sample = values.dropna().head(200)
-            if len(sample) and (_period_labels(sample.astype(str)) is not None or
-                                pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().all()):
+            dates = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().to_numpy()
+            # dates but for a footer ("Total" under a spreadsheet's last row): the time
+            # column still, and its parsing names the row that is not a date
+            footer = len(dates) > 10 and dates[:-3].all()
+            if len(sample) and (_period_labels(sample.astype(str)) is not None or dates.all() or footer):
                 candidates.append(col)
     if len(candidates) != 1:
         found = f"{len(candidates)} date columns ({', '.join(map(str, candidates))})" if candidates else "no date column"

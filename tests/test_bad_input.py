@@ -55,6 +55,8 @@ CASES = [
      "is not UTF-8 text (byte b'\\xfc' at offset 26); save it as CSV UTF-8"),
     ("empty unnamed columns from a spreadsheet work", "data.csv",  # was: 3 numeric columns; pass --target
      b"date,y,,\n" + b"".join(f"{d},{v},,\n".encode() for d, v in zip(series().date, series().y)), FAST, 0, None),
+    ("a total row under the data", "data.csv", csv(series()) + b"Total,123.0\n", [], 2,  # was: "no date column"
+     "time column 'date' holds 'Total' at row 122, neither a date nor an integer step; fix it or pass another --time-col"),
     ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
     ("comma with --sep ';'", "data.csv", csv(series()), ["--sep", ";"], 2, "looks ','-separated; pass --sep ','"),
     ("semicolon and decimal comma with options", "data.csv", csv(series(), sep=";", decimal=","),
