@@ -699,14 +699,17 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
 
 
 def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
-    candidates = []
+    candidates, compact = [], []
     for col in frame.columns:
         if col in (spec.target, spec.id_col) or col in spec.covariates:
             continue
         values = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(values) or (
-                pd.api.types.is_integer_dtype(values) and not values.isna().any() and _compact_dates(values.head(200)) is not None):
+        if pd.api.types.is_datetime64_any_dtype(values):
             candidates.append(col)
+        elif pd.api.types.is_integer_dtype(values):
+            # 20240131: a date, but after any written as one (a warehouse's date_key beside its date)
+            if _compact_dates(values.head(200)) is not None:
+                compact.append(col)
         elif values.dtype == object or pd.api.types.is_string_dtype(values):
             sample = values.dropna().head(200)
             dates = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().to_numpy()
@@ -715,6 +718,7 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             footer = len(dates) > 10 and dates[:-3].all()
             if len(sample) and (_period_labels(sample.astype(str)) is not None or dates.all() or footer):
                 candidates.append(col)
+    candidates = candidates or compact
     if len(candidates) != 1:
         found = f"{len(candidates)} date columns ({', '.join(map(str, candidates))})" if candidates else "no date column"
         raise InputError(f"cannot tell the time column: {found}; pass --time-col COL")
@@ -813,9 +817,9 @@ def _compact_dates(values: pd.Series) -> tuple[pd.Series, str] | None:
     separators, as databases export them: 20240131 (YYYYMMDD) or 202401 (YYYYMM, the
     month's first day); else None. Read as steps, 20240131 is followed by a gap of 70
     to 20240201, and `--fill` would have filled it."""
-    v = values.to_numpy(dtype=np.int64)
-    if len(v) < 2:
+    if len(values) < 2 or values.isna().any():
         return None
+    v = values.to_numpy(dtype=np.int64)
     if v.min() >= 1000_01_01 and v.max() <= 2999_12_31:
         days = pd.to_datetime(pd.Series(v.astype(str), index=values.index), format="%Y%m%d", errors="coerce")
         return (days, "dates written 20240131 read as dates") if days.notna().all() else None

@@ -115,6 +115,9 @@ CASES = [
     ("months written 202401 work", "data.csv",
      csv(series(date=pd.date_range("2011-01-01", periods=N, freq="MS").strftime("%Y%m").astype(int))), FAST, 0,
      "months written 202401 read as the dates of their first days"),
+    ("a date column beside a warehouse's date key works", "data.csv",  # the key is a date too: the date wins
+     csv(series(date_key=pd.date_range("2021-01-01", periods=N, freq="D").strftime("%Y%m%d").astype(int))),
+     ["--target", "y"] + FAST, 0, None),
     ("gaps", "data.csv", csv(series().drop(index=[40, 41, 42])), [], 2,
      "3 missing values or gaps in the time index, first at 2021-02-10 00:00:00; pass --fill interpolate|ffill|zero"),
     ("short series in a panel", "data.csv",
