@@ -127,7 +127,12 @@ def group_rows(evaluation: dict, key: str) -> list[list[str]]:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+    return "\n".join(lines + ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows])
+
+
+def _md_cell(value) -> str:
+    """A cell's text, kept in its cell: a series id may hold "|" or a line break."""
+    return " ".join(str(value).split("\n")).replace("|", "\\|")
 
 
 def _sections(evaluation: dict) -> list[tuple[str, list[str], list[list[str]]]]:
