@@ -209,12 +209,26 @@ class Forecaster:
                                  f"origin, fewer than the {self.min_history} this model needs "
                                  f"(its lookback); give more history")
             values = s.rows()  # (n, C): the file's columns and the derived ones
+            self._check_log_domain(s, values, max(0, int(pos.min()) - L), int(pos.max()))
             for a in range(0, len(pos), BATCH):
                 p = pos[a:a + BATCH]
                 rows, observed = window_rows(values, p, L)  # (n, L, C), (n, L)
                 after = ahead[k][a:a + BATCH] if ahead is not None else self._rows_after(s.id, values, p, K)
                 scaled = self.scaling.apply(np.concatenate([rows, after], axis=1), index[k], s.id)
                 yield self._inputs(scaled[:, :L], observed, index[k]), scaled[:, L:]
+
+    def _check_log_domain(self, s, values: np.ndarray, start: int, end: int) -> None:
+        """Refuse a target at or below zero in the rows a log model reads (`start`:`end`),
+        naming its series and time: the scaler's own check can only say "row 12" of a
+        window, and "use --transform none", which is for train."""
+        if self.scaling.transform != "log":
+            return
+        bad = np.flatnonzero(~(values[start:end, 0] > 0))
+        if len(bad):
+            at = start + int(bad[0])
+            raise InputError(f"series {s.id!r} has {values[at, 0]:g} at {s.time[at]}, and the model reads the log of "
+                             "the target (--transform log), which needs values above 0; correct or fill that value, "
+                             "or train with --transform none")
 
     def _rows_after(self, sid: str, values: np.ndarray, pos: np.ndarray, K: int) -> np.ndarray:
         """(n, K, C) the rows after each origin of series `sid` (`values` (N, C)) as the

@@ -284,6 +284,13 @@ def test_a_new_series_the_models_log_cannot_read_is_refused_with_its_name():
     new.loc[new.index[3], "y"] = 0.0
     with pytest.raises(InputError, match="series 'z' is not in the model and is not above zero everywhere"):
         fc.predict(build_panel(pd.concat([frame, new]), fc.data_spec))
+    # a trained series with a zero in the rows it reads: named with its time, and no
+    # "use --transform none" at row 12 of a window (the scaler's words, for train)
+    seen = frame.reset_index(drop=True)
+    last_a = seen.index[seen.id == "a"][-2]
+    seen.loc[last_a, "y"] = 0.0
+    with pytest.raises(InputError, match=f"series 'a' has 0 at {seen.loc[last_a, 't']}, and the model reads the log"):
+        fc.predict(build_panel(seen, fc.data_spec))
 
 
 def test_forecasts_at_origins_are_made_in_blocks_of_exactly_the_batch(small_model, monkeypatch):
