@@ -209,7 +209,6 @@ class Forecaster:
                                  f"origin, fewer than the {self.min_history} this model needs "
                                  f"(its lookback); give more history")
             values = s.rows()  # (n, C): the file's columns and the derived ones
-            self._check_log_domain(s, values, max(0, int(pos.min()) - L), int(pos.max()))
             for a in range(0, len(pos), BATCH):
                 p = pos[a:a + BATCH]
                 rows, observed = window_rows(values, p, L)  # (n, L, C), (n, L)
@@ -217,18 +216,29 @@ class Forecaster:
                 scaled = self.scaling.apply(np.concatenate([rows, after], axis=1), index[k], s.id)
                 yield self._inputs(scaled[:, :L], observed, index[k]), scaled[:, L:]
 
-    def _check_log_domain(self, s, values: np.ndarray, start: int, end: int) -> None:
-        """Refuse a target at or below zero in the rows a log model reads (`start`:`end`),
-        naming its series and time: the scaler's own check can only say "row 12" of a
-        window, and "use --transform none", which is for train."""
-        if self.scaling.transform != "log":
+    def _check_read(self, panel: Panel, positions: list[np.ndarray]) -> None:
+        """At predict: refuse a target the model cannot take in the rows it reads before
+        the origins `positions`, naming its series and time. At or below zero for a log
+        model (the scaler's own check could only say "row 12" of a window, and "use
+        --transform none", which is for train); below zero for a model that clips at zero,
+        whose forecasts of a series gone negative were all 0 with bands of no width (a
+        series unseen in training is refused the same way, `with_unseen`)."""
+        if self.scaling.transform == "log":
+            bad, why = (lambda v: v <= 0), ("the model reads the log of the target (--transform log), which needs "
+                                            "values above 0; correct or fill that value, or train with --transform none")
+        elif self.window_cfg.non_negative:
+            bad, why = (lambda v: v < 0), ("the model clips its forecasts at zero (its training data never went "
+                                           "below); correct that value, or retrain on data that holds it")
+        else:
             return
-        bad = np.flatnonzero(~(values[start:end, 0] > 0))
-        if len(bad):
-            at = start + int(bad[0])
-            raise InputError(f"series {s.id!r} has {values[at, 0]:g} at {s.time[at]}, and the model reads the log of "
-                             "the target (--transform log), which needs values above 0; correct or fill that value, "
-                             "or train with --transform none")
+        for s, pos in zip(panel.series, positions):
+            if not len(pos):
+                continue
+            start = max(0, int(np.min(pos)) - self.lookback)
+            hit = np.flatnonzero(bad(s.values[start:int(np.max(pos)), 0]))
+            if len(hit):
+                at = start + int(hit[0])
+                raise InputError(f"series {s.id!r} has {s.values[at, 0]:g} at {s.time[at]}, and {why}")
 
     def _rows_after(self, sid: str, values: np.ndarray, pos: np.ndarray, K: int) -> np.ndarray:
         """(n, K, C) the rows after each origin of series `sid` (`values` (N, C)) as the
@@ -326,8 +336,9 @@ class Forecaster:
             ids, last = [s.id for s in panel.series], [s.last for s in panel.series]
             times = self.times_after(last, K)
             ahead = self._ahead(np.stack([s.rows(-1)[0] for s in panel.series]), ids, times, future)
-            values = self.forecast_origins(panel, [np.array([len(s)]) for s in panel.series], K,
-                                           ahead=[a[None] for a in ahead])
+            origins = [np.array([len(s)]) for s in panel.series]
+            self._check_read(panel, origins)
+            values = self.forecast_origins(panel, origins, K, ahead=[a[None] for a in ahead])
         frame = self._frame(ids, times, values)
         return Forecast(frame, K > self.horizon, self.interval_columns)
 
@@ -387,6 +398,7 @@ class Forecaster:
                 raise InputError(
                     f"series {s.id!r} has {len(s)} points, too few for {cutoffs} cutoffs {step} steps "
                     f"apart with lookback {self.lookback} and horizon {K}; lower --cutoffs or --step")
+        self._check_read(panel, positions)
         values = self.forecast_origins(panel, positions, K)
         ids, times, cuts, actual = [], [], [], []
         for s, pos in zip(panel.series, positions):

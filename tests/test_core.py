@@ -273,6 +273,22 @@ def test_predict_skips_a_series_too_short_to_forecast_when_asked(small_model, tm
     assert code == 2 and "pass --data FILE, without --cutoffs" in err
 
 
+def test_a_trained_series_gone_below_zero_is_refused_where_the_model_clips_at_zero():
+    """Its forecasts were all 0, with bands of no width, written with exit 0."""
+    from gruforecast.errors import InputError
+
+    frame, panel = _panel()
+    fc = train_run(panel, lookback=12, horizon=4, season=6, hidden_size=4, epochs=1, transform="none").forecaster
+    assert fc.window_cfg.non_negative
+    moved = frame.reset_index(drop=True)
+    moved.loc[moved.id == "a", "y"] -= 50.0  # about -40
+    first = moved.index[moved.id == "a"][-12]  # the first row of the last window
+    with pytest.raises(InputError, match=f"series 'a' has {moved.loc[first, 'y']:g} at {moved.loc[first, 't']}, and "
+                                         "the model clips its forecasts at zero"):
+        fc.predict(build_panel(moved, fc.data_spec))
+    fc.predict(build_panel(frame, fc.data_spec))  # the data it was trained on: no refusal
+
+
 def test_a_new_series_the_models_log_cannot_read_is_refused_with_its_name():
     """A log model meets a new series with a zero: one line naming it, not the training
     hint '--transform none', which predict has no use for."""
