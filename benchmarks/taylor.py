@@ -45,15 +45,13 @@ def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 def run_origin(y: pd.DataFrame, weeks: int, threads: int, extra: list[str], tmp: Path) -> str:
     """One row: train on the first `weeks` weeks, score the next one."""
-    end = weeks * WEEK
-    history, actual = y.iloc[:end], y["y"].to_numpy(float)[end:end + WEEK]
+    end, values = weeks * WEEK, y["y"].to_numpy(float)
+    actual, weekly, daily = values[end:end + WEEK], values[end - WEEK:end], np.tile(values[end - 48:end], 7)
     data, out = tmp / f"history-{weeks}.csv", tmp / f"forecast-{weeks}.csv"
-    history.to_csv(data, index=False)
+    y.iloc[:end].to_csv(data, index=False)
     seconds, _ = run_cli("train", data, "--horizon", WEEK, *extra, "--out", tmp / f"m-{weeks}.gruf",
                          "--report-dir", tmp, "--forecast-out", out, threads=threads)
     fc = pd.read_csv(out)
-    values = y["y"].to_numpy(float)
-    weekly, daily = values[end - WEEK:end], np.tile(values[end - 48:end], 7)
     cover = [float(np.mean((actual >= fc[f"lo-{lv}"]) & (actual <= fc[f"hi-{lv}"]))) for lv in (80, 95)]
     return (f"| week {weeks + 1} (from {weeks}) | {mape(actual, fc['forecast'].to_numpy(float)):.3f} | "
             f"{mape(actual, weekly):.3f} | {mape(actual, daily):.3f} | {cover[0]:.3f} / {cover[1]:.3f} | {seconds:.1f} |")

@@ -289,8 +289,9 @@ class Forecaster:
         needs (`min_history`) left out, and a note naming them; the rest are forecast. A
         nightly panel where a new store has a week of history then still gets its other
         forecasts; refused when no series is left."""
-        keep = [s for s in panel.series if len(s) >= self.min_history]
-        dropped = [s for s in panel.series if len(s) < self.min_history]
+        keep, dropped = [], []
+        for s in panel.series:
+            (keep if len(s) >= self.min_history else dropped).append(s)
         if not keep:
             raise InputError(f"every series has fewer points than the {self.min_history} this model needs (its "
                              "lookback); give more history")
