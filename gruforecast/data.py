@@ -294,6 +294,7 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     # value, which pandas names "Unnamed: 2"; they hold nothing, so they are not columns.
     empty = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
     frame = frame.drop(columns=empty) if empty else frame
+    _check_unique_header(path, frame, spec)
     if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
         if str(frame.columns[0]).startswith("#"):
             raise InputError(f"{str(path)!r} starts with a comment line ({_clip(frame.columns[0], 40)!r}), read as "
@@ -303,6 +304,23 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
                 shown = "\\t" if sep == "\t" else sep
                 raise InputError(f"{str(path)!r} looks {shown!r}-separated; pass --sep {shown!r}")
     return frame
+
+
+def _check_unique_header(path: Path, frame: pd.DataFrame, spec: DataSpec) -> None:
+    """Refuse a header that names two columns alike. pandas renames the second "y" to
+    "y.1", so `--target y` would read the first and drop the other without a word; the
+    raw header (one line read again) tells a renamed twin from a column truly named "y.1"."""
+    names = {str(c) for c in frame.columns}
+    if not any(re.fullmatch(r"(.+)\.\d+", n) and re.fullmatch(r"(.+)\.\d+", n)[1] in names for n in names):
+        return
+    raw = pd.read_csv(path, sep=spec.sep, encoding="utf-8-sig", header=None, nrows=1, dtype=str,
+                      skipinitialspace=True).iloc[0].tolist()
+    seen: dict[str, int] = {}
+    for k, name in enumerate(raw, start=1):
+        if isinstance(name, str) and name in seen:
+            raise InputError(f"{str(path)!r} has two columns named {name!r} (columns {seen[name]} and {k}); "
+                             "rename one in the header")
+        seen.setdefault(name, k)
 
 
 def _read_parquet(path: Path | list[Path], spec: DataSpec) -> pd.DataFrame:

@@ -55,6 +55,10 @@ CASES = [
      "is not UTF-8 text (byte b'\\xfc' at offset 26); save it as CSV UTF-8"),
     ("empty unnamed columns from a spreadsheet work", "data.csv",  # was: 3 numeric columns; pass --target
      b"date,y,,\n" + b"".join(f"{d},{v},,\n".encode() for d, v in zip(series().date, series().y)), FAST, 0, None),
+    ("two columns named alike", "data.csv",  # was: 2 numeric columns (y, y.1); pass --target COL
+     b"date,y,y\n" + b"".join(f"{d},{v},{-v}\n".encode() for d, v in zip(series().date, series().y)), [], 2,
+     "data.csv' has two columns named 'y' (columns 2 and 3); rename one in the header"),
+    ("a column truly named y.1 works", "data.csv", csv(series().rename(columns={"y": "y.1"})), FAST, 0, None),
     ("a total row under the data", "data.csv", csv(series()) + b"Total,123.0\n", [], 2,  # was: "no date column"
      "time column 'date' holds 'Total' at row 122, neither a date nor an integer step; fix it or pass another --time-col"),
     ("semicolon without --sep", "data.csv", csv(series(), sep=";"), [], 2, "looks ';'-separated; pass --sep ';'"),
