@@ -222,3 +222,26 @@ def test_a_baseline_that_beats_the_model_is_named_in_the_log(capsys):
     _log_better_baselines({**scores, "seasonal_naive_336": {"mase": 0.7}}, "backtest")
     _log_better_baselines({"model": {"mase": None}, "naive": {"mase": 1.0}}, "backtest")  # undefined: silent
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("n, horizon, line", [
+    (120, 14, "the validation part holds 1 window: early stopping"),  # val part max(14, 12): one window
+    (120, 7, "the validation part holds 6 windows: early stopping"),  # max(7, 12) points: 6 windows
+    (400, 7, None),  # 40 points: 34 windows, nothing said
+])
+def test_the_log_says_when_validation_reads_few_windows(tmp_path, monkeypatch, capsys, n, horizon, line):
+    """One series with a long horizon: its early stopping and choices read a window or
+    two, and the nightly log says so (Taylor's demand: one validation week stopped at
+    epoch 3 and lost to last week's values)."""
+    from conftest import run_main
+
+    data = _write(tmp_path, "d.csv", _series_csv(n=n))
+    code, _, err = run_main(monkeypatch, capsys, "train", data, "--horizon", horizon, "--epochs", "1",
+                            "--ensemble", "1", "--transform", "none", "--calendar", "none",
+                            "--out", tmp_path / "m.gruf")
+    assert code == 0, err
+    said = [x for x in err.splitlines() if "the validation part holds" in x]
+    if line is None:
+        assert said == [], err
+    else:
+        assert len(said) == 1 and line in said[0], err
