@@ -311,7 +311,8 @@ def _check_unique_header(path: Path, frame: pd.DataFrame, spec: DataSpec) -> Non
     "y.1", so `--target y` would read the first and drop the other without a word; the
     raw header (one line read again) tells a renamed twin from a column truly named "y.1"."""
     names = {str(c) for c in frame.columns}
-    if not any(re.fullmatch(r"(.+)\.\d+", n) and re.fullmatch(r"(.+)\.\d+", n)[1] in names for n in names):
+    twins = (re.fullmatch(r"(.+)\.\d+", n) for n in names)
+    if not any(twin and twin[1] in names for twin in twins):
         return
     raw = pd.read_csv(path, sep=spec.sep, encoding="utf-8-sig", header=None, nrows=1, dtype=str,
                       skipinitialspace=True).iloc[0].tolist()
@@ -786,7 +787,7 @@ def _parse_time(values: pd.Series, col: str, dayfirst: bool | None = None,
         compact = _compact_dates(values)
         if compact is not None:
             return compact[0], "datetime", [f"time column {col!r}: {compact[1]}"]
-        return values.astype("int64"), "integer", []
+        return values.astype("int64"), "integer", _epoch_note(values, col)
     if pd.api.types.is_float_dtype(values):
         if (values == values.round()).all():
             return values.astype("int64"), "integer", []
@@ -845,6 +846,25 @@ def _compact_dates(values: pd.Series) -> tuple[pd.Series, str] | None:
         years, months = pd.Series(v // 100, index=values.index), pd.Series(v % 100, index=values.index)
         return _first_days(years, months), "months written 202401 read as the dates of their first days"
     return None
+
+
+# Unix times of 2000-01-01 to 2100-01-01 in seconds and in milliseconds, and the unit whose
+# multiple every step is (a minute): a log or a sensor export's time column.
+EPOCH_UNITS = (("s", 946_684_800, 4_102_444_800, 60), ("ms", 946_684_800_000, 4_102_444_800_000, 60_000))
+
+
+def _epoch_note(values: pd.Series, col: str) -> list[str]:
+    """A note when integer times look like Unix seconds or milliseconds (every step whole
+    minutes): they are read as steps, as given, so the forecast's times are integers too and
+    there is no calendar or holiday to read; the note says how to get them."""
+    v = np.unique(values.to_numpy(dtype=np.int64))
+    for unit, low, high, minute in EPOCH_UNITS:
+        if len(v) > 1 and low <= v[0] and v[-1] < high and not (np.diff(v) % minute).any():
+            first, last = (pd.Timestamp(int(t), unit=unit) for t in (v[0], v[-1]))
+            return [f"time column {col!r} looks like Unix {'seconds' if unit == 's' else 'milliseconds'} "
+                    f"({first} to {last} UTC); it is read as integer steps, with no calendar or holidays: "
+                    f"write it as dates (pandas: pd.to_datetime(df[{col!r}], unit={unit!r})) for those"]
+    return []
 
 
 def _first_days(years: pd.Series, months: pd.Series) -> pd.Series:

@@ -119,6 +119,11 @@ CASES = [
     ("months written 202401 work", "data.csv",
      csv(series(date=pd.date_range("2011-01-01", periods=N, freq="MS").strftime("%Y%m").astype(int))), FAST, 0,
      "months written 202401 read as the dates of their first days"),
+    ("Unix seconds work, read as steps, with a note", "data.csv",  # was: read as steps without a word
+     csv(series(date=1609459200 + 86400 * np.arange(N))), ["--time-col", "date"] + FAST, 0,
+     "time column 'date' looks like Unix seconds (2021-01-01 00:00:00 to 2021-04-30 00:00:00 UTC); it is read as "
+     "integer steps, with no calendar or holidays: write it as dates (pandas: pd.to_datetime(df['date'], unit='s')) "
+     "for those"),
     ("a date column beside a warehouse's date key works", "data.csv",  # the key is a date too: the date wins
      csv(series(date_key=pd.date_range("2021-01-01", periods=N, freq="D").strftime("%Y%m%d").astype(int))),
      ["--target", "y"] + FAST, 0, None),
@@ -305,3 +310,13 @@ def test_check_reports_every_problem_at_once(tmp_path):
     assert "2 rows share a timestamp" in problems[2]
     good = run_cli("check", Path(__file__).parents[1] / "sample_data" / "co2_weekly.csv", "--fill", "interpolate")
     assert good.returncode == 0 and "would train as given" in good.stdout
+
+
+def test_only_whole_minutes_of_this_century_are_taken_for_unix_times():
+    from gruforecast.data import _epoch_note
+
+    ms = pd.Series(1_704_067_200_000 + 60_000 * np.arange(5))
+    assert "Unix milliseconds (2024-01-01 00:00:00 to 2024-01-01 00:04:00 UTC)" in _epoch_note(ms, "t")[0]
+    assert _epoch_note(pd.Series(np.arange(1, 200)), "t") == []  # steps
+    assert _epoch_note(pd.Series(1_704_067_200 + 7 * np.arange(5)), "t") == []  # not whole minutes
+    assert _epoch_note(pd.Series(np.repeat(1_704_067_200, 3)), "t") == []  # one time
