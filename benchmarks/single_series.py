@@ -13,7 +13,7 @@ only, and prints the mean sMAPE of the defaults and of the candidate on the same
     python benchmarks/single_series.py --sets m1_monthly,m3_quarterly --extra="--val-frac 0"
 
 Nothing is written to benchmarks/results; the note or docs that cite a figure give the
-command. Threads: 1 per training (two trainings run side by side on 2 cores).
+command. Threads: 1 per training, two trainings side by side (2 cores).
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ def main() -> None:
         train, test = suite.competition(name)
         ids = np.random.default_rng(args.seed).choice(sorted(train.unique_id.unique()),
                                                       size=min(args.series, train.unique_id.nunique()), replace=False)
-        jobs = [(train[train.unique_id == s][["t", "y"]], test[test.unique_id == s]["y"].to_numpy(float)) for s in ids]
-        with ThreadPoolExecutor(2) as pool:  # the two trainings of a series side by side
-            pairs = list(pool.map(lambda job: (one(*job, h, []), one(*job, h, extra)), jobs))
-        base, cand = np.array(pairs).T
+        jobs = [(train[train.unique_id == s][["t", "y"]], test[test.unique_id == s]["y"].to_numpy(float), h, options)
+                for s in ids for options in ([], extra)]
+        with ThreadPoolExecutor(2) as pool:  # two trainings side by side, one thread each
+            base, cand = np.array(list(pool.map(lambda job: one(*job), jobs))).reshape(-1, 2).T
         worse = int((cand > base + 1e-9).sum())
         print(f"{name}: {len(ids)} series, mean sMAPE defaults {base.mean():.3f}, candidate {cand.mean():.3f} "
               f"(worse on {worse}, better on {int((cand < base - 1e-9).sum())})", flush=True)
