@@ -36,7 +36,7 @@ def test_two_processes_train_one_model_and_rank_0_alone_writes(tmp_path):
     _data(tmp_path / "d.csv")
     proc = run_cli("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "2", "--hidden-size", "8",
                    *NOT_CHOSEN, "--out", tmp_path / "m.gruf", prefix=torchrun(29533), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-20000:]
     assert proc.stdout.count("model:") == 1 and proc.stdout.count("forecast:") == 1  # one writer
     assert proc.stderr.count("series, 2400 points") == 1  # one log, rank 0's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m-forecast.csv", "m.gruf", "metrics.json",
@@ -58,7 +58,7 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
     args = ("train", tmp_path / "d.csv", "--horizon", "12", "--epochs", "3", "--hidden-size", "8",
             "--level", "none", "--threads", "1", *NOT_CHOSEN)
     proc = run_cli(*args, "--ensemble", "4", "--out", tmp_path / "two.gruf", prefix=torchrun(29535), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-20000:]
     code, _, err = run_main(monkeypatch, capsys, *args, "--ensemble", "4", "--out", tmp_path / "one.gruf")
     assert code == 0, err
     assert json.loads((tmp_path / "metrics.json").read_text())["training"]["processes"] is None  # one process
@@ -72,7 +72,7 @@ def test_an_ensemble_over_two_processes_is_the_one_process_ensemble(tmp_path, mo
         out = tmp_path / f"every-{every}.gruf"
         proc = run_cli(*args, "--ensemble", "1", "--average-every", every, "--out", out, prefix=torchrun(port),
                        timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.returncode == 0, proc.stderr[-20000:]
         how = "the gradients averaged at every step" if every == "1" else "the weights averaged every 8 steps"
         assert f"over 2 processes, data-parallel: learning rate 2 x 0.001, {how}" in proc.stdout
         model = artifact.load(out)
