@@ -385,7 +385,7 @@ def _time_limit(seconds: float, job: Job) -> Iterator[None]:
 def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     from . import artifact
     from .data import load_panel
-    from .forecaster import train, write_forecast
+    from .forecaster import few_windows_note, train, write_forecast
     from .windows import resolve
 
     on_event(job.name, "started", {})
@@ -396,6 +396,8 @@ def _run_job(job: Job, result: JobResult, on_event, today) -> None:
     if retrain:
         panel, wcfg, mcfg = resolve(load_panel(job.data, job.spec), job.window, job.model_cfg, tcfg=job.train)
         run = train(panel, wcfg, mcfg, job.train)
+        if note := few_windows_note(run.report["data"]["windows"]["val"]):
+            on_event(job.name, "note", {"note": note})
         new_score = validation_score(run.forecaster, panel, wcfg)
         result.retrained, result.mase = True, new_score["mase"]
         art = run.forecaster

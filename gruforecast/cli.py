@@ -134,7 +134,7 @@ def train(
     check_output_folder(report_dir or model_path.parent)
     panel, wcfg, mcfg, tcfg = _setup({**config, "data": data, "device": device, "threads": threads})
     from . import artifact
-    from .forecaster import check_future, write_forecast
+    from .forecaster import check_future, few_windows_note, write_forecast
     from .forecaster import train as train_forecaster
     from .report import write_reports
 
@@ -154,7 +154,8 @@ def train(
                                      f"gruforecast train: {model_path.name}, held-out test windows",
                                      future=fc.frame))
     _print_scores(run.report.get("test"))
-    _log_few_validation_windows(run.report["data"]["windows"]["val"])
+    if note := few_windows_note(run.report["data"]["windows"]["val"]):
+        _log(note)
     print(f"trained in {run.report['training']['total_seconds']:.1f}s (best epoch "
           f"{run.fit.best_epoch} of {len(run.fit.history)}"
           + (", then refit on every point)" if run.report["training"]["refit"] else ")")
@@ -475,20 +476,6 @@ def _log_better_baselines(scores: dict, title: str) -> None:
         name, mase = min(better, key=lambda b: b[1])
         _log(f"{name} beats the model on the {title} (MASE {mase:.4g} against {model:.4g}); "
              "a backtest over more origins tells whether it does so in general")
-
-
-FEW_WINDOWS = 10  # validation windows under which the log says how little they are
-
-
-def _log_few_validation_windows(n: int) -> None:
-    """Say so when early stopping and the choices read a handful of validation windows
-    (one series, a long horizon): on Taylor's half-hourly demand one validation week
-    stopped the training at epoch 3 or 4 of 50, and the forecast lost to last week's
-    values (docs/model.md, "One series")."""
-    if 0 < n < FEW_WINDOWS:
-        _log(f"the validation part holds {n} window{'s' if n > 1 else ''}: early stopping, the choices and the "
-             "conformal shifts read that little, and one horizon may not be like the next; more history, a "
-             "larger --val-frac or a backtest (gruforecast backtest) tells more")
 
 
 class _EpochProgress:

@@ -601,6 +601,21 @@ class TrainRun:
     records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
+FEW_WINDOWS = 10  # validation windows under which `train` and batch say how little they are
+
+
+def few_windows_note(n: int) -> str | None:
+    """What the log says when early stopping and the choices read a handful of validation
+    windows (one series, a long horizon): on Taylor's half-hourly demand one validation
+    week stopped the training at epoch 3 or 4 of 50, and the forecast lost to last week's
+    values (docs/model.md, "One series"); None otherwise."""
+    if not 0 < n < FEW_WINDOWS:
+        return None
+    return (f"the validation part holds {n} window{'s' if n > 1 else ''}: early stopping, the choices and the "
+            "conformal shifts read that little, and one horizon may not be like the next; more history, a "
+            "larger --val-frac or a backtest (gruforecast backtest) tells more")
+
+
 def _candidates(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig) -> dict[str, tuple]:
     """The choices the defaults make by validation score, each with its candidates:
     `--transform auto` (log only where every value is positive), an unset `--known-map`

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import SAMPLE, run_cli
@@ -274,3 +275,22 @@ def test_a_job_with_short_series_skip_forecasts_the_others_when_a_new_series_is_
     assert "m: skipped note=skipped 1 series too short to forecast (first: 'new', 3 points; the model needs 8)" in err
     written = pd.read_csv(tmp_path / "f.csv")
     assert set(written.series) == set(macro.series) and len(written) == 4 * macro.series.nunique()
+
+
+def test_a_job_says_when_its_validation_part_holds_few_windows(tmp_path, monkeypatch, capsys):
+    """As `train` does: a nightly job on one short series with a long horizon logs that its
+    early stopping and choices read one validation window; a panel's job says nothing."""
+    from conftest import run_main
+
+    n = 120
+    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D"),
+                  "y": np.sin(np.arange(n) / 3.0) + 2}).to_csv(tmp_path / "one.csv", index=False)
+    job = ('[[jobs]]\nname = "{name}"\ndata = "{data}"\nmodel = "{name}.gruf"\noutput = "{name}-forecast.csv"\n'
+           'horizon = {h}\nepochs = 1\nensemble = 1\ntransform = "none"\ncalendar = "none"\n')
+    (tmp_path / "jobs.toml").write_text(job.format(name="one", data="one.csv", h=14)
+                                        + job.format(name="many", data="one.csv", h=2))
+    code, _, err = run_main(monkeypatch, capsys, "batch", tmp_path / "jobs.toml")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "the validation part holds" in line]
+    assert len(notes) == 1 and notes[0].startswith("gruforecast batch: one: note note=the validation part holds "
+                                                   "1 window: early stopping"), err
