@@ -395,7 +395,8 @@ class TrainConfig:
         least=1, most=100_000)
     full_refit: bool = option(
         True, "after early stopping and the held-out scores, retrain on every point (the "
-        "validation and test parts too) for the best epoch count: the model written has seen "
+        "validation and test parts too) for the best epoch count, scaled by the windows they add to an "
+        "epoch: the model written has seen "
         "the latest data", absent=False)
 
     def __post_init__(self) -> None:

@@ -142,19 +142,24 @@ class Forecaster:
         return self.window_cfg.horizon
 
     def fit(self, panel: Panel, device: str = "cpu", on_epoch: Callable | None = None,
-            epochs: int | None = None):
+            epochs: int | None = None, fit_windows: int | None = None):
         """Train on `panel` (resolved with `windows.resolve`); return (FitResult, Windows).
-        With `epochs`, train on every point (no held-out parts) for exactly that many
-        epochs: the refit that `train` ends with."""
-        from .train import fit, pick_device
+        With `epochs`, train on every point (no held-out parts) for that many epochs: the
+        refit that `train` ends with; with `fit_windows` too (the early-stopped fit's
+        training windows), that many scaled by the windows the refit adds to an epoch
+        (`train.refit_epochs`)."""
+        from .train import fit, pick_device, refit_epochs
         from .windows import make_windows
 
         dev = pick_device(device)
         wcfg, tcfg = self.window_cfg, self.train_cfg
         if epochs is not None:
             wcfg = replace(wcfg, val_frac=0.0, test_frac=0.0)
-            tcfg = replace(tcfg, epochs=epochs, patience=epochs)
         windows, self.scaling = make_windows(panel, wcfg, self.model_cfg.series_embedding)
+        if epochs is not None:
+            if fit_windows is not None:
+                epochs = refit_epochs(epochs, fit_windows, len(windows.train), tcfg.epoch_windows(self.lookback))
+            tcfg = replace(tcfg, epochs=epochs, patience=epochs)
         torch.manual_seed(tcfg.seed)  # weight init is part of the seeded run
         self.model = build_model(self.model_cfg, self.window_cfg.channels(panel.spec.n_values),
                                  self.lookback, self.horizon, self.season, panel.spec.known,
@@ -787,10 +792,11 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     del windows  # the refit makes its own: two scaled copies of a large panel are not held at once
     if tcfg.full_refit and (counts["val"] or counts["test"]):
         # The scores above are the early-stopped fit's, which never saw the test part; the
-        # model written is trained on every point, for as many epochs as that fit chose.
+        # model written is trained on every point, for the epochs that fit chose, as many
+        # more as the held-out parts add windows to an epoch (`train.refit_epochs`).
         # The held-out fit goes before the refit makes its own windows.
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
-        refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch)[0]
+        refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch, fit_windows=counts["train"])[0]
         if calibrated is not None:
             fc.calibration = _transfer(fc, *calibrated)
             panel.choices["intervals"] += "; the shifts lowered for the refit by how much wider its head is on them"

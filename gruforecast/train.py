@@ -166,6 +166,20 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     return result
 
 
+def refit_epochs(best_epoch: int, fit_windows: int, refit_windows: int, cap: int | None) -> int:
+    """The refit's epochs: the early-stopped fit's best epoch, times how many more windows
+    an epoch of the refit draws than an epoch of that fit (each at most `cap`, the windows
+    an epoch draws). The refit trains on the held-out parts too: on a panel of short series
+    2H points more of 10-40, and an epoch of them then holds up to twice the steps. Epochs
+    scaled down to the fit's steps lost on four development sets; scaled up, the refit
+    trains longer still, which measured better (docs/model.md, "The model written has seen
+    the latest data"). Where both fits draw a full epoch (`cap`), the epochs stay."""
+    def drawn(n: int) -> int:
+        return n if cap is None else min(n, cap)
+
+    return max(1, round(best_epoch * drawn(refit_windows) / max(drawn(fit_windows), 1)))
+
+
 def _val_loss(model: Model, values: Flat, val: torch.Tensor, windows: Windows, loss_fn: nn.Module,
               rank: int, ranks: int, device: torch.device) -> float:
     """The validation loss; over processes each rank scores its share of the windows and

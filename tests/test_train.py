@@ -198,3 +198,20 @@ def test_an_epoch_reads_at_most_points_per_epoch():
     panel = _sine_panel()
     resolve(panel, WindowConfig(lookback=48, horizon=12, season=24), tcfg=TrainConfig(points_per_epoch=480))
     assert "(10 windows x lookback 48)" in panel.choices["ensemble"]
+
+
+def test_the_refit_trains_the_best_epoch_scaled_by_the_windows_it_adds():
+    """The refit's epochs: early stopping's best, times the windows an epoch of the refit
+    draws over the early-stopped fit's (each capped at the epoch's draw), at least one."""
+    from gruforecast.train import refit_epochs
+
+    assert refit_epochs(4, 100, 150, None) == 6  # a short panel: the held-out parts add half
+    assert refit_epochs(4, 100, 150, 120) == 5  # the refit's epoch capped at 120 windows
+    assert refit_epochs(4, 30_000, 40_000, 20_000) == 4  # both draw a full epoch: the same
+    assert refit_epochs(1, 100, 110, None) == 1 and refit_epochs(1, 100, 10, None) == 1  # at least one
+    run = _train(_sine_panel(), epochs=6, patience=6)  # 600 points: 10% validation and test parts
+    fit_windows = run.report["data"]["windows"]["train"]
+    refit_windows = 600 - 48 - 12 + 1  # every window of the series
+    expected = refit_epochs(run.fit.best_epoch, fit_windows, refit_windows, None)
+    assert expected > run.fit.best_epoch  # the parts add 120 points of 600
+    assert run.report["training"]["refit"]["epochs"] == expected
