@@ -99,8 +99,11 @@ def main() -> None:
     info = f"{describe(args)}; {environment()}"
     table = "\n".join(lines)
     print(info + "\n\n" + table)
-    (ROOT / "benchmarks" / "results" / "etth1.md").write_text(
-        f"# ETTh1 ({time.strftime('%Y-%m-%d')})\n\nCommand: `python benchmarks/etth1.py` ({info})\n\n{table}\n")
+    # The new run on top; the earlier ones and the notes on them stay below it.
+    results = ROOT / "benchmarks" / "results" / "etth1.md"
+    before = results.read_text().replace("# ETTh1", "## The run before:", 1) if results.exists() else ""
+    results.write_text(f"# ETTh1 ({time.strftime('%Y-%m-%d')})\n\nCommand: `python benchmarks/etth1.py` ({info})\n\n"
+                       f"{table}\n" + (f"\n{before}" if before else ""))
 
 
 if __name__ == "__main__":
