@@ -31,10 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite  # noqa: E402
 
 
-def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float(np.mean(2 * np.abs(actual - forecast) / (np.abs(actual) + np.abs(forecast))) * 100)
-
-
 def one(history: pd.DataFrame, actual: np.ndarray, h: int, extra: list[str]) -> float:
     """Train on one series' history alone and score its forecast of the next h points."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,7 +38,7 @@ def one(history: pd.DataFrame, actual: np.ndarray, h: int, extra: list[str]) -> 
         history.to_csv(data, index=False)
         suite.run_cli("train", data, "--time-col", "t", "--horizon", h, *extra, "--out", Path(tmp) / "m.gruf",
                       "--report-dir", tmp, "--forecast-out", out, threads=1)
-        return smape(actual, pd.read_csv(out)["forecast"].to_numpy(float))
+        return suite.per_series("smape", actual, pd.read_csv(out)["forecast"].to_numpy(float), 1.0)
 
 
 def main() -> None:
