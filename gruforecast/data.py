@@ -680,6 +680,25 @@ def _check_roles(spec: DataSpec) -> None:
         seen[col] = role
 
 
+_COMMA_DECIMAL = re.compile(r"\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*")
+_COMMA_THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*")
+
+
+def _numbers_as_text(values: pd.Series) -> str | None:
+    """The option that would read a text column as numbers ("316,1": --decimal ','), or
+    None. Such a column is neither the time nor the id: "316,1" even parses as a date."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    sample = values.dropna().astype(str).head(200)
+    if sample.empty:
+        return None
+    if sample.str.fullmatch(_COMMA_THOUSANDS).all():  # before the decimal: "1,234" is either
+        return "--thousands ','"
+    if sample.str.fullmatch(_COMMA_DECIMAL).all():
+        return "--decimal ','" + (" --thousands '.'" if sample.str.contains(r"\.").any() else "")
+    return None
+
+
 def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, list[str]]:
     _check_roles(spec)
     cols = list(frame.columns)
@@ -693,7 +712,8 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
     time_col = spec.time_col or _detect_time_col(frame, spec)
     if spec.id_col is None:
         text = [c for c in cols if c != time_col and c != spec.target and c not in spec.covariates
-                and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+                and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])
+                and _numbers_as_text(frame[c]) is None]
         if len(text) == 1 and frame[text[0]].nunique() < len(frame):
             spec = replace(spec, id_col=text[0])  # the one text column names the series
             notes.append(f"read as a panel: id column {text[0]!r}, the only text column (--id-col sets another)")
@@ -701,6 +721,12 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
     if target is None:
         taken = {time_col, spec.id_col, *spec.covariates}
         numeric = [c for c in cols if c not in taken and pd.api.types.is_numeric_dtype(frame[c])]
+        if not numeric:
+            hinted = [(c, h) for c in cols if c not in taken and (h := _numbers_as_text(frame[c]))]
+            if hinted:
+                col, hint = hinted[0]
+                raise InputError(f"no numeric column: column {_clip(col, 40)!r} holds numbers written as text "
+                                 f"(first {_clip(frame[col].dropna().iloc[0], 20)!r}); pass {hint}")
         if len(numeric) != 1:
             found = (", ".join(_clip(c, 40) for c in numeric[:10]) or "none") + (
                 f" and {len(numeric) - 10} more" if len(numeric) > 10 else "")
@@ -729,7 +755,7 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             # 20240131: a date, but after any written as one (a warehouse's date_key beside its date)
             if _compact_dates(values.head(200)) is not None:
                 compact.append(col)
-        elif values.dtype == object or pd.api.types.is_string_dtype(values):
+        elif (values.dtype == object or pd.api.types.is_string_dtype(values)) and _numbers_as_text(values) is None:
             sample = values.dropna().head(200)
             dates = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).notna().to_numpy()
             # dates but for a footer ("Total" under a spreadsheet's last row): the time
