@@ -699,6 +699,15 @@ def _numbers_as_text(values: pd.Series) -> str | None:
     return None
 
 
+def _mostly_numbers(values: pd.Series) -> bool:
+    """Text that is numbers but for a few cells ('-', 'n/a', '12 kg'): the column a user
+    means as the target, whose bad cells the value checks then name row by row."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return False
+    sample = values.dropna().head(200)
+    return len(sample) >= 10 and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.9
+
+
 def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, list[str]]:
     _check_roles(spec)
     cols = list(frame.columns)
@@ -713,7 +722,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
     if spec.id_col is None:
         text = [c for c in cols if c != time_col and c != spec.target and c not in spec.covariates
                 and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])
-                and _numbers_as_text(frame[c]) is None]
+                and _numbers_as_text(frame[c]) is None and not _mostly_numbers(frame[c])]
         if len(text) == 1 and frame[text[0]].nunique() < len(frame):
             spec = replace(spec, id_col=text[0])  # the one text column names the series
             notes.append(f"read as a panel: id column {text[0]!r}, the only text column (--id-col sets another)")
@@ -727,6 +736,7 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
                 col, hint = hinted[0]
                 raise InputError(f"no numeric column: column {_clip(col, 40)!r} holds numbers written as text "
                                  f"(first {_clip(frame[col].dropna().iloc[0], 20)!r}); pass {hint}")
+            numeric = [c for c in cols if c not in taken and _mostly_numbers(frame[c])]
         if len(numeric) != 1:
             found = (", ".join(_clip(c, 40) for c in numeric[:10]) or "none") + (
                 f" and {len(numeric) - 10} more" if len(numeric) > 10 else "")
@@ -761,7 +771,9 @@ def _detect_time_col(frame: pd.DataFrame, spec: DataSpec) -> str:
             # dates but for a footer ("Total" under a spreadsheet's last row): the time
             # column still, and its parsing names the row that is not a date
             footer = len(dates) > 10 and dates[:-3].all()
-            if len(sample) and (_period_labels(sample.astype(str)) is not None or dates.all() or footer):
+            # dates but for a typo or two: the time column still, and its parsing names the row
+            typos = len(dates) >= 10 and dates.mean() >= 0.9
+            if len(sample) and (_period_labels(sample.astype(str)) is not None or dates.all() or footer or typos):
                 candidates.append(col)
     candidates = candidates or compact
     if len(candidates) != 1:
