@@ -501,7 +501,8 @@ def _series_panel(frame: pd.DataFrame, spec: DataSpec) -> Panel:
         notes += more
     series, holes = _series(ids, starts, ends, pos, rows.values, grid)
     if holes and spec.fill is None:
-        raise InputError(_holes_message(holes, series, spec))
+        other = None if freq is None else _other_grid(t, starts, ends, ids, holes, freq)
+        raise InputError(other or _holes_message(holes, series, spec))
     series = [_fill(s, spec.fill, spec.value_columns) for s in series]
     if spec.static_features:
         check_static(series, spec.static_features, slice(spec.static[0], spec.static[-1] + 1))
@@ -1216,6 +1217,19 @@ def _series(ids, starts, ends, pos, values, grid: pd.Index) -> tuple[list[Series
             holes.append((k, missing))
         series.append(Series(id=sid, grid=grid, values=vals, start=int(p[0])))
     return series, holes
+
+
+def _other_grid(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, ids, holes: list[tuple[int, int]],
+                freq: str) -> str | None:
+    """The message for a series regular on another grid than the panel's (weekly among
+    daily series), whose 'gaps' --fill would invent; None where its holes are gaps."""
+    for i, _ in holes[:100]:  # a bound: only the message waits on this
+        idx = pd.DatetimeIndex(t[starts[i]: ends[i]])
+        own = _infer(idx) if len(idx) >= 3 else None
+        if own is not None and own != freq:
+            return (f"series {_clip(ids[i])!r} is regular at {own}, the panel at {freq} (its longest series); "
+                    "give series of one frequency (aggregate them first, or train each frequency apart)")
+    return None
 
 
 def _holes_message(holes: list[tuple[int, int]], series: list[Series], spec: DataSpec) -> str:

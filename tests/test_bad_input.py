@@ -75,6 +75,11 @@ CASES = [
     ("a typo among the dates, no --time-col: the column is still the time", "data.csv",
      csv(series(date=["2O21-01-06" if i == 5 else d for i, d in enumerate(series().date)])), [], 2,
      "time column 'date' holds '2O21-01-06' at row 7, neither a date nor an integer step; fix it or pass another --time-col"),
+    ("a weekly series in a daily panel: not gaps to fill", "data.csv",
+     csv(pd.concat([series(id="a"), series(60, id="b").assign(date=pd.date_range("2021-01-03", periods=60, freq="W")
+                                                                  .strftime("%Y-%m-%d"))])), ["--id-col", "id"], 2,
+     "series 'b' is regular at W-SUN, the panel at D (its longest series); give series of one frequency "
+     "(aggregate them first, or train each frequency apart)"),
     ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
      "column 'y' is not numeric: row 2 holds '2,0'; clean the column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"),
     ("quoted numbers work", "data.csv", csv(series(), quoting=1), FAST, 0, None),
