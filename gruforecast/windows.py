@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import spill
-from .config import ModelConfig, TrainConfig, check_range, option
+from .config import ModelConfig, TrainConfig, check_range, flag, option
 from .data import Panel
 from .errors import InputError
 from .scaling import SCALERS, TRANSFORMS, Scaling
@@ -69,7 +69,7 @@ class WindowConfig:
             raise InputError(f"--short-series {self.short_series!r} is not known; use pad, fail or skip")
         for name, frac in (("val_frac", self.val_frac), ("test_frac", self.test_frac)):
             if not 0.0 <= frac < 0.5:
-                raise InputError(f"{name} ({frac}) must be in [0, 0.5)")
+                raise InputError(f"{flag(name)} ({frac}) must be in [0, 0.5)")
 
     @property
     def padded(self) -> bool:

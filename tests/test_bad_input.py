@@ -80,6 +80,8 @@ CASES = [
                                                                   .strftime("%Y-%m-%d"))])), ["--id-col", "id"], 2,
      "series 'b' is regular at W-SUN, the panel at D (its longest series); give series of one frequency "
      "(aggregate them first, or train each frequency apart)"),
+    ("held-out share out of range, named by its flag", "data.csv", csv(series()), ["--val-frac", "0.6"], 2,
+     "--val-frac (0.6) must be in [0, 0.5)"),
     ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
      "column 'y' is not numeric: row 2 holds '2,0'; clean the column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"),
     ("quoted numbers work", "data.csv", csv(series(), quoting=1), FAST, 0, None),
