@@ -212,7 +212,7 @@ class ModelConfig:
 
     hidden_size: int = option(64, "GRU hidden units", least=1, most=4096)
     num_layers: int = option(1, "GRU layers", least=1, most=16)
-    dropout: float = option(0.0, "dropout between GRU layers")
+    dropout: float = option(0.0, "dropout between GRU layers (with --num-layers 2 or more)")
     window_norm: str = option(
         "seasonal", "what the network forecasts: seasonal (a correction to the seasonal naive; "
         "the last value when the season is 1), last (the change from the last value) or none")

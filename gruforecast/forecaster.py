@@ -770,6 +770,9 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
     from .report import base_report
     from .train import pick_device
 
+    if mcfg.dropout > 0 and mcfg.num_layers == 1:  # here, not in ModelConfig: such files still load
+        raise InputError("--dropout acts between GRU layers, and --num-layers is 1: it would do nothing; "
+                         "pass --num-layers 2 or more, or leave --dropout out")
     start = time.perf_counter()
     fc, result, windows, _, panel = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
     wcfg, mcfg = fc.window_cfg, fc.model_cfg

@@ -82,6 +82,9 @@ CASES = [
      "(aggregate them first, or train each frequency apart)"),
     ("held-out share out of range, named by its flag", "data.csv", csv(series()), ["--val-frac", "0.6"], 2,
      "--val-frac (0.6) must be in [0, 0.5)"),
+    ("dropout with one GRU layer would do nothing", "data.csv", csv(series()), ["--dropout", "0.2"], 2,
+     "--dropout acts between GRU layers, and --num-layers is 1: it would do nothing; pass --num-layers 2 or more, "
+     "or leave --dropout out"),
     ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
      "column 'y' is not numeric: row 2 holds '2,0'; clean the column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"),
     ("quoted numbers work", "data.csv", csv(series(), quoting=1), FAST, 0, None),
