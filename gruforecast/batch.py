@@ -107,7 +107,7 @@ def parse_age(text: str, job: str = "defaults", key: str = "max_age") -> float:
 def load_jobs(path: Path, overrides: dict | None = None, only: list[str] | None = None) -> list[Job]:
     """Read the job file; every problem is a `ConfigError` naming the key and its line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not TOML
     except FileNotFoundError:
         raise ConfigError(f"job file {str(path)!r} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -294,3 +294,10 @@ def test_a_job_says_when_its_validation_part_holds_few_windows(tmp_path, monkeyp
     notes = [line for line in err.splitlines() if "the validation part holds" in line]
     assert len(notes) == 1 and notes[0].startswith("gruforecast batch: one: note note=the validation part holds "
                                                    "1 window: early stopping"), err
+
+
+def test_a_job_file_saved_with_a_byte_order_mark_is_read(folder):
+    """Windows editors (Notepad) save UTF-8 with a BOM, which TOML does not allow."""
+    bom = folder / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + JOBS.encode())
+    assert [job.name for job in load_jobs(bom)] == [job.name for job in load_jobs(folder / "jobs.toml")]
