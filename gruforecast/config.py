@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Annotated, Any
 
 from .errors import InputError
@@ -283,6 +283,9 @@ class ModelConfig:
     # takes its series' scale rather than `scale_floor` (`GRURegressor.window_scale_of`).
     # Files written before it used the floor, and forecast as they did.
     flat_scale: bool = field(default=True, metadata={"absent": False})
+    # Resolved, not an option: the ensemble written holds the early-stopped fit's members
+    # after the refit's (`TrainConfig.keep_fit`), each lookback twice; files before have none.
+    fit_members: bool = field(default=False, metadata={"absent": False})
 
     def __post_init__(self) -> None:
         check_range(self)
@@ -344,13 +347,15 @@ class ModelConfig:
         k, least = self.ensemble or 1, max(2 * season, self.second_season or 0)
         fractions = [1.0] if k == 1 else [self.lookback_spread + (1.0 - self.lookback_spread) * j / (k - 1)
                                           for j in range(k)]
-        return [min(lookback, max(least, round(f * lookback))) for f in fractions]
+        reads = [min(lookback, max(least, round(f * lookback))) for f in fractions]
+        return reads * 2 if self.fit_members else reads
 
     def describe(self, season: int, lookback: int) -> str:
         """'GRU reads 7 steps of 24' or 'GRU reads step by step', and the members' lookbacks
         where they differ: for the log and `info`."""
-        reads = self.member_lookbacks(lookback, season)
+        reads = replace(self, fit_members=False).member_lookbacks(lookback, season)
         spread = f"; members read the last {', '.join(map(str, reads))} steps" if len(set(reads)) > 1 else ""
+        spread += "; the early-stopped fit's members beside the refit's" if self.fit_members else ""
         if self.reads_by_season(season, lookback):
             return f"GRU reads {lookback // season} steps of {season}{spread}"
         return "GRU reads step by step" + spread
@@ -398,6 +403,10 @@ class TrainConfig:
         "validation and test parts too) for the best epoch count, scaled by the windows they add to an "
         "epoch: the model written has seen "
         "the latest data", absent=False)
+    keep_fit: bool = option(
+        False, "with --full-refit, the model written forecasts the median of the refit's members and "
+        "the early-stopped fit's: twice the members, no more training; better on short yearly and "
+        "quarterly panels, worse on electricity prices (docs/model.md)", absent=False)
 
     def __post_init__(self) -> None:
         check_range(self)

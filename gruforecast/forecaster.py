@@ -47,7 +47,7 @@ from .config import ModelConfig, TrainConfig
 from .covariates import read_future, unread_columns
 from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
-from .model import Ensemble, GRURegressor, build_model
+from .model import Ensemble, GRURegressor, build_model, members_of
 from .scaling import Scaling
 from .seasons import at_least_daily
 from .windows import MIN_HISTORY, WindowConfig, window_rows, with_mask
@@ -798,8 +798,14 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         # model written is trained on every point, for the epochs that fit chose, as many
         # more as the held-out parts add windows to an epoch (`train.refit_epochs`).
         # The held-out fit goes before the refit makes its own windows.
+        held_out_fit = fc.model
         fc = Forecaster(window_cfg=wcfg, model_cfg=mcfg, train_cfg=tcfg, calibration=fc.calibration)
         refit = fc.fit(panel, device, on_epoch, epochs=result.best_epoch, fit_windows=counts["train"])[0]
+        if tcfg.keep_fit:
+            # Both fits' members in one median. The fit's read the refit's scaling: the
+            # window's base and amplitude make the target's blind to it (features are not).
+            fc.model = Ensemble(members_of(fc.model) + members_of(held_out_fit))
+            fc.model_cfg = mcfg = replace(mcfg, fit_members=True)
         if calibrated is not None:
             fc.calibration = _transfer(fc, *calibrated)
             panel.choices["intervals"] += "; the shifts lowered for the refit by how much wider its head is on them"

@@ -36,11 +36,14 @@ def build_model(cfg: ModelConfig, n_inputs: int, lookback: int, horizon: int,
         raise InputError(f"--series-embedding learns a state per series, and a window carries its series' "
                          f"index as a float32, exact up to {MAX_EMBEDDED_SERIES:,} series (now {n_series:,}); "
                          "drop --series-embedding")
-    k = cfg.ensemble or 1  # None: not resolved against data (windows.resolve): one model
     members = [GRURegressor(cfg, n_inputs, lookback, horizon, season, known, ahead_only, observed_scale, wide,
                             reads=reads, n_series=n_series)
                for reads in cfg.member_lookbacks(lookback, season)]
-    return members[0] if k == 1 else Ensemble(members)
+    return members[0] if len(members) == 1 else Ensemble(members)
+
+
+def members_of(model: GRURegressor | Ensemble) -> list[GRURegressor]:
+    return list(model.members) if isinstance(model, Ensemble) else [model]
 
 
 class GRURegressor(nn.Module):

@@ -21,7 +21,7 @@ from torch import nn
 from . import parallel
 from .config import TrainConfig
 from .errors import InputError
-from .model import Ensemble, GRURegressor
+from .model import Ensemble, GRURegressor, members_of
 from .windows import Origins, Windows
 
 if TYPE_CHECKING:
@@ -66,10 +66,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _members(model: Model) -> list[GRURegressor]:
-    return list(model.members) if isinstance(model, Ensemble) else [model]
-
-
 def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
         on_epoch: Callable[[EpochLog], None] | None = None, phase: str = "fit") -> FitResult:
     """Train `model` on the training windows; early-stop on the validation loss.
@@ -93,7 +89,7 @@ def fit(model: Model, windows: Windows, cfg: TrainConfig, device: torch.device,
     values = Flat.of(windows, device)
     val = torch.from_numpy(sample_origins(windows.val, VALIDATION_WINDOWS, cfg.seed)).to(device)
     model.to(device)
-    members = _members(model)
+    members = members_of(model)
     by_member = ranks > 1 and len(members) >= ranks
     mine = members[rank::ranks] if by_member else members
     loss_fn = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}[cfg.loss]()

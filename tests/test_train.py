@@ -200,6 +200,30 @@ def test_an_epoch_reads_at_most_points_per_epoch():
     assert "(10 windows x lookback 48)" in panel.choices["ensemble"]
 
 
+def test_keep_fit_writes_the_refits_members_then_the_early_stopped_fits(tmp_path):
+    """`--keep-fit`: the model written is the refit's members followed by the held-out
+    fit's, each exactly as trained alone (the same seed), and it saves and loads as such."""
+    from gruforecast.artifact import load, save
+    from gruforecast.model import members_of
+
+    def states(model):
+        return [m.state_dict() for m in members_of(model)]
+
+    opts = {"epochs": 3, "ensemble": 2, "transform": "none"}
+    fit = _train(_sine_panel(), full_refit=False, **opts).forecaster.model
+    refit = _train(_sine_panel(), **opts).forecaster.model
+    both = _train(_sine_panel(), keep_fit=True, **opts).forecaster
+    assert both.model_cfg.fit_members and both.model_cfg.member_lookbacks(48, 24) == [48] * 4
+    for got, want in zip(states(both.model), states(refit) + states(fit), strict=True):
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    x = torch.randn(5, 48, 1)
+    assert torch.allclose(both.model(x), torch.stack([m(x) for m in members_of(both.model)]).quantile(0.5, dim=0))
+    save(both, tmp_path / "m.gruf")
+    again = load(tmp_path / "m.gruf")
+    assert again.model_cfg.fit_members and len(members_of(again.model)) == 4
+    assert torch.equal(again.model(x), both.model(x))
+
+
 def test_the_refit_trains_the_best_epoch_scaled_by_the_windows_it_adds():
     """The refit's epochs: early stopping's best, times the windows an epoch of the refit
     draws over the early-stopped fit's (each capped at the epoch's draw), at least one."""
