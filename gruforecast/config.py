@@ -418,6 +418,9 @@ class TrainConfig:
             raise InputError(f"--sample-by {self.sample_by!r} is not known; use one of {', '.join(SAMPLE_BY)}")
         if self.loss not in LOSSES:
             raise InputError(f"--loss {self.loss!r} is not known; use one of {', '.join(LOSSES)}")
+        if self.keep_fit and not self.full_refit:
+            raise InputError("--keep-fit keeps the early-stopped fit beside the refit, and --no-full-refit "
+                             "writes that fit alone; drop one of them")
 
     def epoch_windows(self, lookback: int) -> int | None:
         """The windows an epoch draws at most (None: all): `windows_per_epoch`, fewer where

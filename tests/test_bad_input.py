@@ -85,6 +85,9 @@ CASES = [
     ("dropout with one GRU layer would do nothing", "data.csv", csv(series()), ["--dropout", "0.2"], 2,
      "--dropout acts between GRU layers, and --num-layers is 1: it would do nothing; pass --num-layers 2 or more, "
      "or leave --dropout out"),
+    ("keep-fit without the refit", "data.csv", csv(series()), ["--keep-fit", "--no-full-refit"], 2,
+     "--keep-fit keeps the early-stopped fit beside the refit, and --no-full-refit writes that fit alone; "
+     "drop one of them"),
     ("decimal comma without --decimal", "data.csv", csv(series(), sep=";", decimal=","), ["--sep", ";", "--target", "y"], 2,
      "column 'y' is not numeric: row 2 holds '2,0'; clean the column or choose another (a decimal comma or thousands separator? see --decimal, --thousands)"),
     ("quoted numbers work", "data.csv", csv(series(), quoting=1), FAST, 0, None),
