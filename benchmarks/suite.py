@@ -48,6 +48,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+# The gruforecast of this tree, in this process and in the CLI runs alike: from a copy of
+# the tree (a scratch build), an installed one would score the in-process rows.
+sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "suite.md"
 EXTRA: list[str] = []  # --extra: options added to every train, to compare a candidate default
@@ -206,7 +209,8 @@ def mase_scales(history: pd.DataFrame, m: int) -> dict:
 # -- gruforecast through the CLI ------------------------------------------------------
 
 def run_cli(*args, threads: int) -> tuple[float, str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gruforecast", *map(str, args), "--threads", str(threads)],
                           capture_output=True, text=True, env=env)
