@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Annotated, Any
 
 from .errors import InputError
@@ -353,7 +353,8 @@ class ModelConfig:
     def describe(self, season: int, lookback: int) -> str:
         """'GRU reads 7 steps of 24' or 'GRU reads step by step', and the members' lookbacks
         where they differ: for the log and `info`."""
-        reads = replace(self, fit_members=False).member_lookbacks(lookback, season)
+        reads = self.member_lookbacks(lookback, season)
+        reads = reads[: len(reads) // 2] if self.fit_members else reads  # the fit's repeat the refit's
         spread = f"; members read the last {', '.join(map(str, reads))} steps" if len(set(reads)) > 1 else ""
         spread += "; the early-stopped fit's members beside the refit's" if self.fit_members else ""
         if self.reads_by_season(season, lookback):
