@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -326,6 +327,9 @@ def run_set(proto: Protocol, threads: int, tmp: Path, with_refs: bool) -> list[t
     with tempfile.TemporaryDirectory(dir=tmp) as work:
         fc, head, seconds, setting = ours(proto, history, full if proto.origins > 1 or proto.name == "etth1" else None,
                                       cols, threads, Path(work))
+        if KEEP is not None:  # the model and its own held-out report, for offline study
+            shutil.copy(Path(work) / f"{proto.name}.gruf", KEEP / f"{proto.name}.gruf")
+            shutil.copy(Path(work) / "metrics.json", KEEP / f"{proto.name}-metrics.json")
     scales = mase_scales(h_std.rename(columns={"unique_id": "id"}), proto.m)
     if t_std is not None:
         t_std = t_std.rename(columns={"unique_id": "id"}).dropna(subset=["y"])
@@ -441,7 +445,8 @@ def main() -> None:
     parser.add_argument("--extra", default="", help="train options to try beside the defaults, e.g. '--transform log'")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the table is appended")
     parser.add_argument("--keep", type=Path, default=None,
-                        help="a folder: write each set's scored forecasts (with the actuals) and scales there")
+                        help="a folder: write each set's scored forecasts (with the actuals) and scales, the model file "
+                             "and its metrics.json there")
     parser.add_argument("--dev", action="store_true",
                         help="the development split, for choosing defaults: every set is cut before its test "
                              "part and scored on the h points (or origins) before it, so no choice reads a test part")

@@ -150,7 +150,13 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
         if second is None:
             second = found2 if cfg.season is None or found2 % season == 0 else 0
             why["second_season"] = f"{second}: {source}" if second else "0: none found"
+    longest = max(len(s) for s in panel.series)
+    if cfg.season is not None and season > longest:  # its naive forecast would read padding alone
+        raise InputError(f"--season {season} is longer than the longest series ({longest} points), so no "
+                         f"window holds one season of it; lower --season")
     H = cfg.horizon if cfg.horizon is not None else max(season, 1)
+    if cfg.horizon is None:
+        why["horizon"] = f"{H}: one season (--horizon sets it)"
     cfg = replace(cfg, season=season, horizon=H)
     if mcfg.second_season is None and second:
         median = float(np.median([cfg.part_lengths(len(s))[0] for s in panel.series]))
@@ -187,6 +193,12 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
     if check:
         check_lengths(panel, cfg)
     return panel, cfg, mcfg
+
+
+def _lower_horizon(panel: Panel) -> str:
+    """The hint for a horizon too long for the data: a horizon the user did not give came
+    from the season, and "lower --horizon" would not say so."""
+    return "pass a shorter --horizon (it defaults to one season)" if "horizon" in panel.choices else "lower --horizon"
 
 
 def _members(panel: Panel, cfg: WindowConfig, windows_per_epoch: int | None, why: dict) -> int:
@@ -231,8 +243,8 @@ def drop_short(panel: Panel, cfg: WindowConfig) -> Panel:
         (keep if cfg.fits(len(s)) else dropped).append(s)
     if not keep:
         raise InputError(f"every series is shorter than lookback {cfg.lookback} + horizon "
-                         f"{cfg.horizon} plus the held-out parts; use --short-series pad, or "
-                         "lower --lookback or --horizon")
+                         f"{cfg.horizon} plus the held-out parts; use --short-series pad, lower --lookback, "
+                         f"or {_lower_horizon(panel)}")
     if dropped:
         panel.notes.append(f"skipped {len(dropped)} series too short to train on "
                            f"(first: {dropped[0].id!r}, {len(dropped[0])} points)")
@@ -249,7 +261,7 @@ def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
             raise InputError(
                 f"no series holds a training window: the longest has {longest} points, and "
                 f"horizon {H} needs at least {MIN_HISTORY + H} before the held-out parts; "
-                "lower --horizon, or --val-frac / --test-frac, or give more data")
+                f"{_lower_horizon(panel)}, or --val-frac / --test-frac, or give more data")
         return
     for s in panel.series:
         n = len(s)
@@ -257,14 +269,14 @@ def check_lengths(panel: Panel, cfg: WindowConfig) -> None:
         if n < L + H:
             raise InputError(
                 f"{name} has {n} points, fewer than lookback {L} + horizon {H}; "
-                "use --short-series pad, lower --lookback or --horizon, or give more data"
+                f"use --short-series pad, lower --lookback, {_lower_horizon(panel)}, or give more data"
             )
         if not cfg.fits(n):
             n_train, n_val, n_test = cfg.part_lengths(n)
             raise InputError(
                 f"{name} has {n} points: after {n_val} validation and {n_test} test points, "
                 f"{n_train} remain for training, fewer than lookback {L} + horizon {H}; "
-                "use --short-series pad, lower --lookback or --horizon, or give more data"
+                f"use --short-series pad, lower --lookback, {_lower_horizon(panel)}, or give more data"
             )
 
 

@@ -155,7 +155,7 @@ CASES = [
     ("short series in a panel", "data.csv",
      csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])),
      ["--id-col", "id", "--short-series", "fail"] + FAST, 2,
-     "series 'b' has 10 points, fewer than lookback 14 + horizon 7; use --short-series pad, lower --lookback or --horizon, or give more data"),
+     "series 'b' has 10 points, fewer than lookback 14 + horizon 7; use --short-series pad, lower --lookback, lower --horizon, or give more data"),
     ("short series in a panel padded", "data.csv",
      csv(pd.concat([series().assign(id="a"), series(n=10).assign(id="b")])), ["--id-col", "id"] + FAST, 0,
      "lookback 14, horizon 7"),
@@ -194,7 +194,15 @@ CASES = [
     ("horizon 0", "data.csv", csv(series()), ["--horizon", "0"], 2, "--horizon (0) must be >= 1"),
     ("horizon negative", "data.csv", csv(series()), ["--horizon", "-3"], 2, "--horizon (-3) must be >= 1"),
     ("lookback larger than the data", "data.csv", csv(series()), ["--lookback", "500", "--horizon", "7", "--short-series", "fail"], 2,
-     "the series has 120 points, fewer than lookback 500 + horizon 7; use --short-series pad, lower --lookback or --horizon, or give more data"),
+     "the series has 120 points, fewer than lookback 500 + horizon 7; use --short-series pad, lower --lookback, "
+     "lower --horizon, or give more data"),
+    # the horizon was not given: it came from the season, and the hint says so
+    ("season's horizon longer than the data", "data.csv", csv(series()), ["--season", "100", "--short-series", "fail"], 2,
+     "the series has 120 points, fewer than lookback 200 + horizon 100; use --short-series pad, lower --lookback, "
+     "pass a shorter --horizon (it defaults to one season), or give more data"),
+    ("season longer than the data", "data.csv", csv(series()), ["--season", "500", "--horizon", "7"], 2,
+     "--season 500 is longer than the longest series (120 points), so no window holds one season of it; "
+     "lower --season"),
     ("threads beyond the cores", "data.csv", csv(series()), ["--threads", "100000"], 2,
      f"--threads 100000 is more than the {os.cpu_count()} cores; oversubscribed torch threads slow a GRU step 100x: "
      f"use --threads {os.cpu_count()} or fewer"),
