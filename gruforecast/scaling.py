@@ -115,8 +115,13 @@ def check_domain(values: np.ndarray, transform: str, series_id: str | None = Non
 
 
 def untransform_target(target: np.ndarray, transform: str) -> np.ndarray:
-    """Forecasts in model units -> the data's units (the inverse of `transform_target`)."""
-    return np.exp(target) if transform == "log" else target
+    """Forecasts in model units -> the data's units (the inverse of `transform_target`).
+    A diverged fit's exp overflows to inf without a warning: the candidate choice scores
+    it as losing, and `write_forecast` refuses to write it."""
+    if transform != "log":
+        return target
+    with np.errstate(over="ignore"):
+        return np.exp(target)
 
 
 def fit_scaler(train_values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
