@@ -295,6 +295,7 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     empty = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
     frame = frame.drop(columns=empty) if empty else frame
     _check_unique_header(path, frame, spec)
+    _check_header_is_names(path, frame)
     if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
         if str(frame.columns[0]).startswith("#"):
             raise InputError(f"{str(path)!r} starts with a comment line ({_clip(frame.columns[0], 40)!r}), read as "
@@ -304,6 +305,28 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
                 shown = "\\t" if sep == "\t" else sep
                 raise InputError(f"{str(path)!r} looks {shown!r}-separated; pass --sep {shown!r}")
     return frame
+
+
+def _check_header_is_names(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a file without a header: pandas reads its first row as the column names, so
+    the first observation is lost without a word and the forecast's columns are named
+    "2021-01-01" and "2.0". A header where every name reads as a number or a date, one at
+    least as a number, is such a row (a real header names a column in words)."""
+    names = [str(c) for c in frame.columns]
+
+    def number(name: str) -> bool:
+        try:
+            float(name)
+        except ValueError:
+            return False
+        return True
+
+    def date(name: str) -> bool:
+        return not pd.isna(pd.to_datetime(name, errors="coerce", format="ISO8601"))
+
+    if any(map(number, names)) and all(number(n) or date(n) for n in names):
+        raise InputError(f"{str(path)!r} has no header: its first line ({_clip(','.join(names), 60)}) reads as "
+                         "data; add a first line naming the columns, such as date,value")
 
 
 def _check_unique_header(path: Path, frame: pd.DataFrame, spec: DataSpec) -> None:

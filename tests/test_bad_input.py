@@ -38,6 +38,9 @@ CASES = [
     ("folder", "data.csv", lambda p: p.mkdir(), [], 2, "is a folder without .parquet files; pass a data file, or a folder of Parquet parts"),
     ("empty file", "data.csv", b"", [], 2, "is empty; give a file with a header and rows"),
     ("header only", "data.csv", b"date,y\n", [], 2, "has no rows; give a file with data under the header"),
+    # pandas would read the first row as the names: a lost point and columns named "2.0"
+    ("no header", "data.csv", csv(series(), header=False), [], 2,
+     "data.csv' has no header: its first line (2021-01-01,2.0) reads as data; add a first line naming the columns"),
     ("unknown extension", "data.txt", csv(series()), [], 2,
      "'data.txt' has an unknown extension; use a .csv, .csv.gz or .parquet file"),
     ("parquet truncated", "data.parquet", lambda p: _truncated_parquet(p), [], 2,
