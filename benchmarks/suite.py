@@ -424,7 +424,8 @@ def _times(col: pd.Series) -> pd.Series:
 def _setting(log: str, metrics: Path) -> str:
     """What the defaults chose: the train log line's season, lookback, ..., then the
     transform, known map, calendar and ensemble from metrics.json's choices, with the
-    validation MASE of the chosen candidate / the other where it was a candidate choice."""
+    validation MASE of the chosen candidate / the other where it was a candidate choice,
+    and the naive weight with each candidate's validation MASE."""
     setting = next((line.split("freq", 1)[-1].strip().replace("|", "/") for line in log.splitlines()
                     if " series, " in line and "season" in line), "")
     choices = json.loads(metrics.read_text()).get("choices", {})
@@ -434,6 +435,9 @@ def _setting(log: str, metrics: Path) -> str:
             scores = re.findall(r"MASE ([\d.]+), against ([\d.]+)", choices[k])
             picked.append(f"{k} {choices[k].split(':')[0]}" + (f" (val MASE {scores[0][0]} / {scores[0][1]})"
                                                                  if scores else ""))
+    if "naive_weight" in choices:  # "0.25: validation MASE 1.2 with 0, 1.1 with 0.25, ..."
+        weight, _, rest = choices["naive_weight"].partition(": validation MASE ")
+        picked.append(f"naive weight {weight}" + (f" (val MASE {rest})" if rest else ""))
     return ", ".join([setting, *picked])
 
 

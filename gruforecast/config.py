@@ -268,6 +268,11 @@ class ModelConfig:
         "lookbacks: member k of K reads the last f_k x lookback steps, f spread evenly from this "
         "fraction to 1 (never under two seasons, nor the second season); 1: all read the whole window",
         absent=1.0, least=0.01, most=1.0)
+    naive_weight: float | None = option(
+        None, "the seasonal naive forecast's weight in a combination with the network's, "
+        "applied after training: every quantile moves with the median (0: the network alone; "
+        "default: 0, 0.25 or 0.5, the best validation MASE, where the validation windows come "
+        "from 20 series or more; else 0)", absent=0.0, least=0.0, most=1.0)
     level: tuple[float, ...] = option(
         (80.0, 95.0), "prediction interval levels in percent: columns lo-80, hi-80, ...; none: "
         "point forecasts only", absent=())

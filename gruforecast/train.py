@@ -327,11 +327,13 @@ def pinball(pred: torch.Tensor, y: torch.Tensor, q: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 0,
-              cap: int = CALIBRATION_WINDOWS) -> np.ndarray | None:
+              cap: int = CALIBRATION_WINDOWS, forecast: Callable | None = None) -> np.ndarray | None:
     """Conformalised quantile regression (CQR) on the validation windows (at most `cap`,
     drawn with `seed`): the shifts (H, Q) that move each of the quantile head's quantiles
     outward until it holds on those windows (`conformal_shifts`), in each window's own
-    units. None without validation windows."""
+    units. `forecast(x, future)`: the quantiles calibrated (default: the model's; the
+    forecaster's, combined with the naive, `Forecaster._quantiles`). None without
+    validation windows."""
     if not len(windows.val):
         return None
     model.to(device).eval()
@@ -341,7 +343,7 @@ def calibrate(model: Model, windows: Windows, device: torch.device, seed: int = 
     scores = []
     for batch in origins.to(device).split(1024):
         x, y, f = gather(values, batch, windows.lookback, windows.horizon)
-        excess = (y.unsqueeze(-1) - model(x, f)) * side  # > 0: y beyond the quantile, on its side
+        excess = (y.unsqueeze(-1) - (forecast or model)(x, f)) * side  # > 0: y beyond the quantile, on its side
         scores.append((excess / model.window_scale_of(x).unsqueeze(-1)).cpu().double())
     model.cpu()
     return conformal_shifts(torch.cat(scores).numpy(), model.quantiles)

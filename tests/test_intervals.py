@@ -322,3 +322,36 @@ def test_predict_reports_its_passes_for_a_progress_bar():
     fc.on_progress = lambda done, total: calls.append((done, total))
     fc.predict(horizon=6 * 5)  # 3 series in one batch, 5 passes of H = 6
     assert calls == [(k, 5) for k in range(1, 6)]
+
+
+def test_naive_weight_combines_the_forecast_with_the_seasonal_naive_and_the_bands_move_with_it():
+    """--naive-weight w: the forecast is (1 - w) x the network's + w x the seasonal naive
+    (linear scaling, no transform: the same in the data's units), and every quantile moves
+    with the median, so the bands keep their widths."""
+    from dataclasses import replace
+
+    run = train_run(_signed_panel(), season=12, second_season=0, naive_weight=0.0, **SMALL)
+    fc = run.forecaster
+    alone = fc.predict().frame
+    fc.model_cfg = replace(fc.model_cfg, naive_weight=0.5)
+    both = fc.predict().frame
+    naive = np.concatenate([s.values[-12:-6, 0] for s in _signed_panel().series])  # last season, 6 steps
+    np.testing.assert_allclose(both.forecast, 0.5 * alone.forecast + 0.5 * naive, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(both.forecast, alone.forecast)
+    for col in ("lo-95", "lo-80", "hi-80", "hi-95"):
+        np.testing.assert_allclose(both[col] - both.forecast, alone[col] - alone.forecast, atol=1e-4)
+
+
+def test_an_unset_naive_weight_is_the_candidate_with_the_best_validation_mase():
+    from gruforecast.forecaster import NAIVE_WEIGHT_SERIES
+
+    few = train_run(_signed_panel(), season=12, second_season=0, **SMALL)  # 2 series
+    assert few.forecaster.model_cfg.naive_weight == 0.0
+    assert few.report["choices"]["naive_weight"].startswith("0: the validation windows come from 2 series, fewer than")
+    ids = [f"s{k}" for k in range(NAIVE_WEIGHT_SERIES)]
+    run = train_run(_panel(n=120, ids=ids), season=12, second_season=0, **{**SMALL, "lookback": 12})
+    why = run.report["choices"]["naive_weight"]
+    chosen, rest = why.split(": validation MASE ")
+    score = {float(w): float(m) for m, w in (part.split(" with ") for part in rest.split(", "))}
+    assert sorted(score) == [0.0, 0.25, 0.5]
+    assert float(chosen) == run.forecaster.model_cfg.naive_weight == min(score, key=score.get)
