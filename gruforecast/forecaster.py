@@ -764,7 +764,8 @@ def _choose_naive_weight(fc: Forecaster, windows, panel: Panel) -> None:
         fc.model_cfg = replace(fc.model_cfg, naive_weight=0.0)
         panel.choices["naive_weight"] = (
             f"0: the validation windows come from {n_series} series, fewer than {NAIVE_WEIGHT_SERIES}, too few "
-            "to choose one weight for the panel on (--naive-weight sets it)")
+            "to choose one weight for the panel on (--naive-weight sets it)" if n_series else
+            "0: no validation windows to compare the candidates on")
         return
     score = {}
     for w in NAIVE_WEIGHTS:

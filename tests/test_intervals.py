@@ -331,6 +331,7 @@ def test_naive_weight_combines_the_forecast_with_the_seasonal_naive_and_the_band
     from dataclasses import replace
 
     run = train_run(_signed_panel(), season=12, second_season=0, naive_weight=0.0, **SMALL)
+    assert "naive_weight" not in run.report["choices"]  # given, so not chosen
     fc = run.forecaster
     alone = fc.predict().frame
     fc.model_cfg = replace(fc.model_cfg, naive_weight=0.5)
