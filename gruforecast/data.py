@@ -742,7 +742,13 @@ def _resolve_columns(frame: pd.DataFrame, spec: DataSpec) -> tuple[DataSpec, lis
     if spec.id_col is None and "unique_id" in cols and spec.time_col != "unique_id":
         spec = replace(spec, id_col="unique_id")  # Nixtla's long format: unique_id, ds, y
         notes.append("read as a panel: id column 'unique_id' (Nixtla's long format)")
-    time_col = spec.time_col or _detect_time_col(frame, spec)
+    time_col = spec.time_col
+    if time_col is None and "ds" in cols and spec.id_col == "unique_id" and "ds" not in spec.covariates:
+        # Nixtla's ds may hold integer steps (statsforecast's M-competition loaders: 1, 2, ...),
+        # which no detection takes for a time column
+        time_col = "ds"
+        notes.append("time column 'ds' (Nixtla's long format)")
+    time_col = time_col or _detect_time_col(frame, spec)
     if spec.id_col is None:
         text = [c for c in cols if c != time_col and c != spec.target and c not in spec.covariates
                 and not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])

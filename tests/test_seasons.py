@@ -92,6 +92,10 @@ def test_nixtla_long_format_and_a_lone_text_column_are_read_as_panels():
     assert any("Nixtla" in n for n in panel.notes)
     shop = frame.rename(columns={"unique_id": "shop"})
     assert build_panel(shop, DataSpec()).spec.id_col == "shop"
+    # statsforecast's M-competition loaders write ds as integer steps: still the time column
+    steps = frame.assign(ds=np.tile(np.arange(1, 31), 2))
+    panel = build_panel(steps, DataSpec())
+    assert (panel.spec.time_col, panel.time_dtype, len(panel.series)) == ("ds", "integer", 2)
 
 
 def test_rows_sharing_timestamps_name_the_column_that_separates_them():
