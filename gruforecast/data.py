@@ -295,7 +295,7 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     empty = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
     frame = frame.drop(columns=empty) if empty else frame
     _check_unique_header(path, frame, spec)
-    _check_header_is_names(path, frame)
+    _check_header_is_names(path, frame, spec)
     if len(frame.columns) == 1:  # one column whose name holds another separator, or a comment
         if str(frame.columns[0]).startswith("#"):
             raise InputError(f"{str(path)!r} starts with a comment line ({_clip(frame.columns[0], 40)!r}), read as "
@@ -307,12 +307,16 @@ def _read_csv(path: Path, spec: DataSpec) -> pd.DataFrame:
     return frame
 
 
-def _check_header_is_names(path: Path, frame: pd.DataFrame) -> None:
+def _check_header_is_names(path: Path, frame: pd.DataFrame, spec: DataSpec) -> None:
     """Refuse a file without a header: pandas reads its first row as the column names, so
     the first observation is lost without a word and the forecast's columns are named
     "2021-01-01" and "2.0". A header where every name reads as a number or a date, one at
-    least as a number, is such a row (a real header names a column in words)."""
+    least as a number, is such a row (a real header names a column in words), unless an
+    option names one of its columns (pandas writes a frame's unnamed columns as 0,1,...,
+    and `--time-col 0 --target 1` reads such a file)."""
     names = [str(c) for c in frame.columns]
+    if any(col in names for col in (spec.target, spec.time_col, spec.id_col) if col is not None):
+        return
 
     def number(name: str) -> bool:
         try:

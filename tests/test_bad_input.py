@@ -38,6 +38,9 @@ CASES = [
     ("folder", "data.csv", lambda p: p.mkdir(), [], 2, "is a folder without .parquet files; pass a data file, or a folder of Parquet parts"),
     ("empty file", "data.csv", b"", [], 2, "is empty; give a file with a header and rows"),
     ("header only", "data.csv", b"date,y\n", [], 2, "has no rows; give a file with data under the header"),
+    # a header of numbers that options name is a header (pandas writes unnamed columns as 0,1)
+    ("numbered header named by options", "data.csv", csv(series().set_axis(["0", "1"], axis=1)),
+     ["--time-col", "0", "--target", "1", *FAST], 0, ""),
     # pandas would read the first row as the names: a lost point and columns named "2.0"
     ("no header", "data.csv", csv(series(), header=False), [], 2,
      "data.csv' has no header: its first line (2021-01-01,2.0) reads as data; add a first line naming the columns"),
