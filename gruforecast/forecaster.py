@@ -475,7 +475,9 @@ class Forecaster:
         return np.concatenate(out) if out else np.zeros((0, K, len(self.quantiles)))
 
     def _quantiles(self, x: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, C), (B, H, F) -> (B, H, Q) in model units: the network's quantiles, shifted by the
+        """(B, L, C), (B, H, F) -> (B, H, Q) in model units: the network's quantiles, combined
+        with the window's seasonal naive (`--naive-weight`: all moved by the weight times the
+        naive's distance from the median), then shifted by the
         conformal shifts (in each window's own scale) when calibrated. Two shifted
         quantiles may meet: each is kept at or beyond its inner neighbour (a running
         min below the median, max above), so the calibrated bands stay nested."""
