@@ -175,8 +175,22 @@ def _key_problem(key: str, value, where: str = "") -> str | None:
         close = _closest(key, list(_TYPES))
         return f"unknown key {key!r}{where}" + (f"; did you mean {close!r}?" if close else "")
     if not _type_ok(value, _TYPES[key]):
-        return f"{key} = {value!r}{where} has the wrong type; expected {_type_name(_TYPES[key])}"
+        return f"{key} = {value!r}{where} has the wrong type; expected {_shown_type(_TYPES[key])}"
     return None
+
+
+def _shown_type(tp) -> str:
+    """A key's type as a job file's author reads it ("a number (e.g. 0.25)", not
+    "float | None": None is the key left out)."""
+    if typing.get_origin(tp) is tuple:
+        kind = typing.get_args(tp)[0]
+        return "a list, like [80, 95]" if kind in (int, float) else 'a list, like ["a", "b"]'
+    name = _type_name(tp)
+    for kind, shown in (("bool", "true or false"), ("int", "a whole number (e.g. 3)"),
+                        ("float", "a number (e.g. 0.25)"), ("str", 'text in quotes (e.g. "log")')):
+        if kind in name:
+            return shown
+    return name
 
 
 def _type_name(tp) -> str:

@@ -107,14 +107,14 @@ def test_bad_config_names_the_key_and_line(folder):
     cfg.write_text(JOBS.replace("epochs = 3", 'epochs = "three"'))
     proc = run_cli("batch", cfg)
     assert proc.returncode == 2
-    assert "line 4: epochs = 'three' in [defaults] has the wrong type; expected int" in proc.stderr
+    assert "line 4: epochs = 'three' in [defaults] has the wrong type; expected a whole number (e.g. 3)" in proc.stderr
     assert not (folder / "out").exists()
 
 
 @pytest.mark.parametrize("pair, message", [
     ("epochz=20", "--set unknown key 'epochz'; did you mean 'epochs'?"),
-    ("epochs=abc", "--set epochs = 'abc' has the wrong type; expected int"),
-    ("series_embedding=maybe", "--set series_embedding = 'maybe' has the wrong type; expected bool"),
+    ("epochs=abc", "--set epochs = 'abc' has the wrong type; expected a whole number (e.g. 3)"),
+    ("series_embedding=maybe", "--set series_embedding = 'maybe' has the wrong type; expected true or false"),
     # the extensions `train --out` and `predict --out` take, found when the file is read
     ("output='out/{job}.txt'", "jobs.toml line 11: job 'macro': output 'out/{job}.txt' has an unknown extension; "
                                "use .csv or .parquet"),
