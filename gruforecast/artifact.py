@@ -90,6 +90,9 @@ def load(path: str | Path) -> Forecaster:
     except PermissionError:
         raise ArtifactError(f"cannot read {str(path)!r}: permission denied; check its mode") from None
     except Exception:  # torch raises many types for bad bytes; all mean the same to a user
+        if path.suffix.lower() not in (".gruf", ".pt"):  # a data file given for the model, not a damaged model
+            raise ArtifactError(f"{str(path)!r} is not a gruforecast model file; pass the file written by "
+                                "`gruforecast train --out`") from None
         raise ArtifactError(
             f"{str(path)!r} is not a readable gruforecast model (corrupt, truncated or another format); retrain it"
         ) from None

@@ -71,6 +71,13 @@ def test_foreign_torch_file_is_refused(tmp_path):
         artifact.load(tmp_path / "other.pt")
 
 
+def test_a_data_file_given_for_the_model_is_named_so(tmp_path):
+    """`info data.csv`: not "corrupt, truncated ...; retrain it", which sends a user to retrain."""
+    (tmp_path / "data.csv").write_text("date,y\n2021-01-01,1\n")
+    with pytest.raises(ArtifactError, match="data.csv' is not a gruforecast model file; pass the file written by"):
+        artifact.load(tmp_path / "data.csv")
+
+
 def test_a_padded_model_written_before_observed_scales_keeps_its_window_scale(tmp_path):
     """Files written before padded windows were scaled on their observed points alone
     (their window_cfg has no `observed_scale`) load with the scale they were trained with,
