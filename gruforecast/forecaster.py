@@ -47,7 +47,7 @@ from .config import ModelConfig, TrainConfig
 from .covariates import read_future, unread_columns
 from .data import DataSpec, Panel, Session, conform
 from .errors import InputError
-from .model import Ensemble, GRURegressor, build_model, members_of
+from .model import Ensemble, GRURegressor, build_model, members_of, seasonal_naive
 from .scaling import Scaling
 from .seasons import at_least_daily
 from .windows import MIN_HISTORY, WindowConfig, window_rows, with_mask
@@ -582,15 +582,6 @@ def check_future(panel: Panel, wcfg: WindowConfig, future: str | Path | None) ->
                  probe.times_after([s.last for s in panel.series], wcfg.horizon), future)
 
 
-def seasonal_naive(target: torch.Tensor, season: int, horizon: int) -> torch.Tensor:
-    """(B, L) -> (B, H): each window's last season repeated (its last value without a
-    season, or when the window is shorter than one)."""
-    L = target.shape[1]
-    if season < 2 or L < season:
-        return target[:, -1:].expand(-1, horizon)
-    return target[:, torch.arange(horizon, device=target.device) % season + (L - season)]
-
-
 def _tail(values: np.ndarray, L: int) -> np.ndarray:
     """A series' last L rows, NaN before its first when it has fewer (see `predict`)."""
     tail = np.full((L, values.shape[1]), np.nan)
@@ -752,9 +743,10 @@ NAIVE_WEIGHTS = (0.0, 0.25, 0.5)  # the candidates of an unset --naive-weight
 NAIVE_WEIGHT_SERIES = 20  # validation windows from fewer series leave the weight at 0
 
 
-def _choose_naive_weight(fc: Forecaster, windows, panel: Panel) -> None:
+def _choose_naive_weight(fc: Forecaster, windows, panel: Panel, alone: float | None = None) -> None:
     """An unset `--naive-weight`: the candidate whose combination with the seasonal naive
-    scores the best validation MASE (no fit: the weight acts after training). 0 where the
+    scores the best validation MASE (no fit: the weight acts after training; `alone`, the
+    network's own score where the candidate choices already measured it, is weight 0's). 0 where the
     validation windows come from fewer than NAIVE_WEIGHT_SERIES series: one weight for
     the whole panel is a judgement across series, and one series' last days make it by
     chance (electricity prices, development split: 0.5 chosen on a validation MASE of
@@ -772,7 +764,7 @@ def _choose_naive_weight(fc: Forecaster, windows, panel: Panel) -> None:
     score = {}
     for w in NAIVE_WEIGHTS:
         fc.model_cfg = replace(fc.model_cfg, naive_weight=w)
-        score[w] = _validation_mase(fc, panel, windows)
+        score[w] = alone if w == 0 and alone is not None else _validation_mase(fc, panel, windows)
     best = min(score, key=score.get)
     fc.model_cfg = replace(fc.model_cfg, naive_weight=best)
     panel.choices["naive_weight"] = f"{best:g}: validation MASE " + ", ".join(
@@ -826,8 +818,8 @@ def train(panel: Panel, wcfg: WindowConfig, mcfg: ModelConfig, tcfg: TrainConfig
         raise InputError("--dropout acts between GRU layers, and --num-layers is 1: it would do nothing; "
                          "pass --num-layers 2 or more, or leave --dropout out")
     start = time.perf_counter()
-    fc, result, windows, _, panel = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
-    _choose_naive_weight(fc, windows, panel)
+    fc, result, windows, mase, panel = _fit_candidates(panel, wcfg, mcfg, tcfg, device, on_epoch)
+    _choose_naive_weight(fc, windows, panel, mase)
     wcfg, mcfg = fc.window_cfg, fc.model_cfg
     _calibrate(fc, windows, panel, device)
     test, records, refit = None, None, None

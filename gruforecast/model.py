@@ -259,11 +259,7 @@ class GRURegressor(nn.Module):
         L, m = x.shape[1], self.season
         if self.cfg.window_norm != "seasonal" or m < 2 or L < m:
             return x[:, -1:].expand(-1, self.horizon, -1)
-        return x[:, self._last_season(L, m, x.device)]
-
-    def _last_season(self, L: int, m: int, device) -> Tensor:
-        """(H,): the window row each step repeats in the naive forecast of season m."""
-        return torch.arange(self.horizon, device=device) % m + (L - m)
+        return x[:, last_season(L, m, self.horizon, x.device)]
 
     def _linear(self, z: Tensor) -> Tensor | float:
         return 0.0 if self.linear is None else self.linear(z)
@@ -339,7 +335,22 @@ class GRURegressor(nn.Module):
         L = x.shape[1]
         if L < m:
             raise ValueError(f"a season of {m} needs a window of at least {m} steps, not {L}")
-        return x[:, self._last_season(L, m, x.device), 0]
+        return seasonal_naive(x[..., 0], m, self.horizon)
+
+
+def last_season(L: int, m: int, horizon: int, device) -> Tensor:
+    """(H,): the window row each step repeats in the naive forecast of season m."""
+    return torch.arange(horizon, device=device) % m + (L - m)
+
+
+def seasonal_naive(target: Tensor, season: int, horizon: int) -> Tensor:
+    """(B, L) -> (B, H): each window's last season repeated (its last value without a
+    season, or when the window is shorter than one): the model's base and the
+    forecaster's `--naive-weight` combine with it."""
+    L = target.shape[1]
+    if season < 2 or L < season:
+        return target[:, -1:].expand(-1, horizon)
+    return target[:, last_season(L, season, horizon, target.device)]
 
 
 def _zeroed(layer: nn.Linear) -> nn.Linear:
