@@ -120,8 +120,10 @@ class GRURegressor(nn.Module):
         self.observed_scale = observed_scale
         self.by_season = cfg.reads_by_season(season, lookback)  # the rule, applied to these shapes
         self.known = list(known)
-        self.read = [c for c in range(n_inputs) if c not in ahead_only]  # the GRU's input columns
-        width = len(self.read) * (season if self.by_season else 1)  # the GRU's input: a season of points per step
+        read = [c for c in range(n_inputs) if c not in ahead_only]  # the GRU's input columns
+        width = len(read) * (season if self.by_season else 1)  # the GRU's input: a season of points per step
+        # A slice where it reads them all: indexing with a list copies the window.
+        self.read = read if len(read) < n_inputs else slice(0, n_inputs)
         self.gru = FusedGRU(width, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout, batch_first=True)
         self.head = nn.Linear(cfg.hidden_size, horizon)
         # Both start at zero: no linear contribution, equal weights for the bases.
@@ -177,13 +179,13 @@ class GRURegressor(nn.Module):
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C), (B, H, F) -> (B, H, Q)
         x, h0 = self._series(x[:, -self.reads:])
-        point, h = self._point(x, future, h0)
+        point, h, scale = self._point(x, future, h0)
         if self.spread is None:
             return point.unsqueeze(-1)
         steps = nn.functional.softplus(self.spread(h.detach())).view(x.shape[0], self.horizon, -1)
         offsets = steps @ self.cumulate  # (B, H, Q): cumulative, so ordered
         point = point.unsqueeze(-1)
-        quantiles = point.detach() + self._scale(x).unsqueeze(-1) * offsets
+        quantiles = point.detach() + scale.unsqueeze(-1) * offsets
         return torch.where(self.is_median, point, quantiles)  # the median keeps its gradient
 
     def point(self, x: Tensor, future: Tensor | None = None) -> Tensor:  # (B, L, C) -> (B, H)
@@ -198,19 +200,21 @@ class GRURegressor(nn.Module):
         h0 = self.series_state(x[:, -1, -1].long())  # (B, layers x hidden)
         return x[..., :-1], h0.view(x.shape[0], self.cfg.num_layers, -1).transpose(0, 1).contiguous()
 
-    def _point(self, x: Tensor, future: Tensor | None = None, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(B, H) the point forecast and (B, hidden) the GRU's last state."""
+    def _point(self, x: Tensor, future: Tensor | None = None,
+               h0: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, H) the point forecast, (B, hidden) the GRU's last state and (B, 1) the
+        window's scale (`_scale`)."""
         if self.cfg.window_norm == "none":
             _, h = self.gru(self._steps(x[..., self.read]), h0)
             in_window, in_series = self._ahead(x, future)  # no window scale: the same units
-            return self.head(h[-1]) + self._linear(x[..., 0]) + in_window + in_series, h[-1]
+            return self.head(h[-1]) + self._linear(x[..., 0]) + in_window + in_series, h[-1], self._scale(x)
         last = x[:, -1:, 0]  # (B, 1)
         scale = self._scale(x)  # (B, 1)
         z = (x[..., 0] - last) / scale  # (B, L)
         _, h = self.gru(self._steps(torch.cat([z.unsqueeze(-1), x[..., 1:]], dim=-1)[..., self.read]), h0)  # h: (layers, B, hidden)
         base = self.base(x) if self.gate is None else self._gated_base(x, h[-1])
         in_window, in_series = self._ahead(x, future)
-        return base + scale * (self.head(h[-1]) + self._linear(z) + in_window) + in_series, h[-1]
+        return base + scale * (self.head(h[-1]) + self._linear(z) + in_window) + in_series, h[-1], scale
 
     def _ahead(self, x: Tensor, future: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
         """(B, H) twice: each step's correction from its known columns `future` (B, H, F),
