@@ -50,7 +50,7 @@ from .errors import InputError
 from .model import Ensemble, GRURegressor, build_model, members_of, seasonal_naive
 from .scaling import Scaling
 from .seasons import at_least_daily
-from .windows import MIN_HISTORY, WindowConfig, window_rows, with_mask
+from .windows import FEW_WINDOWS, MIN_HISTORY, WindowConfig, window_rows, with_mask
 
 BATCH = 1024  # windows per forward pass when forecasting: memory bounded by the batch
 MAX_HORIZON = 100_000  # steps one call may forecast (a recursive roll-out is one pass per H)
@@ -611,14 +611,10 @@ class TrainRun:
     records: pd.DataFrame | None  # one row per (test window, step): see evaluate.py
 
 
-FEW_WINDOWS = 10  # validation windows under which `train` and batch say how little they are
-
-
 def few_windows_note(n: int) -> str | None:
     """What the log says when early stopping and the choices read a handful of validation
-    windows (one series, a long horizon): on Taylor's half-hourly demand one validation
-    week stopped the training at epoch 3 or 4 of 50, and the forecast lost to last week's
-    values (docs/model.md, "One series"); None otherwise."""
+    windows: where the defaults could not hold out more (`windows._validation_share`) or
+    --val-frac was given (docs/model.md, "One series"); None otherwise."""
     if not 0 < n < FEW_WINDOWS:
         return None
     return (f"the validation part holds {n} window{'s' if n > 1 else ''}: early stopping, the choices and the "

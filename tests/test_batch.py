@@ -282,13 +282,13 @@ def test_a_job_says_when_its_validation_part_holds_few_windows(tmp_path, monkeyp
     early stopping and choices read one validation window; a panel's job says nothing."""
     from conftest import run_main
 
-    n = 120
-    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D"),
-                  "y": np.sin(np.arange(n) / 3.0) + 2}).to_csv(tmp_path / "one.csv", index=False)
+    for name, n in (("short", 60), ("long", 120)):  # 60 points: too short to hold out more than a horizon
+        pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D"),
+                      "y": np.sin(np.arange(n) / 3.0) + 2}).to_csv(tmp_path / f"{name}.csv", index=False)
     job = ('[[jobs]]\nname = "{name}"\ndata = "{data}"\nmodel = "{name}.gruf"\noutput = "{name}-forecast.csv"\n'
            'horizon = {h}\nepochs = 1\nensemble = 1\ntransform = "none"\ncalendar = "none"\n')
-    (tmp_path / "jobs.toml").write_text(job.format(name="one", data="one.csv", h=14)
-                                        + job.format(name="many", data="one.csv", h=2))
+    (tmp_path / "jobs.toml").write_text(job.format(name="one", data="short.csv", h=14)
+                                        + job.format(name="many", data="long.csv", h=2))
     code, _, err = run_main(monkeypatch, capsys, "batch", tmp_path / "jobs.toml")
     assert code == 0, err
     notes = [line for line in err.splitlines() if "the validation part holds" in line]

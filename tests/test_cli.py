@@ -224,20 +224,23 @@ def test_a_baseline_that_beats_the_model_is_named_in_the_log(capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("n, horizon, line", [
-    (120, 14, "the validation part holds 1 window: early stopping"),  # val part max(14, 12): one window
-    (120, 7, "the validation part holds 6 windows: early stopping"),  # max(7, 12) points: 6 windows
-    (400, 7, None),  # 40 points: 34 windows, nothing said
+@pytest.mark.parametrize("n, horizon, extra, line", [
+    (120, 14, ["--val-frac", "0.1"], "the validation part holds 1 window: early stopping"),  # max(14, 12): one
+    (120, 7, ["--val-frac", "0.1"], "the validation part holds 6 windows: early stopping"),  # max(7, 12): 6
+    (120, 14, [], None),  # the defaults hold out 3 horizons instead: 29 windows
+    (60, 14, [], "the validation part holds 1 window: early stopping"),  # too short to hold out more
+    (400, 7, [], None),  # 40 points: 34 windows, nothing said
 ])
-def test_the_log_says_when_validation_reads_few_windows(tmp_path, monkeypatch, capsys, n, horizon, line):
-    """One series with a long horizon: its early stopping and choices read a window or
-    two, and the nightly log says so (Taylor's demand: one validation week stopped at
-    epoch 3 and lost to last week's values)."""
+def test_the_log_says_when_validation_reads_few_windows(tmp_path, monkeypatch, capsys, n, horizon, extra, line):
+    """One series with a long horizon: where its early stopping and choices still read a
+    window or two (--val-frac given, or a series too short to hold out more), the nightly
+    log says so (Taylor's demand: one validation week stopped at epoch 3 and lost to last
+    week's values)."""
     from conftest import run_main
 
     data = _write(tmp_path, "d.csv", _series_csv(n=n))
     code, _, err = run_main(monkeypatch, capsys, "train", data, "--horizon", horizon, "--epochs", "1",
-                            "--ensemble", "1", "--transform", "none", "--calendar", "none",
+                            "--ensemble", "1", "--transform", "none", "--calendar", "none", *extra,
                             "--out", tmp_path / "m.gruf")
     assert code == 0, err
     said = [x for x in err.splitlines() if "the validation part holds" in x]

@@ -152,3 +152,29 @@ def test_standard_scaling_of_every_series_at_once_is_scikit_learns():
         sk = StandardScaler().fit(v)
         np.testing.assert_allclose(loc[k], sk.mean_, rtol=1e-12)
         np.testing.assert_allclose(scale[k], sk.scale_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_series, n, given, val_frac, parts", [
+    (1, 120, None, 0.35, (64, 42, 14)),  # 10% is one window of 14: three horizons instead
+    (1, 120, 0.1, 0.1, (92, 14, 14)),  # --val-frac given: kept
+    (12, 120, None, 0.1, (92, 14, 14)),  # a window from each of 12 series: enough
+    (1, 60, None, 0.1, (32, 14, 14)),  # 2 horizons would leave no full training window: kept
+])
+def test_one_series_with_a_long_horizon_holds_out_more_than_one_validation_window(
+        n_series, n, given, val_frac, parts):
+    """Early stopping on a single validation window stopped Taylor's demand at epoch 3;
+    where 10% holds fewer than 10 windows in all, the defaults hold out 3 horizons (or 2)
+    of each series, as long as every series keeps a full training window."""
+    from gruforecast.windows import resolve
+
+    t = np.arange(n)
+    panel = _panel({f"s{k}": 10 + np.sin(2 * np.pi * t / 7) + 0.01 * k * t for k in range(n_series)})
+    panel, cfg, _ = resolve(panel, WindowConfig(horizon=14, season=7, val_frac=given, transform="none"))
+    assert cfg.lookback == 28 and cfg.val_frac == pytest.approx(val_frac)
+    assert ("val_frac" in panel.choices) == (given is None and val_frac != 0.1)
+    if "val_frac" in panel.choices:
+        assert panel.choices["val_frac"].startswith("0.35: at 0.1 the validation parts would hold 1 window in all; "
+                                                    "3 horizons of each series are held out")
+    assert cfg.part_lengths(n) == parts
+    windows, _ = make_windows(panel, cfg)
+    assert len(windows.val) == n_series * (parts[1] - 14 + 1)
