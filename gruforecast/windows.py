@@ -26,9 +26,9 @@ from .scaling import SCALERS, TRANSFORMS, Scaling
 from .seasons import detect_season, season_of, second_season_of
 
 SHORT_SERIES = ("pad", "fail", "skip")
-VAL_FRAC = 0.1  # the validation share, unless it holds under VAL_HORIZONS[0] horizons in all
+VAL_FRAC = 0.1  # the validation share, unless it holds fewer than FEW_WINDOWS windows in all
+FEW_WINDOWS = 10  # validation windows under which early stopping reads too little (`_validation_share`)
 VAL_HORIZONS = (3, 2)  # what each series then holds out for validation, the first that fits
-FEW_WINDOWS = 10  # validation windows under which `train` and batch say how little they are
 MIN_HISTORY = 1  # observed points a padded window needs before its origin
 MAX_LOOKBACK = 100_000  # --lookback's limit (a default lookback stays within it too)
 
@@ -206,20 +206,19 @@ def resolve(panel: Panel, cfg: WindowConfig, mcfg: ModelConfig | None = None,
 
 
 def _validation_share(panel: Panel, cfg: WindowConfig, why: dict) -> WindowConfig:
-    """The validation share where 10% of the series holds fewer than 3 horizons of
-    validation targets in all (one series, a long horizon): the least that holds 3
-    horizons of every series (else 2), if every series still keeps a full training
-    window. Early stopping, the choices and the conformal shifts otherwise read about one
-    horizon: on Taylor's half-hourly demand (h = 336) one validation week stopped the
-    training at epoch 3 of 50, and the forecast lost to last week's values; holding out
-    three weeks, it did not (docs/model.md, "One series")."""
+    """The validation share where 10% holds fewer than FEW_WINDOWS windows in all (one
+    series, a long horizon): the least that holds 3 horizons of every series (else 2), if
+    every series still keeps a full training window. Early stopping, the choices and the
+    conformal shifts otherwise read one horizon: on Taylor's half-hourly demand (h = 336)
+    one validation week stopped the training at epoch 3 of 50, and the forecast lost to
+    last week's values; holding out three weeks, it did not (docs/model.md, "One series")."""
     H, L = cfg.horizon, cfg.lookback
 
-    def held(c: WindowConfig) -> int:  # validation windows in all
+    def held(c: WindowConfig) -> int:
         return sum(max(0, c.part_lengths(len(s))[1] - H + 1) for s in panel.series)
 
-    before, points = held(cfg), sum(cfg.part_lengths(len(s))[1] for s in panel.series)
-    if not before or points >= VAL_HORIZONS[0] * H:
+    before = held(cfg)
+    if not 0 < before < FEW_WINDOWS:
         return cfg
     shortest = min(len(s) for s in panel.series)
     for k in VAL_HORIZONS:
@@ -228,9 +227,9 @@ def _validation_share(panel: Panel, cfg: WindowConfig, why: dict) -> WindowConfi
             continue
         wider = replace(cfg, val_frac=share)
         if held(wider) > before and all(wider.part_lengths(len(s))[0] >= L + H for s in panel.series):
-            why["val_frac"] = (f"{share:.3g}: at {cfg.val_frac:g} the validation parts would hold {points} "
-                               f"points in all, {points / H:.2g} horizon{'s' if points != H else ''}; {k} horizons of each series are "
-                               "held out instead, so early stopping reads more than one (--val-frac sets it)")
+            why["val_frac"] = (f"{share:.3g}: at {cfg.val_frac:g} the validation parts would hold {before} "
+                               f"window{'s' if before > 1 else ''} in all; {k} horizons of each series "
+                               "are held out instead, so early stopping reads more than one (--val-frac sets it)")
             return wider
     return cfg
 

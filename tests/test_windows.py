@@ -173,8 +173,8 @@ def test_one_series_with_a_long_horizon_holds_out_more_than_one_validation_windo
     assert cfg.lookback == 28 and cfg.val_frac == pytest.approx(val_frac)
     assert ("val_frac" in panel.choices) == (given is None and val_frac != 0.1)
     if "val_frac" in panel.choices:
-        assert panel.choices["val_frac"].startswith("0.35: at 0.1 the validation parts would hold 14 points in "
-                                                    "all, 1 horizon; 3 horizons of each series are held out")
+        assert panel.choices["val_frac"].startswith("0.35: at 0.1 the validation parts would hold 1 window in all; "
+                                                    "3 horizons of each series are held out")
     assert cfg.part_lengths(n) == parts
     windows, _ = make_windows(panel, cfg)
     assert len(windows.val) == n_series * (parts[1] - 14 + 1)
