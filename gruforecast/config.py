@@ -262,7 +262,7 @@ class ModelConfig:
     ensemble: int | None = option(
         None, "train K models side by side from different initial weights and forecast their "
         "median (K times the training time; default: 5 where an epoch reads at most 1,400,000 "
-        "points, fewer above, 1 from 3,500,000)", absent=1, least=1, most=64)
+        "points, fewer above, 1 above 3,500,000)", absent=1, least=1, most=64)
     lookback_spread: float = option(
         0.3, "ensemble members read windows of different lengths, as N-BEATS ensembles its "
         "lookbacks: member k of K reads the last f_k x lookback steps, f spread evenly from this "
