@@ -219,8 +219,13 @@ def _validation_share(panel: Panel, cfg: WindowConfig, why: dict) -> WindowConfi
     horizons of points) lost with three horizons held out."""
     H, L = cfg.horizon, cfg.lookback
 
-    def held(c: WindowConfig) -> int:
-        return sum(max(0, c.part_lengths(len(s))[1] - H + 1) for s in panel.series)
+    def held(c: WindowConfig) -> int:  # validation windows in all, counted up to FEW_WINDOWS
+        n = 0  # a panel reaches it within a few series: no extra pass over all of them
+        for s in panel.series:
+            n += max(0, c.part_lengths(len(s))[1] - H + 1)
+            if n >= FEW_WINDOWS:
+                break
+        return n
 
     before = held(cfg)
     if not 0 < before < FEW_WINDOWS:
